@@ -1,0 +1,16 @@
+//! wacall: WhatsApp Business voice calls without a browser.
+//!
+//! Signalling lives in the middle (`bridge`: webhooks in, BSP actions out, call state), media lives
+//! at the edge (`media` + `audio`: WebRTC, Opus, devices, files). See `ARCHITECTURE.md`.
+
+pub mod api;
+pub mod audio;
+pub mod bot;
+pub mod bridge;
+pub mod call;
+pub mod config;
+pub mod media;
+pub mod sandbox;
+pub mod secret;
+pub mod settings;
+pub mod webhook;
