@@ -1,0 +1,1 @@
+//! TODO: cpal devices, being written.
