@@ -1,0 +1,572 @@
+//! One call's WebRTC peer connection (webrtc 0.21), wrapped into what a call needs:
+//! offer / answer / apply-answer returning complete SDP, Opus packets out, RTP audio and DTMF in,
+//! connection state, stats, and a close that frees the sockets and tasks.
+
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde::Serialize;
+use tokio::sync::{Mutex, mpsc, watch};
+use tracing::{Instrument, debug, info, warn};
+
+use rtc::ice::mdns::MulticastDnsMode;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_OPUS, MIME_TYPE_TELEPHONE_EVENT,
+};
+use rtc::peer_connection::transport::RTCDtlsRole;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+    RtpCodecKind,
+};
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    RTCConfigurationBuilder, RTCIceGatheringState, RTCIceServer, RTCPeerConnectionState,
+    RTCSessionDescription, Registry, SettingEngineBuilder, StatsSelector,
+    register_default_interceptors,
+};
+
+use super::config::MediaConfig;
+use super::dtmf::DtmfReceiver;
+use super::packetizer::Packetizer;
+use super::remote_sdp::{RemoteAudio, SdpError, check_remote_sdp, sanitize_local_sdp};
+use super::rtp_stats::{RecvStats, RecvSummary};
+
+/// WhatsApp's payload types; we register the same so offers we make look like theirs.
+pub const OPUS_PT: u8 = 111;
+pub const DTMF_PT: u8 = 126;
+const NO_PT: u16 = u16::MAX;
+/// Bounded queues: a slow consumer loses the oldest audio, it never stalls the network side.
+const AUDIO_QUEUE: usize = 256;
+const EVENT_QUEUE: usize = 64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    #[error(transparent)]
+    Sdp(#[from] SdpError),
+    #[error("WebRTC {step} failed: {source}")]
+    WebRtc {
+        step: &'static str,
+        #[source]
+        source: webrtc::error::Error,
+    },
+    #[error("no free UDP port in {0}..={1} on {2}")]
+    NoPort(u16, u16, IpAddr),
+    #[error("media not negotiated yet: apply the remote SDP first")]
+    NotNegotiated,
+    #[error("DTMF: {0}")]
+    Dtmf(&'static str),
+    #[error("media session is closed")]
+    Closed,
+}
+
+fn step(step: &'static str) -> impl FnOnce(webrtc::error::Error) -> MediaError {
+    move |source| MediaError::WebRtc { step, source }
+}
+
+/// Connection state as a call cares about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnState {
+    New,
+    Connecting,
+    Connected,
+    Disconnected,
+    Failed,
+    Closed,
+}
+
+impl From<RTCPeerConnectionState> for ConnState {
+    fn from(s: RTCPeerConnectionState) -> Self {
+        match s {
+            RTCPeerConnectionState::Connecting => ConnState::Connecting,
+            RTCPeerConnectionState::Connected => ConnState::Connected,
+            RTCPeerConnectionState::Disconnected => ConnState::Disconnected,
+            RTCPeerConnectionState::Failed => ConnState::Failed,
+            RTCPeerConnectionState::Closed => ConnState::Closed,
+            _ => ConnState::New,
+        }
+    }
+}
+
+/// One received audio packet, with its arrival time in ms since the session started.
+#[derive(Debug, Clone)]
+pub struct RtpAudio {
+    pub seq: u16,
+    pub timestamp: u32,
+    pub payload: Bytes,
+    pub arrival_ms: u64,
+}
+
+/// Things the call logic hears from the media side.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MediaEvent {
+    State(ConnState),
+    Dtmf(char),
+}
+
+/// Live figures for one call.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
+pub struct MediaStats {
+    pub packets_sent: u64,
+    pub bytes_sent: u64,
+    pub received: RecvSummary,
+    /// Round-trip time of the selected ICE pair (STUN), in ms.
+    pub rtt_ms: Option<f64>,
+    /// Audio packets dropped because our consumer was too slow.
+    pub dropped_in_queue: u64,
+}
+
+/// State shared between the session and the WebRTC driver's callbacks.
+struct Shared {
+    started: Instant,
+    dtmf_pt: AtomicU16,
+    recv: StdMutex<RecvStats>,
+    dropped: AtomicU64,
+    sent_packets: AtomicU64,
+    sent_bytes: AtomicU64,
+}
+
+struct Handler {
+    shared: Arc<Shared>,
+    gathered: watch::Sender<bool>,
+    state: watch::Sender<ConnState>,
+    audio_tx: mpsc::Sender<RtpAudio>,
+    events_tx: mpsc::Sender<MediaEvent>,
+    span: tracing::Span,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            let _ = self.gathered.send(true);
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        let state = ConnState::from(state);
+        debug!(parent: &self.span, ?state, "peer connection state");
+        let _ = self.state.send(state);
+        let _ = self.events_tx.try_send(MediaEvent::State(state));
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let shared = self.shared.clone();
+        let audio_tx = self.audio_tx.clone();
+        let events_tx = self.events_tx.clone();
+        tokio::spawn(
+            async move {
+                let mut dtmf = DtmfReceiver::default();
+                while let Some(event) = track.poll().await {
+                    match event {
+                        TrackRemoteEvent::OnRtpPacket(packet) => {
+                            let h = &packet.header;
+                            let arrival_ms = shared.started.elapsed().as_millis() as u64;
+                            if u16::from(h.payload_type) == shared.dtmf_pt.load(Ordering::Relaxed) {
+                                if let Some(d) = dtmf.on_packet(h.timestamp, &packet.payload) {
+                                    let _ = events_tx.try_send(MediaEvent::Dtmf(d));
+                                }
+                                continue;
+                            }
+                            if let Ok(mut recv) = shared.recv.lock() {
+                                recv.on_packet(
+                                    h.sequence_number,
+                                    h.timestamp,
+                                    (arrival_ms * 48) as i64,
+                                    packet.payload.len(),
+                                );
+                            }
+                            let audio = RtpAudio {
+                                seq: h.sequence_number,
+                                timestamp: h.timestamp,
+                                payload: packet.payload.clone(),
+                                arrival_ms,
+                            };
+                            if audio_tx.try_send(audio).is_err() {
+                                shared.dropped.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        TrackRemoteEvent::OnEnded => break,
+                        _ => {}
+                    }
+                }
+                debug!("remote track ended");
+            }
+            .instrument(self.span.clone()),
+        );
+    }
+}
+
+/// One call's media. Cheap to share behind an `Arc`.
+pub struct MediaSession {
+    pc: Arc<dyn PeerConnection>,
+    track: Arc<TrackLocalStaticRTP>,
+    ssrc: u32,
+    shared: Arc<Shared>,
+    gathered: watch::Receiver<bool>,
+    state: watch::Receiver<ConnState>,
+    audio_rx: StdMutex<Option<mpsc::Receiver<RtpAudio>>>,
+    events_rx: StdMutex<Option<mpsc::Receiver<MediaEvent>>>,
+    packetizer: Mutex<Option<Packetizer>>,
+    remote: StdMutex<Option<RemoteAudio>>,
+    gather_timeout: Duration,
+    span: tracing::Span,
+}
+
+fn codec(mime: &str, clock_rate: u32, channels: u16, fmtp: &str) -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: mime.to_owned(),
+        clock_rate,
+        channels,
+        sdp_fmtp_line: fmtp.to_owned(),
+        rtcp_feedback: vec![],
+    }
+}
+
+fn opus_codec() -> RTCRtpCodec {
+    codec(MIME_TYPE_OPUS, 48_000, 2, "minptime=10;useinbandfec=1")
+}
+
+/// Picks a free port in the configured range for `ip` (the stack binds it right after; a
+/// collision in between makes `build` fail and we try the next port).
+fn candidate_ports(ip: IpAddr, range: Option<(u16, u16)>) -> Vec<SocketAddr> {
+    let Some((lo, hi)) = range else {
+        return vec![SocketAddr::new(ip, 0)];
+    };
+    let span = u32::from(hi.saturating_sub(lo)) + 1;
+    let start = rand::random::<u32>() % span;
+    (0..span)
+        .map(|i| lo + ((start + i) % span) as u16)
+        .filter(|p| UdpSocket::bind(SocketAddr::new(ip, *p)).is_ok())
+        .take(4)
+        .map(|p| SocketAddr::new(ip, p))
+        .collect()
+}
+
+/// Opus at WhatsApp's PT 111 and telephone-event at 126, plus the default interceptors (RTCP
+/// reports, NACK) that give the stats their remote-side figures.
+fn media_engine() -> Result<(MediaEngine, Registry), MediaError> {
+    let mut media_engine = MediaEngine::default();
+    media_engine
+        .register_codec(
+            RTCRtpCodecParameters { rtp_codec: opus_codec(), payload_type: OPUS_PT },
+            RtpCodecKind::Audio,
+        )
+        .map_err(step("registering Opus"))?;
+    // Without this the answer silently drops WhatsApp's 126 and keypad presses never arrive.
+    media_engine
+        .register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: codec(MIME_TYPE_TELEPHONE_EVENT, 8_000, 1, "0-15"),
+                payload_type: DTMF_PT,
+            },
+            RtpCodecKind::Audio,
+        )
+        .map_err(step("registering telephone-event"))?;
+    let registry = register_default_interceptors(Registry::new(), &mut media_engine)
+        .map_err(step("registering interceptors"))?;
+    Ok((media_engine, registry))
+}
+
+impl MediaSession {
+    /// Builds the peer connection with one Opus track (sendrecv) and telephone-event.
+    pub async fn new(cfg: &MediaConfig, call_id: &str) -> Result<Arc<Self>, MediaError> {
+        let span = tracing::info_span!("media", call_id = %call_id);
+        let loopback = cfg.bind.iter().any(IpAddr::is_loopback);
+        let mut settings = SettingEngineBuilder::new()
+            // WhatsApp documents `a=setup:active` from the business when it answers an offer.
+            .with_answering_dtls_role(RTCDtlsRole::Client)
+            .with_lite(cfg.ice_lite)
+            // mDNS would multicast on the LAN and WhatsApp cannot resolve `.local` candidates.
+            .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+            .with_include_loopback_candidate(loopback)
+            .with_ice_timeouts(
+                Some(cfg.ice_failed_timeout / 2),
+                Some(cfg.ice_failed_timeout),
+                Some(Duration::from_secs(2)),
+            );
+        if !cfg.public_ips.is_empty() {
+            settings = settings.with_nat_1to1_ips(
+                cfg.public_ips.clone(),
+                rtc::peer_connection::transport::RTCIceCandidateType::Host,
+            );
+        }
+        let settings = settings.build();
+        let ice_servers = cfg
+            .ice_servers
+            .iter()
+            .map(|s| RTCIceServer {
+                urls: s.urls.clone(),
+                username: s.username.clone(),
+                credential: s.credential.clone(),
+            })
+            .collect();
+        let configuration = RTCConfigurationBuilder::new().with_ice_servers(ice_servers).build();
+
+        let shared = Arc::new(Shared {
+            started: Instant::now(),
+            dtmf_pt: AtomicU16::new(NO_PT),
+            recv: StdMutex::new(RecvStats::default()),
+            dropped: AtomicU64::new(0),
+            sent_packets: AtomicU64::new(0),
+            sent_bytes: AtomicU64::new(0),
+        });
+        let (gathered_tx, gathered) = watch::channel(false);
+        let (state_tx, state) = watch::channel(ConnState::New);
+        let (audio_tx, audio_rx) = mpsc::channel(AUDIO_QUEUE);
+        let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
+        let handler = Arc::new(Handler {
+            shared: shared.clone(),
+            gathered: gathered_tx,
+            state: state_tx,
+            audio_tx,
+            events_tx,
+            span: span.clone(),
+        });
+
+        // One attempt per candidate address set; with a port range a race with another process
+        // for the same port just moves on to the next port.
+        let mut attempts: Vec<Vec<SocketAddr>> = Vec::new();
+        let per_ip: Vec<Vec<SocketAddr>> =
+            cfg.bind.iter().map(|ip| candidate_ports(*ip, cfg.port_range)).collect();
+        for i in 0..per_ip.iter().map(Vec::len).max().unwrap_or(0) {
+            attempts.push(per_ip.iter().filter_map(|v| v.get(i).copied()).collect());
+        }
+        if attempts.is_empty() {
+            let ip = cfg.bind.first().copied().unwrap_or(IpAddr::from([0, 0, 0, 0]));
+            let (lo, hi) = cfg.port_range.unwrap_or((0, 0));
+            return Err(MediaError::NoPort(lo, hi, ip));
+        }
+        let mut last_err = None;
+        let mut pc = None;
+        for addrs in attempts {
+            // The interceptor registry is consumed by a build, so each attempt gets a fresh pair.
+            let (media_engine, registry) = media_engine()?;
+            let built = PeerConnectionBuilder::new()
+                .with_configuration(configuration.clone())
+                .with_media_engine(media_engine)
+                .with_setting_engine(settings.clone())
+                .with_interceptor_registry(registry)
+                .with_handler(handler.clone())
+                .with_udp_addrs(addrs)
+                .build()
+                .await;
+            match built {
+                Ok(p) => {
+                    pc = Some(p);
+                    break;
+                }
+                Err(e) => last_err = Some(e),
+            }
+        }
+        let pc: Arc<dyn PeerConnection> = match (pc, last_err) {
+            (Some(pc), _) => Arc::new(pc),
+            (None, Some(e)) => return Err(step("binding media sockets")(e)),
+            (None, None) => return Err(MediaError::Closed),
+        };
+
+        let ssrc: u32 = rand::random();
+        let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+            format!("wacall-{call_id}"),
+            "audio".to_owned(),
+            "wacall audio".to_owned(),
+            RtpCodecKind::Audio,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec: opus_codec(),
+                ..Default::default()
+            }],
+        )));
+        pc.add_track(track.clone() as Arc<dyn TrackLocal>)
+            .await
+            .map_err(step("adding the audio track"))?;
+        info!(parent: &span, "media session created");
+        Ok(Arc::new(MediaSession {
+            pc,
+            track,
+            ssrc,
+            shared,
+            gathered,
+            state,
+            audio_rx: StdMutex::new(Some(audio_rx)),
+            events_rx: StdMutex::new(Some(events_rx)),
+            packetizer: Mutex::new(None),
+            remote: StdMutex::new(None),
+            gather_timeout: cfg.gather_timeout,
+            span,
+        }))
+    }
+
+    /// Waits (bounded) for ICE gathering and returns our complete local SDP.
+    async fn local_sdp_after_gathering(&self) -> Result<String, MediaError> {
+        let mut gathered = self.gathered.clone();
+        let waited = tokio::time::timeout(self.gather_timeout, gathered.wait_for(|g| *g)).await;
+        if waited.is_err() {
+            warn!(parent: &self.span, timeout = ?self.gather_timeout, "ICE gathering incomplete; sending the candidates we have");
+        }
+        let desc = self.pc.local_description().await.ok_or(MediaError::Closed)?;
+        Ok(sanitize_local_sdp(&desc.sdp))
+    }
+
+    /// Builds an offer (business-initiated call) with ICE gathered.
+    pub async fn create_offer(&self) -> Result<String, MediaError> {
+        let offer = self.pc.create_offer(None).await.map_err(step("creating the offer"))?;
+        self.pc
+            .set_local_description(offer)
+            .await
+            .map_err(step("applying our offer"))?;
+        self.local_sdp_after_gathering().await
+    }
+
+    /// Answers a remote offer (user-initiated call) with ICE gathered.
+    pub async fn answer(&self, remote_offer: &str) -> Result<String, MediaError> {
+        let remote = check_remote_sdp(remote_offer)?;
+        let desc = RTCSessionDescription::offer(remote_offer.to_owned())
+            .map_err(step("reading the remote offer"))?;
+        self.pc
+            .set_remote_description(desc)
+            .await
+            .map_err(step("applying the remote offer"))?;
+        let answer = self.pc.create_answer(None).await.map_err(step("creating the answer"))?;
+        self.pc
+            .set_local_description(answer)
+            .await
+            .map_err(step("applying our answer"))?;
+        self.negotiated(remote).await;
+        self.local_sdp_after_gathering().await
+    }
+
+    /// Applies the remote answer to our offer.
+    pub async fn apply_answer(&self, remote_answer: &str) -> Result<RemoteAudio, MediaError> {
+        let remote = check_remote_sdp(remote_answer)?;
+        let desc = RTCSessionDescription::answer(remote_answer.to_owned())
+            .map_err(step("reading the remote answer"))?;
+        self.pc
+            .set_remote_description(desc)
+            .await
+            .map_err(step("applying the remote answer"))?;
+        self.negotiated(remote.clone()).await;
+        Ok(remote)
+    }
+
+    async fn negotiated(&self, remote: RemoteAudio) {
+        info!(parent: &self.span, opus_pt = remote.opus_pt, dtmf_pt = ?remote.dtmf_pt, ice_lite = remote.ice_lite, fmtp = %remote.opus_fmtp, "remote audio negotiated");
+        self.shared
+            .dtmf_pt
+            .store(remote.dtmf_pt.map_or(NO_PT, u16::from), Ordering::Relaxed);
+        *self.packetizer.lock().await = Some(Packetizer::new(remote.opus_pt, remote.dtmf_pt));
+        if let Ok(mut r) = self.remote.lock() {
+            *r = Some(remote);
+        }
+    }
+
+    /// What the remote SDP told us (codec parameters to honour), once negotiated.
+    pub fn remote_audio(&self) -> Option<RemoteAudio> {
+        self.remote.lock().ok().and_then(|r| r.clone())
+    }
+
+    /// Sends one 20 ms slot: the Opus `payload`, or a queued DTMF packet in its place.
+    pub async fn send_opus(&self, payload: Bytes) -> Result<(), MediaError> {
+        let out = {
+            let mut p = self.packetizer.lock().await;
+            p.as_mut().ok_or(MediaError::NotNegotiated)?.next(payload)
+        };
+        let len = out.payload.len();
+        let packet = rtc::rtp::Packet {
+            header: rtc::rtp::header::Header {
+                version: 2,
+                marker: out.marker,
+                payload_type: out.payload_type,
+                sequence_number: out.sequence,
+                timestamp: out.timestamp,
+                ssrc: self.ssrc,
+                ..Default::default()
+            },
+            payload: out.payload,
+        };
+        self.track.write_rtp(packet).await.map_err(step("sending RTP"))?;
+        self.shared.sent_packets.fetch_add(1, Ordering::Relaxed);
+        self.shared.sent_bytes.fetch_add(len as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Queues a DTMF key press (RFC 4733); it goes out in the next `send_opus` slots.
+    pub async fn send_dtmf(&self, digit: char) -> Result<(), MediaError> {
+        let mut p = self.packetizer.lock().await;
+        p.as_mut().ok_or(MediaError::NotNegotiated)?.queue_dtmf(digit).map_err(MediaError::Dtmf)
+    }
+
+    /// The received audio packets. Can be taken once.
+    pub fn take_audio(&self) -> Option<mpsc::Receiver<RtpAudio>> {
+        self.audio_rx.lock().ok()?.take()
+    }
+
+    /// State changes and DTMF. Can be taken once.
+    pub fn take_events(&self) -> Option<mpsc::Receiver<MediaEvent>> {
+        self.events_rx.lock().ok()?.take()
+    }
+
+    pub fn state(&self) -> ConnState {
+        *self.state.borrow()
+    }
+
+    /// Waits until connected; fails on `Failed`/`Closed` or after `timeout`.
+    pub async fn wait_connected(&self, timeout: Duration) -> Result<(), ConnState> {
+        let mut state = self.state.clone();
+        let r = tokio::time::timeout(
+            timeout,
+            state.wait_for(|s| matches!(s, ConnState::Connected | ConnState::Failed | ConnState::Closed)),
+        )
+        .await;
+        match r {
+            Ok(Ok(s)) if *s == ConnState::Connected => Ok(()),
+            Ok(Ok(s)) => Err(*s),
+            Ok(Err(_)) => Err(ConnState::Closed),
+            Err(_) => Err(self.state()),
+        }
+    }
+
+    /// Milliseconds since this session was created (the clock of `RtpAudio::arrival_ms`).
+    pub fn now_ms(&self) -> u64 {
+        self.shared.started.elapsed().as_millis() as u64
+    }
+
+    pub async fn stats(&self) -> MediaStats {
+        let received = self
+            .shared
+            .recv
+            .lock()
+            .map(|r| r.summary(48_000))
+            .unwrap_or_default();
+        let report = self.pc.get_stats(Instant::now(), StatsSelector::None).await;
+        let rtt_ms = report
+            .candidate_pairs()
+            .filter(|p| p.nominated && p.current_round_trip_time > 0.0)
+            .map(|p| p.current_round_trip_time * 1000.0)
+            .next();
+        MediaStats {
+            packets_sent: self.shared.sent_packets.load(Ordering::Relaxed),
+            bytes_sent: self.shared.sent_bytes.load(Ordering::Relaxed),
+            received,
+            rtt_ms,
+            dropped_in_queue: self.shared.dropped.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Closes the peer connection: sockets and the driver task are released.
+    pub async fn close(&self) {
+        if let Err(e) = self.pc.close().await {
+            warn!(parent: &self.span, error = %e, "closing the peer connection");
+        }
+    }
+}
