@@ -217,6 +217,7 @@ pub struct MediaSession {
     packetizer: Mutex<Option<Packetizer>>,
     remote: StdMutex<Option<RemoteAudio>>,
     gather_timeout: Duration,
+    lite: bool,
     span: tracing::Span,
 }
 
@@ -273,6 +274,15 @@ fn media_engine() -> Result<(MediaEngine, Registry), MediaError> {
     let registry = register_default_interceptors(Registry::new(), &mut media_engine)
         .map_err(step("registering interceptors"))?;
     Ok((media_engine, registry))
+}
+
+/// WhatsApp's lite peer names its audio section `audio`. webrtc 0.21 only makes numeric mids (its
+/// mid generator is not wired up) and refuses a munged local SDP, so the simulated user renames
+/// the mid on the wire only: a business answer that copes only with numeric mids then fails in
+/// the sandbox as it would against WhatsApp.
+fn rename_mid(sdp: &str, from: &str, to: &str) -> String {
+    sdp.replace(&format!("a=mid:{from}\r\n"), &format!("a=mid:{to}\r\n"))
+        .replace(&format!("a=group:BUNDLE {from}\r\n"), &format!("a=group:BUNDLE {to}\r\n"))
 }
 
 impl MediaSession {
@@ -383,7 +393,9 @@ impl MediaSession {
                     ssrc: Some(ssrc),
                     ..Default::default()
                 },
-                codec: opus_codec(),
+                // Left empty on purpose: a codec here would restrict the m-line to Opus alone and
+                // drop telephone-event from our offers. Payload types are checked per packet.
+                codec: RTCRtpCodec::default(),
                 ..Default::default()
             }],
         )));
@@ -403,6 +415,7 @@ impl MediaSession {
             packetizer: Mutex::new(None),
             remote: StdMutex::new(None),
             gather_timeout: cfg.gather_timeout,
+            lite: cfg.ice_lite,
             span,
         }))
     }
@@ -425,7 +438,8 @@ impl MediaSession {
             .set_local_description(offer)
             .await
             .map_err(step("applying our offer"))?;
-        self.local_sdp_after_gathering().await
+        let sdp = self.local_sdp_after_gathering().await?;
+        Ok(if self.lite { rename_mid(&sdp, "0", "audio") } else { sdp })
     }
 
     /// Answers a remote offer (user-initiated call) with ICE gathered.
@@ -449,6 +463,13 @@ impl MediaSession {
     /// Applies the remote answer to our offer.
     pub async fn apply_answer(&self, remote_answer: &str) -> Result<RemoteAudio, MediaError> {
         let remote = check_remote_sdp(remote_answer)?;
+        let renamed;
+        let remote_answer = if self.lite {
+            renamed = rename_mid(remote_answer, "audio", "0");
+            renamed.as_str()
+        } else {
+            remote_answer
+        };
         let desc = RTCSessionDescription::answer(remote_answer.to_owned())
             .map_err(step("reading the remote answer"))?;
         self.pc
