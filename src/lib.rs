@@ -9,6 +9,7 @@ pub mod bot;
 pub mod bridge;
 pub mod call;
 pub mod config;
+pub mod hub_protocol;
 pub mod media;
 pub mod sandbox;
 pub mod secret;

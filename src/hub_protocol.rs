@@ -1,0 +1,107 @@
+//! The JSON messages between the bridge's hub and its edges (bots, softphones), over WebSocket.
+//!
+//! Edges own media; the bridge owns the BSP credentials and call state. So an edge never talks to
+//! the BSP: it hands the bridge its SDP and its decisions, and the bridge submits the actions and
+//! tells the edge what happened. Every message that concerns a call carries the WhatsApp call id.
+
+use serde::{Deserialize, Serialize};
+
+use crate::media::MediaStats;
+
+/// Edge → bridge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EdgeMessage {
+    /// First message: who this edge is. The token is checked in constant time.
+    Hello { token: String, name: String, kind: EdgeKind },
+    /// Whether the edge takes new calls (an agent going away, a bot at capacity).
+    Available { available: bool },
+    /// Our SDP answer to an offered call is ready: the bridge pre-accepts with it.
+    Answer { call_id: String, sdp: String },
+    /// The agent (or bot) answers: the bridge submits `accept` with the same SDP.
+    Accept { call_id: String },
+    /// Decline a ringing call, or pass it on to the next edge.
+    Reject { call_id: String },
+    /// Hang up.
+    Hangup { call_id: String },
+    /// Place a call to a user with our SDP offer. `request_id` ties the reply to the request.
+    Dial { request_id: String, to: String, sdp: String },
+    /// The edge could not set up media for a call (bad SDP, no sockets, ICE failed).
+    MediaFailed { call_id: String, reason: String },
+    /// Media figures, sent periodically during a call and once at its end.
+    Stats { call_id: String, stats: MediaStats },
+    /// Where the edge wrote the call's recording.
+    Recording { call_id: String, path: String },
+    /// A DTMF key the user pressed, for the call history and routing.
+    Dtmf { call_id: String, digit: char },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EdgeKind {
+    Bot,
+    Agent,
+}
+
+/// Bridge → edge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum HubMessage {
+    Welcome { edge_id: String },
+    /// A user calls: build an answer to this offer, then ring (agent) or answer (bot).
+    Incoming { call_id: String, from: String, caller_name: Option<String>, sdp: String },
+    /// The BSP accepted our pre_accept: media may connect, but send no audio yet.
+    PreAccepted { call_id: String },
+    /// The BSP accepted our accept (200 OK): start sending audio now, not earlier.
+    Accepted { call_id: String },
+    /// Our dial request became a WhatsApp call.
+    Dialing { request_id: String, call_id: String },
+    /// The user's SDP answer to our offer.
+    RemoteAnswer { call_id: String, sdp: String },
+    /// Progress of an outbound call: `ringing`, `accepted`, `rejected`.
+    Status { call_id: String, status: String },
+    /// The call is over; free its media.
+    Ended { call_id: String, reason: String },
+    /// A request failed. `call_id` or `request_id` say which; `permanent` means don't retry.
+    Error {
+        call_id: Option<String>,
+        request_id: Option<String>,
+        message: String,
+        permanent: bool,
+    },
+}
+
+impl EdgeMessage {
+    pub fn to_json(&self) -> String {
+        // Serialising these plain enums cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+impl HubMessage {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_with_a_type_tag() {
+        let m = EdgeMessage::Answer { call_id: "wacid.1".into(), sdp: "v=0".into() };
+        let j = m.to_json();
+        assert!(j.contains(r#""type":"answer""#), "{j}");
+        assert_eq!(serde_json::from_str::<EdgeMessage>(&j).unwrap(), m);
+        let h = HubMessage::Ended { call_id: "wacid.1".into(), reason: "remote_hangup".into() };
+        assert_eq!(serde_json::from_str::<HubMessage>(&h.to_json()).unwrap(), h);
+    }
+
+    #[test]
+    fn unknown_or_malformed_messages_are_errors() {
+        assert!(serde_json::from_str::<EdgeMessage>(r#"{"type":"explode"}"#).is_err());
+        assert!(serde_json::from_str::<EdgeMessage>(r#"{"type":"answer"}"#).is_err());
+        assert!(serde_json::from_str::<EdgeMessage>("not json").is_err());
+    }
+}
