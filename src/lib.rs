@@ -8,6 +8,7 @@ pub mod audio;
 pub mod bot;
 pub mod bridge;
 pub mod call;
+pub mod call_record;
 pub mod config;
 pub mod hub_protocol;
 pub mod media;

@@ -1,0 +1,100 @@
+//! One call as history and QA remember it: the same record is a row of the call history and the
+//! JSON sidecar next to the recording, so the two always agree.
+
+use serde::{Deserialize, Serialize};
+
+use crate::media::MediaStats;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// The user called the business.
+    Inbound,
+    /// The business called the user.
+    Outbound,
+}
+
+impl Direction {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        }
+    }
+}
+
+/// Loss, jitter and RTT summarised for QA.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct QualitySummary {
+    pub packets_sent: u64,
+    pub packets_received: u64,
+    pub packets_lost: u64,
+    pub loss_pct: f64,
+    pub jitter_ms: f64,
+    pub rtt_ms: Option<f64>,
+}
+
+impl From<&MediaStats> for QualitySummary {
+    fn from(s: &MediaStats) -> Self {
+        QualitySummary {
+            packets_sent: s.packets_sent,
+            packets_received: s.received.packets,
+            packets_lost: s.received.lost,
+            loss_pct: s.received.loss_pct,
+            jitter_ms: s.received.jitter_ms,
+            rtt_ms: s.rtt_ms,
+        }
+    }
+}
+
+/// Times are RFC 3339 UTC strings (sortable, readable in the sidecar and in SQL).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallRecord {
+    pub call_id: String,
+    pub direction: Direction,
+    /// The WhatsApp user's number (or business-scoped user id when they hide it).
+    pub customer: String,
+    pub business: String,
+    pub caller_name: Option<String>,
+    /// Which edge (bot or agent) had the call.
+    pub edge: Option<String>,
+    /// Who answered: the edge name for inbound calls, "customer" for outbound ones.
+    pub answered_by: Option<String>,
+    pub offered_at: String,
+    pub pre_accepted_at: Option<String>,
+    pub accepted_at: Option<String>,
+    pub ended_at: Option<String>,
+    /// Why it ended, e.g. `customer_hangup`, `business_hangup`, `rejected`, `no_answer`, `failed`.
+    pub end_reason: Option<String>,
+    pub duration_s: Option<u64>,
+    pub quality: Option<QualitySummary>,
+    pub recording: Option<String>,
+    pub dtmf: String,
+}
+
+impl CallRecord {
+    pub fn new(call_id: &str, direction: Direction, customer: &str, business: &str) -> Self {
+        CallRecord {
+            call_id: call_id.to_string(),
+            direction,
+            customer: customer.to_string(),
+            business: business.to_string(),
+            caller_name: None,
+            edge: None,
+            answered_by: None,
+            offered_at: now_rfc3339(),
+            pre_accepted_at: None,
+            accepted_at: None,
+            ended_at: None,
+            end_reason: None,
+            duration_s: None,
+            quality: None,
+            recording: None,
+            dtmf: String::new(),
+        }
+    }
+}
+
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
