@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::call_record::{CallRecord, QualitySummary};
 use crate::media::MediaStats;
 
 /// Edge → bridge.
@@ -30,8 +31,9 @@ pub enum EdgeMessage {
     MediaFailed { call_id: String, reason: String },
     /// Media figures, sent periodically during a call and once at its end.
     Stats { call_id: String, stats: MediaStats },
-    /// Where the edge wrote the call's recording.
-    Recording { call_id: String, path: String },
+    /// The edge has torn the call down: final quality and where the recording is. The bridge
+    /// adds these to the history row; the edge wrote the same record as the recording sidecar.
+    Finished { call_id: String, quality: QualitySummary, recording: Option<String> },
     /// A DTMF key the user pressed, for the call history and routing.
     Dtmf { call_id: String, digit: char },
 }
@@ -60,8 +62,9 @@ pub enum HubMessage {
     RemoteAnswer { call_id: String, sdp: String },
     /// Progress of an outbound call: `ringing`, `accepted`, `rejected`.
     Status { call_id: String, status: String },
-    /// The call is over; free its media.
-    Ended { call_id: String, reason: String },
+    /// The call is over; free its media. `record` is the bridge's history row for the call, so
+    /// the sidecar the edge writes next to the recording matches it.
+    Ended { call_id: String, reason: String, record: Option<Box<CallRecord>> },
     /// A request failed. `call_id` or `request_id` say which; `permanent` means don't retry.
     Error {
         call_id: Option<String>,
@@ -94,7 +97,11 @@ mod tests {
         let j = m.to_json();
         assert!(j.contains(r#""type":"answer""#), "{j}");
         assert_eq!(serde_json::from_str::<EdgeMessage>(&j).unwrap(), m);
-        let h = HubMessage::Ended { call_id: "wacid.1".into(), reason: "remote_hangup".into() };
+        let h = HubMessage::Ended {
+            call_id: "wacid.1".into(),
+            reason: "remote_hangup".into(),
+            record: None,
+        };
         assert_eq!(serde_json::from_str::<HubMessage>(&h.to_json()).unwrap(), h);
     }
 

@@ -9,6 +9,7 @@ pub mod bot;
 pub mod bridge;
 pub mod call;
 pub mod call_record;
+pub mod cli;
 pub mod config;
 pub mod hub_protocol;
 pub mod media;

@@ -1,0 +1,1 @@
+//! Operator commands (settings, config, call actions).
