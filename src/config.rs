@@ -1,1 +1,422 @@
-//! TODO: being written.
+//! `wacall.toml`: the operator's configuration.
+//!
+//! Every section and key is optional (defaults below); unknown keys are errors naming the key.
+//! Secrets can come from the environment instead of the file: `WACALL_BSP_TOKEN`,
+//! `WACALL_APP_SECRET`, `WACALL_VERIFY_TOKEN`, `WACALL_EDGE_TOKENS` (comma separated). An
+//! annotated example lives at the repository root in `wacall.example.toml`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::secret::Secret;
+
+/// Environment variable overriding `bsp.token`.
+pub const ENV_BSP_TOKEN: &str = "WACALL_BSP_TOKEN";
+/// Environment variable overriding `webhook.app_secret`.
+pub const ENV_APP_SECRET: &str = "WACALL_APP_SECRET";
+/// Environment variable overriding `webhook.verify_token`.
+pub const ENV_VERIFY_TOKEN: &str = "WACALL_VERIFY_TOKEN";
+/// Environment variable overriding `server.edge_tokens` (comma separated).
+pub const ENV_EDGE_TOKENS: &str = "WACALL_EDGE_TOKENS";
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub bsp: BspConfig,
+    pub webhook: WebhookConfig,
+    pub server: ServerConfig,
+    pub recording: RecordingConfig,
+    pub routing: RoutingConfig,
+}
+
+/// `[bsp]`: the BSP's HTTP API.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BspConfig {
+    /// BSP host, e.g. `https://api.example-bsp.com` (a trailing slash is fine).
+    pub base_url: String,
+    /// WhatsApp Business Account id.
+    pub waba_id: String,
+    /// Business number: digits, country code first, no `+`.
+    pub phone_number: String,
+    /// Bearer token.
+    pub token: Secret,
+    /// Per-request timeout.
+    pub timeout_ms: u64,
+    /// Retries of idempotent actions on network errors, 429 and 5xx.
+    pub max_retries: u32,
+}
+
+impl Default for BspConfig {
+    fn default() -> Self {
+        BspConfig {
+            base_url: String::new(),
+            waba_id: String::new(),
+            phone_number: String::new(),
+            token: Secret::default(),
+            timeout_ms: 10_000,
+            max_retries: 3,
+        }
+    }
+}
+
+/// `[webhook]`: what WhatsApp (through the BSP) posts to us.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Meta app secret: key of the `X-Hub-Signature-256` HMAC.
+    pub app_secret: Secret,
+    /// Token expected in the `hub.verify_token` subscription check.
+    pub verify_token: Secret,
+    /// HTTP path of the webhook.
+    pub path: String,
+    /// Larger bodies are refused.
+    pub max_body_bytes: usize,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        WebhookConfig {
+            app_secret: Secret::default(),
+            verify_token: Secret::default(),
+            path: "/webhook".to_owned(),
+            max_body_bytes: 256 * 1024,
+        }
+    }
+}
+
+/// `[server]`: the bridge's listener.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on (webhook + edge connections).
+    pub listen: SocketAddr,
+    /// Tokens edges (softphones, bots) present to connect.
+    pub edge_tokens: Vec<Secret>,
+    /// SQLite file of the call history.
+    pub history_db: PathBuf,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            edge_tokens: Vec::new(),
+            history_db: PathBuf::from("wacall-history.sqlite3"),
+        }
+    }
+}
+
+/// `[recording]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecordingConfig {
+    pub enabled: bool,
+    pub dir: PathBuf,
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        RecordingConfig {
+            enabled: true,
+            dir: PathBuf::from("recordings"),
+        }
+    }
+}
+
+/// `[routing]`: how incoming calls are offered to edges.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RoutingConfig {
+    /// Seconds an edge may ring before the call moves on.
+    pub ring_timeout_s: u64,
+    /// Seconds after the connect webhook before we give up and reject.
+    pub accept_timeout_s: u64,
+    /// Calls handled at once.
+    pub max_calls: usize,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        RoutingConfig {
+            ring_timeout_s: 20,
+            accept_timeout_s: 45,
+            max_calls: 500,
+        }
+    }
+}
+
+/// Loading the configuration failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TOML is malformed, has an unknown key or a value of the wrong type. `message` is the
+    /// TOML parser's, with line and column.
+    #[error("config file {path} is invalid: {message}")]
+    Parse { path: String, message: String },
+}
+
+impl Config {
+    /// Reads `path`, applies the `WACALL_*` environment overrides.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut cfg = Self::parse(&text, &path.display().to_string())?;
+        cfg.apply_env(|k| std::env::var(k).ok());
+        Ok(cfg)
+    }
+
+    /// Parses TOML text (no environment overrides).
+    pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
+        Self::parse(text, "(string)")
+    }
+
+    fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })
+    }
+
+    /// Applies the `WACALL_*` overrides, reading variables through `get` (pass
+    /// `|k| std::env::var(k).ok()` for the process environment). Empty values are ignored.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) {
+        let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        if let Some(v) = get(ENV_BSP_TOKEN) {
+            self.bsp.token = Secret::new(v.trim());
+        }
+        if let Some(v) = get(ENV_APP_SECRET) {
+            self.webhook.app_secret = Secret::new(v.trim());
+        }
+        if let Some(v) = get(ENV_VERIFY_TOKEN) {
+            self.webhook.verify_token = Secret::new(v.trim());
+        }
+        if let Some(v) = get(ENV_EDGE_TOKENS) {
+            self.server.edge_tokens = v
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(Secret::new)
+                .collect();
+        }
+    }
+
+    /// What stands in the way of `serve`, one sentence each; empty when ready. Entries starting
+    /// with `note:` are advice rather than blockers.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        let b = &self.bsp;
+        let url = b.base_url.trim();
+        if url.is_empty() {
+            p.push("bsp.base_url is empty: set it to the BSP's https URL".to_owned());
+        } else if !(url.starts_with("https://") || url.starts_with("http://")) {
+            p.push(format!(
+                "bsp.base_url {url:?} does not start with https:// (or http://)"
+            ));
+        } else if url.starts_with("http://") && !is_loopback_url(url) {
+            p.push(format!(
+                "note: bsp.base_url {url:?} is plain http: the token would travel unencrypted"
+            ));
+        }
+        if b.waba_id.trim().is_empty() {
+            p.push("bsp.waba_id is empty: set the WhatsApp Business Account id".to_owned());
+        }
+        if b.phone_number.is_empty() {
+            p.push(
+                "bsp.phone_number is empty: set the business number (digits, country code first)"
+                    .to_owned(),
+            );
+        } else if !b.phone_number.bytes().all(|c| c.is_ascii_digit()) {
+            p.push(format!(
+                "bsp.phone_number {:?} must be digits only, country code first, no '+' or spaces",
+                b.phone_number
+            ));
+        }
+        if b.token.is_empty() {
+            p.push(format!(
+                "bsp.token is empty: set it in the file or in {ENV_BSP_TOKEN}"
+            ));
+        }
+        if b.timeout_ms == 0 {
+            p.push("bsp.timeout_ms is 0: give a timeout in milliseconds (10000)".to_owned());
+        }
+        let w = &self.webhook;
+        if w.app_secret.is_empty() {
+            p.push(format!(
+                "webhook.app_secret is empty: webhooks cannot be authenticated; set it or {ENV_APP_SECRET}"
+            ));
+        }
+        if w.verify_token.is_empty() {
+            p.push(format!(
+                "webhook.verify_token is empty: the webhook subscription check cannot succeed; set it or {ENV_VERIFY_TOKEN}"
+            ));
+        }
+        if !w.path.starts_with('/') {
+            p.push(format!("webhook.path {:?} must start with '/'", w.path));
+        }
+        if w.max_body_bytes == 0 {
+            p.push("webhook.max_body_bytes is 0".to_owned());
+        }
+        if !self.server.listen.ip().is_loopback() {
+            p.push(format!(
+                "note: server.listen {} is reachable from other machines: put it behind a TLS proxy",
+                self.server.listen
+            ));
+        }
+        if self.server.edge_tokens.iter().any(Secret::is_empty) {
+            p.push("server.edge_tokens contains an empty token".to_owned());
+        }
+        let r = &self.routing;
+        if r.max_calls == 0 {
+            p.push("routing.max_calls is 0: no call could be handled".to_owned());
+        }
+        if r.accept_timeout_s == 0 || r.ring_timeout_s == 0 {
+            p.push("routing.ring_timeout_s and routing.accept_timeout_s must be above 0".to_owned());
+        }
+        p
+    }
+}
+
+fn is_loopback_url(url: &str) -> bool {
+    let rest = url.trim_start_matches("http://");
+    let host = rest.split(['/', ':']).next().unwrap_or("");
+    host == "localhost" || host == "127.0.0.1" || rest.starts_with("[::1]")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = Config::from_toml_str("").unwrap();
+        assert_eq!(c.bsp.timeout_ms, 10_000);
+        assert_eq!(c.bsp.max_retries, 3);
+        assert_eq!(c.webhook.path, "/webhook");
+        assert_eq!(c.webhook.max_body_bytes, 256 * 1024);
+        assert_eq!(c.server.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(c.server.history_db, PathBuf::from("wacall-history.sqlite3"));
+        assert!(c.recording.enabled);
+        assert_eq!(c.recording.dir, PathBuf::from("recordings"));
+        assert_eq!(c.routing.ring_timeout_s, 20);
+        assert_eq!(c.routing.accept_timeout_s, 45);
+        assert_eq!(c.routing.max_calls, 500);
+    }
+
+    const FULL: &str = r#"
+        [bsp]
+        base_url = "https://bsp.example.com/"
+        waba_id = "1234"
+        phone_number = "5215500000001"
+        token = "tok-SECRET-1"
+        timeout_ms = 5000
+        [webhook]
+        app_secret = "app-SECRET-2"
+        verify_token = "verify-SECRET-3"
+        [server]
+        listen = "127.0.0.1:9000"
+        edge_tokens = ["edge-SECRET-4"]
+        [routing]
+        max_calls = 3
+    "#;
+
+    #[test]
+    fn full_file_parses_and_debug_hides_secrets() {
+        let c = Config::from_toml_str(FULL).unwrap();
+        assert_eq!(c.bsp.token.expose(), "tok-SECRET-1");
+        assert_eq!(c.bsp.timeout_ms, 5000);
+        assert_eq!(c.bsp.max_retries, 3);
+        assert_eq!(c.server.edge_tokens, vec![Secret::new("edge-SECRET-4")]);
+        assert_eq!(c.routing.max_calls, 3);
+        assert_eq!(c.routing.ring_timeout_s, 20);
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("SECRET"), "{dbg}");
+        assert!(c.problems().is_empty(), "{:?}", c.problems());
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_line() {
+        let e = Config::from_toml_str("[bsp]\nbase_url = \"https://x\"\ntokn = \"x\"\n").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("tokn"), "{msg}");
+        assert!(msg.contains("line 3"), "{msg}");
+        let e = Config::from_toml_str("[bsps]\n").unwrap_err();
+        assert!(e.to_string().contains("bsps"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_is_an_error() {
+        let e = Config::from_toml_str("[bsp]\ntimeout_ms = \"ten\"\n").unwrap_err();
+        assert!(e.to_string().contains("timeout_ms") || e.to_string().contains("line 2"), "{e}");
+        assert!(Config::from_toml_str("[server]\nlisten = \"nowhere\"\n").is_err());
+    }
+
+    #[test]
+    fn env_overrides() {
+        let mut c = Config::from_toml_str(FULL).unwrap();
+        c.apply_env(|k| match k {
+            ENV_BSP_TOKEN => Some("t2".into()),
+            ENV_APP_SECRET => Some("".into()),
+            ENV_EDGE_TOKENS => Some(" a, b ,,c ".into()),
+            _ => None,
+        });
+        assert_eq!(c.bsp.token.expose(), "t2");
+        assert_eq!(c.webhook.app_secret.expose(), "app-SECRET-2");
+        assert_eq!(c.webhook.verify_token.expose(), "verify-SECRET-3");
+        let tokens: Vec<_> = c.server.edge_tokens.iter().map(|t| t.expose()).collect();
+        assert_eq!(tokens, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn problems_explain_what_is_missing() {
+        let c = Config::from_toml_str("[server]\nlisten = \"0.0.0.0:8080\"\n").unwrap();
+        let p = c.problems().join("\n");
+        for needle in [
+            "bsp.base_url is empty",
+            "bsp.waba_id",
+            "bsp.phone_number is empty",
+            "bsp.token",
+            "webhook.app_secret",
+            "note: server.listen 0.0.0.0:8080",
+        ] {
+            assert!(p.contains(needle), "missing {needle:?} in {p}");
+        }
+        let c = Config::from_toml_str(
+            "[bsp]\nbase_url = \"ftp://x\"\nphone_number = \"+52 1550\"\n",
+        )
+        .unwrap();
+        let p = c.problems().join("\n");
+        assert!(p.contains("does not start with https://"), "{p}");
+        assert!(p.contains("digits only"), "{p}");
+    }
+
+    #[test]
+    fn load_names_the_file() {
+        let dir = std::env::temp_dir().join(format!("wacall-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("bad.toml");
+        std::fs::write(&f, "[bsp\n").unwrap();
+        let e = Config::load(&f).unwrap_err().to_string();
+        assert!(e.contains("bad.toml"), "{e}");
+        let e = Config::load(&dir.join("missing.toml")).unwrap_err().to_string();
+        assert!(e.contains("missing.toml"), "{e}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn example_file_parses() {
+        let text = include_str!("../wacall.example.toml");
+        let c = Config::from_toml_str(text).unwrap();
+        assert_eq!(c.bsp.phone_number, "5215500000001");
+    }
+}

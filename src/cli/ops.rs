@@ -1,1 +1,216 @@
-//! Operator commands (settings, config, call actions).
+//! Operator commands (settings, config, call actions). Each prints to stdout and returns an error
+//! with a sentence an operator can act on.
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use chrono::NaiveDate;
+
+use crate::api::{ApiError, BspClient};
+use crate::config::Config;
+use crate::settings::{self, CallSettings};
+
+/// The settings format from a file's extension (`json` / `toml`), or `None` to sniff.
+fn format_of(file: &Path) -> Option<&'static str> {
+    match file
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("json") => Some("json"),
+        Some("toml") => Some("toml"),
+        _ => None,
+    }
+}
+
+/// Today in the settings' time zone when it is valid (holidays are the business's days), else in
+/// the machine's.
+fn today_for(s: &CallSettings) -> NaiveDate {
+    let tz = s
+        .call_hours
+        .as_ref()
+        .and_then(|c| c.timezone_id.as_deref())
+        .and_then(|t| t.parse::<chrono_tz::Tz>().ok());
+    match tz {
+        Some(tz) => chrono::Utc::now().with_timezone(&tz).date_naive(),
+        None => chrono::Local::now().date_naive(),
+    }
+}
+
+/// Reads, parses and validates a settings file; prints every problem. Returns the settings and
+/// their warnings when valid.
+fn load_settings(file: &Path) -> anyhow::Result<(CallSettings, Vec<String>)> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read settings file {}", file.display()))?;
+    let parsed = settings::parse_settings(&text, format_of(file))
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    if let Err(problems) = settings::validate(&parsed, today_for(&parsed)) {
+        for p in &problems {
+            println!("{}: {p}", file.display());
+        }
+        bail!(
+            "{} has {} problem{}: nothing was sent",
+            file.display(),
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" }
+        );
+    }
+    let warnings = settings::warnings(&parsed);
+    Ok((parsed, warnings))
+}
+
+fn print_warnings(warnings: &[String]) {
+    for w in warnings {
+        println!("warning: {w}");
+    }
+}
+
+/// `wacall settings check FILE`: validates a call-settings file (JSON or TOML by extension).
+pub fn settings_check(file: &Path) -> anyhow::Result<()> {
+    let (_, warnings) = load_settings(file)?;
+    print_warnings(&warnings);
+    println!("{}: OK", file.display());
+    Ok(())
+}
+
+/// `wacall settings set FILE`: validates, prints the warnings, then submits the settings to the
+/// BSP. Without `yes` the exact JSON sent is printed first.
+pub async fn settings_set(config: &Config, file: &Path, yes: bool) -> anyhow::Result<()> {
+    let (parsed, warnings) = load_settings(file)?;
+    print_warnings(&warnings);
+    let client = client(config)?;
+    if !yes {
+        println!(
+            "sending to {}:\n{}",
+            client.settings_url(),
+            serde_json::to_string_pretty(&parsed)?
+        );
+    }
+    client
+        .set_call_settings(&parsed)
+        .await
+        .map_err(|e| anyhow::anyhow!(explain(&e)))?;
+    println!(
+        "call settings of {} updated from {}",
+        config.bsp.phone_number,
+        file.display()
+    );
+    Ok(())
+}
+
+/// `wacall config check [FILE]`: loads the configuration (with environment overrides) and lists
+/// what `serve` would need.
+pub fn config_check(path: &Path) -> anyhow::Result<()> {
+    let config = Config::load(path)?;
+    let problems = config.problems();
+    let (notes, blockers): (Vec<_>, Vec<_>) =
+        problems.iter().partition(|p| p.starts_with("note:"));
+    for p in &blockers {
+        println!("problem: {p}");
+    }
+    for n in &notes {
+        println!("{n}");
+    }
+    if !blockers.is_empty() {
+        bail!(
+            "{} is not ready for `serve`: {} problem{}",
+            path.display(),
+            blockers.len(),
+            if blockers.len() == 1 { "" } else { "s" }
+        );
+    }
+    println!("{}: OK", path.display());
+    Ok(())
+}
+
+/// `wacall call terminate|reject CALL_ID TO`: ends or declines a call by hand.
+pub async fn call_action(
+    config: &Config,
+    action: &str,
+    call_id: &str,
+    to: &str,
+) -> anyhow::Result<()> {
+    if call_id.trim().is_empty() {
+        bail!("give the call id (like wacid.ABGG...)");
+    }
+    if to.is_empty() || !to.bytes().all(|c| c.is_ascii_digit()) {
+        bail!("the user's number {to:?} must be digits only, country code first, no '+'");
+    }
+    let client = client(config)?;
+    let result = match action {
+        "terminate" => client.terminate(call_id, to).await,
+        "reject" => client.reject(call_id, to).await,
+        other => bail!("unknown call action {other:?}: use terminate or reject"),
+    };
+    result.map_err(|e| anyhow::anyhow!(explain(&e)))?;
+    println!("{action} of call {call_id} accepted by the BSP");
+    Ok(())
+}
+
+/// A BSP client, after checking the `[bsp]` settings it needs.
+fn client(config: &Config) -> anyhow::Result<BspClient> {
+    let missing: Vec<String> = config
+        .problems()
+        .into_iter()
+        .filter(|p| p.starts_with("bsp."))
+        .collect();
+    if !missing.is_empty() {
+        bail!("the [bsp] configuration is incomplete:\n  {}", missing.join("\n  "));
+    }
+    Ok(BspClient::new(&config.bsp)?)
+}
+
+/// The error plus a hint when the cause is a common one.
+fn explain(e: &ApiError) -> String {
+    let hint = match e.status() {
+        Some(401) | Some(403) if e.provider_code() != Some(138006) => {
+            Some("check bsp.token (or WACALL_BSP_TOKEN) and bsp.waba_id")
+        }
+        Some(404) => Some("check bsp.base_url, bsp.waba_id and bsp.phone_number"),
+        _ => match e {
+            ApiError::Timeout { .. } => Some("the BSP may still have done it; raise bsp.timeout_ms if it is slow"),
+            ApiError::Unreachable { .. } => Some("check bsp.base_url and the network"),
+            _ => None,
+        },
+    };
+    match hint {
+        Some(h) => format!("{e}\n  hint: {h}"),
+        None => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_from_extension() {
+        assert_eq!(format_of(Path::new("a.JSON")), Some("json"));
+        assert_eq!(format_of(Path::new("a.toml")), Some("toml"));
+        assert_eq!(format_of(Path::new("a.txt")), None);
+    }
+
+    #[test]
+    fn shipped_example_settings_are_valid() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/call-settings.json");
+        settings_check(&file).unwrap();
+    }
+
+    #[test]
+    fn call_action_checks_its_arguments_before_sending() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let cfg = Config::default();
+        let e = rt
+            .block_on(call_action(&cfg, "terminate", "wacid.X", "+52"))
+            .unwrap_err();
+        assert!(e.to_string().contains("digits only"), "{e}");
+        let e = rt
+            .block_on(call_action(&cfg, "terminate", "wacid.X", "521"))
+            .unwrap_err();
+        assert!(e.to_string().contains("[bsp] configuration is incomplete"), "{e}");
+    }
+}
