@@ -287,8 +287,11 @@ impl BspClient {
     ) -> Result<bytes::Bytes, ApiError> {
         let span = info_span!("bsp", action, call_id = call_id.unwrap_or(""));
         async {
-            let json = serde_json::to_vec(body)
-                .map_err(|e| setup_error(format!("cannot encode the request: {e}")))?;
+            let json = serde_json::to_vec(body).map_err(|e| ApiError::Setup {
+                action,
+                call_id: call_id.map(str::to_owned),
+                detail: format!("cannot encode the request: {e}"),
+            })?;
             let mut attempt: u32 = 0;
             loop {
                 attempt += 1;
