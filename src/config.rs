@@ -281,7 +281,9 @@ impl Config {
             p.push("routing.max_calls is 0: no call could be handled".to_owned());
         }
         if r.accept_timeout_s == 0 || r.ring_timeout_s == 0 {
-            p.push("routing.ring_timeout_s and routing.accept_timeout_s must be above 0".to_owned());
+            p.push(
+                "routing.ring_timeout_s and routing.accept_timeout_s must be above 0".to_owned(),
+            );
         }
         p
     }
@@ -304,7 +306,10 @@ mod tests {
         assert_eq!(c.bsp.max_retries, 3);
         assert_eq!(c.webhook.path, "/webhook");
         assert_eq!(c.webhook.max_body_bytes, 256 * 1024);
-        assert_eq!(c.server.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(
+            c.server.listen,
+            "127.0.0.1:8080".parse::<SocketAddr>().unwrap()
+        );
         assert_eq!(c.server.history_db, PathBuf::from("wacall-history.sqlite3"));
         assert!(c.recording.enabled);
         assert_eq!(c.recording.dir, PathBuf::from("recordings"));
@@ -346,7 +351,8 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named_with_line() {
-        let e = Config::from_toml_str("[bsp]\nbase_url = \"https://x\"\ntokn = \"x\"\n").unwrap_err();
+        let e =
+            Config::from_toml_str("[bsp]\nbase_url = \"https://x\"\ntokn = \"x\"\n").unwrap_err();
         let msg = e.to_string();
         assert!(msg.contains("tokn"), "{msg}");
         assert!(msg.contains("line 3"), "{msg}");
@@ -357,7 +363,10 @@ mod tests {
     #[test]
     fn wrong_type_is_an_error() {
         let e = Config::from_toml_str("[bsp]\ntimeout_ms = \"ten\"\n").unwrap_err();
-        assert!(e.to_string().contains("timeout_ms") || e.to_string().contains("line 2"), "{e}");
+        assert!(
+            e.to_string().contains("timeout_ms") || e.to_string().contains("line 2"),
+            "{e}"
+        );
         assert!(Config::from_toml_str("[server]\nlisten = \"nowhere\"\n").is_err());
     }
 
@@ -391,10 +400,9 @@ mod tests {
         ] {
             assert!(p.contains(needle), "missing {needle:?} in {p}");
         }
-        let c = Config::from_toml_str(
-            "[bsp]\nbase_url = \"ftp://x\"\nphone_number = \"+52 1550\"\n",
-        )
-        .unwrap();
+        let c =
+            Config::from_toml_str("[bsp]\nbase_url = \"ftp://x\"\nphone_number = \"+52 1550\"\n")
+                .unwrap();
         let p = c.problems().join("\n");
         assert!(p.contains("does not start with https://"), "{p}");
         assert!(p.contains("digits only"), "{p}");
@@ -408,7 +416,9 @@ mod tests {
         std::fs::write(&f, "[bsp\n").unwrap();
         let e = Config::load(&f).unwrap_err().to_string();
         assert!(e.contains("bad.toml"), "{e}");
-        let e = Config::load(&dir.join("missing.toml")).unwrap_err().to_string();
+        let e = Config::load(&dir.join("missing.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("missing.toml"), "{e}");
         std::fs::remove_dir_all(&dir).ok();
     }

@@ -227,7 +227,10 @@ fn quoted(s: &str) -> String {
 /// The text is first read into a generic value, then walked field by field, so a wrong enum
 /// value or an unknown key comes back as an error naming its path. Value rules (times, dates,
 /// time zone, counts) are [`validate`]'s job.
-pub fn parse_settings(text: &str, format_hint: Option<&str>) -> Result<CallSettings, SettingsError> {
+pub fn parse_settings(
+    text: &str,
+    format_hint: Option<&str>,
+) -> Result<CallSettings, SettingsError> {
     let format = match format_hint.map(|h| h.trim().trim_start_matches('.').to_ascii_lowercase()) {
         Some(h) if h == "json" => "json",
         Some(h) if h == "toml" => "toml",
@@ -242,9 +245,8 @@ pub fn parse_settings(text: &str, format_hint: Option<&str>) -> Result<CallSetti
         None => "toml",
     };
     let value: Value = if format == "json" {
-        serde_json::from_str(text).map_err(|e| {
-            SettingsError::new("(document)", "", format!("is not valid JSON: {e}"))
-        })?
+        serde_json::from_str(text)
+            .map_err(|e| SettingsError::new("(document)", "", format!("is not valid JSON: {e}")))?
     } else {
         toml::from_str(text).map_err(|e| {
             SettingsError::new(
@@ -342,7 +344,10 @@ fn call_hours_from_value(v: &Value) -> Result<CallHours, SettingsError> {
                 )?;
                 out.push(WeeklyHours {
                     day_of_week: day,
-                    open_time: time_string(required(o, &p, "open_time")?, &format!("{p}.open_time"))?,
+                    open_time: time_string(
+                        required(o, &p, "open_time")?,
+                        &format!("{p}.open_time"),
+                    )?,
                     close_time: time_string(
                         required(o, &p, "close_time")?,
                         &format!("{p}.close_time"),
@@ -395,7 +400,10 @@ fn required<'a>(
     present(obj, key).ok_or_else(|| SettingsError::new(format!("{parent}.{key}"), "", "is missing"))
 }
 
-fn object<'a>(v: &'a Value, path: &str) -> Result<&'a serde_json::Map<String, Value>, SettingsError> {
+fn object<'a>(
+    v: &'a Value,
+    path: &str,
+) -> Result<&'a serde_json::Map<String, Value>, SettingsError> {
     v.as_object()
         .ok_or_else(|| SettingsError::at(path, v, "is not an object (a table in TOML)"))
 }
@@ -415,7 +423,10 @@ fn check_keys(
             return Err(SettingsError::new(
                 format!("{prefix}{key}"),
                 "",
-                format!("is not a known field (expected one of {})", known.join(", ")),
+                format!(
+                    "is not a known field (expected one of {})",
+                    known.join(", ")
+                ),
             ));
         }
     }
@@ -435,7 +446,9 @@ fn enum_field<T>(
     from_name: impl Fn(&str) -> Option<T>,
 ) -> Result<T, SettingsError> {
     let problem = || format!("is not one of {}", names.join(", "));
-    let s = v.as_str().ok_or_else(|| SettingsError::at(path, v, problem()))?;
+    let s = v
+        .as_str()
+        .ok_or_else(|| SettingsError::at(path, v, problem()))?;
     from_name(s).ok_or_else(|| SettingsError::at(path, v, problem()))
 }
 
@@ -485,8 +498,7 @@ pub fn parse_date(s: &str) -> Option<NaiveDate> {
     let shape = b.len() == 10
         && b[4] == b'-'
         && b[7] == b'-'
-        && b
-            .iter()
+        && b.iter()
             .enumerate()
             .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
     if !shape {
@@ -520,15 +532,14 @@ pub fn validate(s: &CallSettings, today: NaiveDate) -> Result<(), Vec<SettingsEr
 fn validate_call_hours(ch: &CallHours, today: NaiveDate, errs: &mut Vec<SettingsError>) {
     let enabled = ch.status == Toggle::Enabled;
     match &ch.timezone_id {
-        Some(tz) => {
-            if tz.parse::<chrono_tz::Tz>().is_err() {
-                errs.push(SettingsError::new(
-                    "call_hours.timezone_id",
-                    quoted(tz),
-                    "is not an IANA time zone name (like \"America/Mexico_City\")",
-                ));
-            }
+        Some(tz) if tz.parse::<chrono_tz::Tz>().is_err() => {
+            errs.push(SettingsError::new(
+                "call_hours.timezone_id",
+                quoted(tz),
+                "is not an IANA time zone name (like \"America/Mexico_City\")",
+            ));
         }
+        Some(_) => {}
         None if enabled => errs.push(SettingsError::new(
             "call_hours.timezone_id",
             "",
@@ -541,7 +552,11 @@ fn validate_call_hours(ch: &CallHours, today: NaiveDate, errs: &mut Vec<Settings
     if enabled && weekly.is_empty() {
         errs.push(SettingsError::new(
             "call_hours.weekly_operating_hours",
-            if ch.weekly_operating_hours.is_some() { "[]" } else { "" },
+            if ch.weekly_operating_hours.is_some() {
+                "[]"
+            } else {
+                ""
+            },
             "must list at least one entry when call_hours.status is ENABLED",
         ));
     }
@@ -575,10 +590,13 @@ fn validate_call_hours(ch: &CallHours, today: NaiveDate, errs: &mut Vec<Settings
                 if o < c2 && o2 < c {
                     errs.push(SettingsError::new(
                         p.clone(),
-                        quoted(&format!("{} {}-{}", w.day_of_week.as_str(), w.open_time, w.close_time)),
-                        format!(
-                            "overlaps call_hours.weekly_operating_hours[{j}] on the same day"
-                        ),
+                        quoted(&format!(
+                            "{} {}-{}",
+                            w.day_of_week.as_str(),
+                            w.open_time,
+                            w.close_time
+                        )),
+                        format!("overlaps call_hours.weekly_operating_hours[{j}] on the same day"),
                     ));
                 }
             }
@@ -972,9 +990,16 @@ mod tests {
         )
         .unwrap();
         let w = warnings(&s);
-        assert!(w.iter().any(|m| m.contains("deletes the holidays")), "{w:?}");
+        assert!(
+            w.iter().any(|m| m.contains("deletes the holidays")),
+            "{w:?}"
+        );
         let full = parse_settings(EXAMPLE, None).unwrap();
-        assert!(!warnings(&full).iter().any(|m| m.contains("deletes the holidays")));
+        assert!(
+            !warnings(&full)
+                .iter()
+                .any(|m| m.contains("deletes the holidays"))
+        );
         assert!(warnings(&CallSettings::default())[0].contains("changes nothing"));
     }
 
@@ -997,6 +1022,9 @@ mod tests {
         let e = parse_settings("{}", Some("yaml")).unwrap_err();
         assert!(e.to_string().contains("\"yaml\""));
         let e = parse_settings("status = ", Some("toml")).unwrap_err();
-        assert!(e.to_string().starts_with("(document): is not valid TOML"), "{e}");
+        assert!(
+            e.to_string().starts_with("(document): is not valid TOML"),
+            "{e}"
+        );
     }
 }

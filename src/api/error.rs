@@ -17,16 +17,8 @@ pub enum ApiError {
         action: &'static str,
         call_id: Option<String>,
         status: u16,
-        /// Meta's `error.code`.
-        code: Option<i64>,
-        /// Meta's `error.error_subcode`.
-        subcode: Option<i64>,
-        /// Meta's `error.type`.
-        error_type: Option<String>,
-        /// Meta's `error.message` (or a BSP's top-level `message`).
-        message: Option<String>,
-        /// The start of the body, for when it was not Meta's shape.
-        body_snippet: String,
+        /// What the body said (boxed to keep the error small).
+        provider: Box<ProviderError>,
         attempts: u32,
     },
     /// No answer within the configured timeout.
@@ -61,14 +53,16 @@ impl fmt::Display for ApiError {
         match self {
             ApiError::Setup { detail, .. } => write!(f, "{detail}")?,
             ApiError::Http {
-                status,
-                code,
-                subcode,
-                message,
-                body_snippet,
-                ..
+                status, provider, ..
             } => {
                 write!(f, "BSP answered {status}: ")?;
+                let ProviderError {
+                    code,
+                    subcode,
+                    message,
+                    body_snippet,
+                    ..
+                } = provider.as_ref();
                 match (code, message) {
                     (Some(c), Some(m)) => write!(f, "(#{c}) {m}")?,
                     (Some(c), None) => write!(f, "(#{c}) {body_snippet}")?,
@@ -153,7 +147,7 @@ impl ApiError {
     /// Meta's `error.code` (e.g. 138006 for a missing call permission).
     pub fn provider_code(&self) -> Option<i64> {
         match self {
-            ApiError::Http { code, .. } => *code,
+            ApiError::Http { provider, .. } => provider.code,
             _ => None,
         }
     }
@@ -161,7 +155,7 @@ impl ApiError {
     /// Meta's `error.message`.
     pub fn provider_message(&self) -> Option<&str> {
         match self {
-            ApiError::Http { message, .. } => message.as_deref(),
+            ApiError::Http { provider, .. } => provider.message.as_deref(),
             _ => None,
         }
     }
@@ -176,13 +170,19 @@ impl ApiError {
     }
 }
 
-/// Meta's error fields, read leniently from a body.
+/// What a non-2xx body said: Meta's error fields, read leniently, and the body's start.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub(crate) struct ProviderError {
+pub struct ProviderError {
+    /// Meta's `error.code` (e.g. 138006 for a missing call permission).
     pub code: Option<i64>,
+    /// Meta's `error.error_subcode`.
     pub subcode: Option<i64>,
+    /// Meta's `error.type`.
     pub error_type: Option<String>,
+    /// Meta's `error.message` (with `error_data.details`), or a BSP's top-level `message`.
     pub message: Option<String>,
+    /// The start of the body on one line, for bodies not in Meta's shape.
+    pub body_snippet: String,
 }
 
 fn as_i64(v: Option<&serde_json::Value>) -> Option<i64> {
@@ -200,6 +200,12 @@ fn as_string(v: Option<&serde_json::Value>) -> Option<String> {
 /// Reads `{"error":{"message","type","code","error_subcode"}}`, or a BSP's flatter
 /// `{"message": ..., "code": ...}` / `{"error": "..."}`.
 pub(crate) fn parse_provider_error(body: &[u8]) -> ProviderError {
+    let mut p = parse_fields(body);
+    p.body_snippet = snippet(body);
+    p
+}
+
+fn parse_fields(body: &[u8]) -> ProviderError {
     let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
         return ProviderError::default();
     };
@@ -218,6 +224,7 @@ pub(crate) fn parse_provider_error(body: &[u8]) -> ProviderError {
                 subcode: as_i64(e.get("error_subcode")),
                 error_type: as_string(e.get("type")),
                 message,
+                body_snippet: String::new(),
             }
         }
         Some(serde_json::Value::String(s)) => ProviderError {
@@ -251,16 +258,11 @@ mod tests {
     use super::*;
 
     fn http(status: u16, body: &str) -> ApiError {
-        let p = parse_provider_error(body.as_bytes());
         ApiError::Http {
             action: "terminate",
             call_id: Some("wacid.X".into()),
             status,
-            code: p.code,
-            subcode: p.subcode,
-            error_type: p.error_type,
-            message: p.message,
-            body_snippet: snippet(body.as_bytes()),
+            provider: Box::new(parse_provider_error(body.as_bytes())),
             attempts: 1,
         }
     }
@@ -302,14 +304,28 @@ mod tests {
 
     #[test]
     fn permanence_by_status() {
-        for (s, perm) in [(400, true), (401, true), (404, true), (408, false), (429, false), (500, false), (503, false)] {
+        for (s, perm) in [
+            (400, true),
+            (401, true),
+            (404, true),
+            (408, false),
+            (429, false),
+            (500, false),
+            (503, false),
+        ] {
             assert_eq!(http(s, "").is_permanent(), perm, "{s}");
         }
     }
 
     #[test]
     fn lenient_error_bodies() {
-        assert_eq!(http(502, "<html>Bad gateway</html>").to_string().split(": ").last(), Some("<html>Bad gateway</html>"));
+        assert_eq!(
+            http(502, "<html>Bad gateway</html>")
+                .to_string()
+                .split(": ")
+                .last(),
+            Some("<html>Bad gateway</html>")
+        );
         let p = parse_provider_error(br#"{"error":{"code":"131000","message":"x","error_subcode":2,"error_data":{"details":"more"}}}"#);
         assert_eq!(p.code, Some(131000));
         assert_eq!(p.subcode, Some(2));
@@ -318,7 +334,10 @@ mod tests {
         assert_eq!((p.code, p.message.as_deref()), (Some(7), Some("flat")));
         let p = parse_provider_error(br#"{"error":"Unauthorized"}"#);
         assert_eq!(p.message.as_deref(), Some("Unauthorized"));
-        assert_eq!(http(500, "").to_string(), "terminate of call wacid.X failed: BSP answered 500: (empty body)");
+        assert_eq!(
+            http(500, "").to_string(),
+            "terminate of call wacid.X failed: BSP answered 500: (empty body)"
+        );
         assert!(snippet("a".repeat(500).as_bytes()).ends_with("..."));
     }
 }

@@ -24,7 +24,7 @@ use reqwest::StatusCode;
 use serde::Serialize;
 use tracing::{Instrument, debug, info_span, warn};
 
-pub use error::ApiError;
+pub use error::{ApiError, ProviderError};
 use error::{parse_provider_error, snippet};
 pub use types::{AnswerRequest, ConnectRequest, EndRequest};
 
@@ -173,7 +173,13 @@ impl BspClient {
             biz_opaque_callback_data,
         };
         let answer = self
-            .post("connect", None, &self.calls_url, &body, Retry::BeforeSendOnly)
+            .post(
+                "connect",
+                None,
+                &self.calls_url,
+                &body,
+                Retry::BeforeSendOnly,
+            )
             .await?;
         let id = serde_json::from_slice::<serde_json::Value>(&answer)
             .ok()
@@ -216,9 +222,15 @@ impl BspClient {
 
     /// Replaces the number's call settings (validate them first).
     pub async fn set_call_settings(&self, s: &CallSettings) -> Result<(), ApiError> {
-        self.post("call-settings", None, &self.settings_url, s, Retry::Transient)
-            .await
-            .map(drop)
+        self.post(
+            "call-settings",
+            None,
+            &self.settings_url,
+            s,
+            Retry::Transient,
+        )
+        .await
+        .map(drop)
     }
 
     async fn answer(
@@ -235,9 +247,15 @@ impl BspClient {
             call_id,
             sdp,
         };
-        self.post(action, Some(call_id), &self.calls_url, &body, Retry::Transient)
-            .await
-            .map(drop)
+        self.post(
+            action,
+            Some(call_id),
+            &self.calls_url,
+            &body,
+            Retry::Transient,
+        )
+        .await
+        .map(drop)
     }
 
     async fn end(&self, action: &'static str, call_id: &str, to: &str) -> Result<(), ApiError> {
@@ -247,9 +265,15 @@ impl BspClient {
             action,
             call_id,
         };
-        self.post(action, Some(call_id), &self.calls_url, &body, Retry::Transient)
-            .await
-            .map(drop)
+        self.post(
+            action,
+            Some(call_id),
+            &self.calls_url,
+            &body,
+            Retry::Transient,
+        )
+        .await
+        .map(drop)
     }
 
     /// Sends `body` with retries; returns the body of the 2xx answer.
@@ -263,8 +287,11 @@ impl BspClient {
     ) -> Result<bytes::Bytes, ApiError> {
         let span = info_span!("bsp", action, call_id = call_id.unwrap_or(""));
         async {
-            let json = serde_json::to_vec(body)
-                .map_err(|e| setup_error(format!("cannot encode the request: {e}")))?;
+            let json = serde_json::to_vec(body).map_err(|e| ApiError::Setup {
+                action,
+                call_id: call_id.map(str::to_owned),
+                detail: format!("cannot encode the request: {e}"),
+            })?;
             let mut attempt: u32 = 0;
             loop {
                 attempt += 1;
@@ -354,7 +381,6 @@ impl BspClient {
         if status.is_success() {
             return Ok(body);
         }
-        let p = parse_provider_error(&body);
         let transient = status == StatusCode::TOO_MANY_REQUESTS
             || status == StatusCode::REQUEST_TIMEOUT
             || status.is_server_error();
@@ -363,11 +389,7 @@ impl BspClient {
                 action,
                 call_id: call_id_owned(),
                 status: status.as_u16(),
-                code: p.code,
-                subcode: p.subcode,
-                error_type: p.error_type,
-                message: p.message,
-                body_snippet: snippet(&body),
+                provider: Box::new(parse_provider_error(&body)),
                 attempts: 1,
             },
             transient,
@@ -475,7 +497,11 @@ mod tests {
 
     #[test]
     fn urls_tolerate_trailing_slash() {
-        for base in ["https://bsp.example.com", "https://bsp.example.com/", "https://bsp.example.com//"] {
+        for base in [
+            "https://bsp.example.com",
+            "https://bsp.example.com/",
+            "https://bsp.example.com//",
+        ] {
             let c = BspClient::new(&cfg(base)).unwrap();
             assert_eq!(
                 c.calls_url(),

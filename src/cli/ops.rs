@@ -104,8 +104,7 @@ pub async fn settings_set(config: &Config, file: &Path, yes: bool) -> anyhow::Re
 pub fn config_check(path: &Path) -> anyhow::Result<()> {
     let config = Config::load(path)?;
     let problems = config.problems();
-    let (notes, blockers): (Vec<_>, Vec<_>) =
-        problems.iter().partition(|p| p.starts_with("note:"));
+    let (notes, blockers): (Vec<_>, Vec<_>) = problems.iter().partition(|p| p.starts_with("note:"));
     for p in &blockers {
         println!("problem: {p}");
     }
@@ -156,7 +155,10 @@ fn client(config: &Config) -> anyhow::Result<BspClient> {
         .filter(|p| p.starts_with("bsp."))
         .collect();
     if !missing.is_empty() {
-        bail!("the [bsp] configuration is incomplete:\n  {}", missing.join("\n  "));
+        bail!(
+            "the [bsp] configuration is incomplete:\n  {}",
+            missing.join("\n  ")
+        );
     }
     Ok(BspClient::new(&config.bsp)?)
 }
@@ -169,7 +171,9 @@ fn explain(e: &ApiError) -> String {
         }
         Some(404) => Some("check bsp.base_url, bsp.waba_id and bsp.phone_number"),
         _ => match e {
-            ApiError::Timeout { .. } => Some("the BSP may still have done it; raise bsp.timeout_ms if it is slow"),
+            ApiError::Timeout { .. } => {
+                Some("the BSP may still have done it; raise bsp.timeout_ms if it is slow")
+            }
             ApiError::Unreachable { .. } => Some("check bsp.base_url and the network"),
             _ => None,
         },
@@ -193,8 +197,37 @@ mod tests {
 
     #[test]
     fn shipped_example_settings_are_valid() {
+        // Checked against a fixed date: the example's holiday (2027-01-01) will be in the past one day.
         let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/call-settings.json");
-        settings_check(&file).unwrap();
+        let text = std::fs::read_to_string(&file).unwrap();
+        let s = settings::parse_settings(&text, format_of(&file)).unwrap();
+        settings::validate(&s, NaiveDate::from_ymd_opt(2026, 6, 1).unwrap()).unwrap();
+    }
+
+    #[test]
+    fn settings_check_reports_every_problem() {
+        let dir = std::env::temp_dir().join(format!("wacall-ops-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bad = dir.join("bad.toml");
+        std::fs::write(
+            &bad,
+            "[call_hours]\nstatus = \"ENABLED\"\ntimezone_id = \"Mars/Base\"\n\
+             [[call_hours.weekly_operating_hours]]\nday_of_week = \"MONDAY\"\n\
+             open_time = \"0900\"\nclose_time = \"2460\"\n",
+        )
+        .unwrap();
+        let e = settings_check(&bad).unwrap_err().to_string();
+        assert!(e.contains("2 problems"), "{e}");
+        let good = dir.join("good.json");
+        std::fs::write(
+            &good,
+            r#"{"call_hours":{"status":"ENABLED","timezone_id":"UTC",
+               "weekly_operating_hours":[{"day_of_week":"MONDAY","open_time":"0900","close_time":"1700"}],
+               "holiday_schedule":[{"date":"2999-01-01","start_time":"0000","end_time":"2359"}]}}"#,
+        )
+        .unwrap();
+        settings_check(&good).unwrap();
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]
@@ -211,6 +244,9 @@ mod tests {
         let e = rt
             .block_on(call_action(&cfg, "terminate", "wacid.X", "521"))
             .unwrap_err();
-        assert!(e.to_string().contains("[bsp] configuration is incomplete"), "{e}");
+        assert!(
+            e.to_string().contains("[bsp] configuration is incomplete"),
+            "{e}"
+        );
     }
 }

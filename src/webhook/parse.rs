@@ -22,6 +22,9 @@
 //!   kind (offer: `from`, answer/terminate: `to`).
 //! * Phone numbers are normalized to digits (`"+52 1 55..."` → `"52155..."`); user ids such as
 //!   `US.13491208655302741918` are kept as given.
+//! * `value.errors[]` (Meta puts failure reasons there) is appended to the `errors` of every
+//!   `Terminate` in the same value, after the call's own `errors[]`; when the value has no
+//!   terminate, the errors come out as one `Ignored` (with a warning) so they are not lost.
 //! * A `connect` whose customer or business cannot be determined still yields its event, with an
 //!   empty string in that field and a warning: the call id and SDP are what the bridge needs.
 
@@ -478,9 +481,9 @@ fn int_field(obj: &Map<String, Value>, key: &str) -> Option<i64> {
 }
 
 fn float_to_i64(f: f64) -> Option<i64> {
-    // The bounds are exact powers of two, so the cast below cannot saturate.
-    (f.is_finite() && f >= -9.223_372_036_854_775e18 && f < 9.223_372_036_854_775e18)
-        .then_some(f.trunc() as i64)
+    // ±2^63, exactly representable: inside the range the cast is exact (no saturation).
+    const LIM: f64 = 9_223_372_036_854_775_808.0;
+    (-LIM..LIM).contains(&f).then(|| f.trunc() as i64)
 }
 
 #[derive(Debug, Default)]
@@ -679,12 +682,18 @@ fn parse_connect(
     };
     let sides = resolve_sides(obj, ctx, is_offer);
     let customer = sides.customer.unwrap_or_else(|| {
-        warn!(call_id, path, "webhook: connect without an identifiable customer");
+        warn!(
+            call_id,
+            path, "webhook: connect without an identifiable customer"
+        );
         String::new()
     });
     if is_offer {
         let business = sides.business.unwrap_or_else(|| {
-            warn!(call_id, path, "webhook: offer without an identifiable business number");
+            warn!(
+                call_id,
+                path, "webhook: offer without an identifiable business number"
+            );
             String::new()
         });
         Ok(CallEvent::Offer {
@@ -716,7 +725,8 @@ fn parse_status(st: &Value, path: &str) -> Result<CallEvent, Bad> {
     let call_id = req_str(obj, "id", path, None)?;
     // `type` is always "call" in the calls field; tolerate it missing, skip other types.
     if let Some(t) = obj.get("type")
-        && t.as_str().is_none_or(|t| !t.trim().eq_ignore_ascii_case("call"))
+        && t.as_str()
+            .is_none_or(|t| !t.trim().eq_ignore_ascii_case("call"))
     {
         return Ok(CallEvent::Ignored {
             call_id: Some(call_id.to_owned()),
@@ -734,4 +744,771 @@ fn parse_status(st: &Value, path: &str) -> Result<CallEvent, Bad> {
         timestamp: int_field(obj, "timestamp"),
         biz_opaque: opt_str(obj, "biz_opaque_callback_data"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const BIZ: &str = "5215500000001";
+    const USER: &str = "5215500000002";
+    const SDP: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n";
+
+    /// Meta's envelope around one `calls` value.
+    fn envelope(value: Value) -> Vec<u8> {
+        serde_json::to_vec(&json!({
+            "object": "whatsapp_business_account",
+            "entry": [{"id": "102290129340398", "changes": [{"field": "calls", "value": value}]}]
+        }))
+        .unwrap()
+    }
+
+    fn metadata() -> Value {
+        json!({"display_phone_number": BIZ, "phone_number_id": "106540352242922"})
+    }
+
+    fn user_offer_value() -> Value {
+        json!({
+            "messaging_product": "whatsapp",
+            "metadata": metadata(),
+            "contacts": [{"profile": {"name": "Ana"}, "wa_id": USER}],
+            "calls": [{
+                "id": "wacid.ABGGFlA5FpafAgo6EhoYbWVzc2FnZQ",
+                "from": USER, "to": BIZ,
+                "event": "connect",
+                "timestamp": "1760000000",
+                "direction": "USER_INITIATED",
+                "session": {"sdp_type": "offer", "sdp": SDP}
+            }]
+        })
+    }
+
+    fn parse_one(value: Value) -> CallEvent {
+        let mut evs = parse_webhook(&envelope(value)).unwrap();
+        assert_eq!(evs.len(), 1, "{evs:#?}");
+        evs.pop().unwrap()
+    }
+
+    fn ignored_what(ev: &CallEvent) -> &str {
+        match ev {
+            CallEvent::Ignored { what, .. } => what,
+            other => panic!("expected Ignored, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn user_offer_with_contacts() {
+        let ev = parse_one(user_offer_value());
+        assert_eq!(
+            ev,
+            CallEvent::Offer {
+                call_id: "wacid.ABGGFlA5FpafAgo6EhoYbWVzc2FnZQ".into(),
+                customer: USER.into(),
+                business: BIZ.into(),
+                caller_name: Some("Ana".into()),
+                sdp: SDP.into(),
+                timestamp: Some(1_760_000_000),
+            }
+        );
+        assert_eq!(ev.call_id(), Some("wacid.ABGGFlA5FpafAgo6EhoYbWVzc2FnZQ"));
+    }
+
+    #[test]
+    fn offer_with_swapped_from_to_uses_metadata() {
+        // Meta's examples sometimes put the business in `from`: metadata decides, not the name.
+        let mut v = user_offer_value();
+        v["calls"][0]["from"] = json!(BIZ);
+        v["calls"][0]["to"] = json!(USER);
+        v["calls"][0]["timestamp"] = json!(1760000001);
+        match parse_one(v) {
+            CallEvent::Offer {
+                customer,
+                business,
+                caller_name,
+                timestamp,
+                ..
+            } => {
+                assert_eq!(customer, USER);
+                assert_eq!(business, BIZ);
+                assert_eq!(caller_name.as_deref(), Some("Ana"));
+                assert_eq!(timestamp, Some(1_760_000_001));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn offer_sides_from_contacts_then_direction() {
+        // No metadata: the contact names the customer even when it sits in `to`.
+        let mut v = user_offer_value();
+        v.as_object_mut().unwrap().remove("metadata");
+        v["calls"][0]["from"] = json!(BIZ);
+        v["calls"][0]["to"] = json!(USER);
+        match parse_one(v) {
+            CallEvent::Offer {
+                customer, business, ..
+            } => assert_eq!((customer.as_str(), business.as_str()), (USER, BIZ)),
+            other => panic!("{other:?}"),
+        }
+        // Neither metadata nor contacts: direction USER_INITIATED means the customer is `from`.
+        let mut v = user_offer_value();
+        v.as_object_mut().unwrap().remove("metadata");
+        v.as_object_mut().unwrap().remove("contacts");
+        match parse_one(v) {
+            CallEvent::Offer {
+                customer,
+                business,
+                caller_name,
+                ..
+            } => {
+                assert_eq!((customer.as_str(), business.as_str()), (USER, BIZ));
+                assert_eq!(caller_name, None);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn formatted_numbers_are_normalized() {
+        let mut v = user_offer_value();
+        v["metadata"]["display_phone_number"] = json!("+52 1 55 0000 0001");
+        v["calls"][0]["from"] = json!(BIZ);
+        v["calls"][0]["to"] = json!(format!("+{USER}"));
+        match parse_one(v) {
+            CallEvent::Offer {
+                customer, business, ..
+            } => assert_eq!((customer.as_str(), business.as_str()), (USER, BIZ)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn business_initiated_answer() {
+        let ev = parse_one(json!({
+            "messaging_product": "whatsapp",
+            "metadata": metadata(),
+            "contacts": [{"profile": {"name": "Ana"}, "wa_id": USER}],
+            "calls": [{
+                "id": "wacid.BUSINESS1",
+                "from": BIZ, "to": USER,
+                "event": "connect",
+                "timestamp": "1760000100",
+                "direction": "BUSINESS_INITIATED",
+                "biz_opaque_callback_data": "order-42",
+                "session": {"sdp_type": "answer", "sdp": SDP}
+            }]
+        }));
+        assert_eq!(
+            ev,
+            CallEvent::Answer {
+                call_id: "wacid.BUSINESS1".into(),
+                customer: USER.into(),
+                sdp: SDP.into(),
+                biz_opaque: Some("order-42".into()),
+            }
+        );
+    }
+
+    #[test]
+    fn answer_without_metadata_or_direction_defaults_to_to() {
+        let ev = parse_one(json!({
+            "calls": [{"id": "wacid.B2", "from": BIZ, "to": USER, "event": "connect",
+                       "session": {"sdp_type": "answer", "sdp": SDP}}]
+        }));
+        assert!(
+            matches!(ev, CallEvent::Answer { ref customer, .. } if customer == USER),
+            "{ev:?}"
+        );
+    }
+
+    #[test]
+    fn statuses_ringing_accepted_rejected() {
+        let evs = parse_webhook(&envelope(json!({
+            "messaging_product": "whatsapp",
+            "metadata": metadata(),
+            "statuses": [
+                {"id": "wacid.B1", "type": "call", "status": "RINGING", "timestamp": "1760000101",
+                 "recipient_id": USER, "biz_opaque_callback_data": "order-42"},
+                {"id": "wacid.B1", "type": "call", "status": "ACCEPTED", "timestamp": 1760000105,
+                 "recipient_id": USER},
+                {"id": "wacid.B2", "type": "call", "status": "rejected",
+                 "recipient_user_id": "US.13491208655302741918"},
+                {"id": "wacid.B3", "type": "call", "status": "SOMETHING_NEW"}
+            ]
+        })))
+        .unwrap();
+        assert_eq!(
+            evs,
+            vec![
+                CallEvent::Status {
+                    call_id: "wacid.B1".into(),
+                    status: CallStatus::Ringing,
+                    customer: Some(USER.into()),
+                    timestamp: Some(1_760_000_101),
+                    biz_opaque: Some("order-42".into()),
+                },
+                CallEvent::Status {
+                    call_id: "wacid.B1".into(),
+                    status: CallStatus::Accepted,
+                    customer: Some(USER.into()),
+                    timestamp: Some(1_760_000_105),
+                    biz_opaque: None,
+                },
+                CallEvent::Status {
+                    call_id: "wacid.B2".into(),
+                    status: CallStatus::Rejected,
+                    customer: Some("US.13491208655302741918".into()),
+                    timestamp: None,
+                    biz_opaque: None,
+                },
+                CallEvent::Status {
+                    call_id: "wacid.B3".into(),
+                    status: CallStatus::Other("SOMETHING_NEW".into()),
+                    customer: None,
+                    timestamp: None,
+                    biz_opaque: None,
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn status_of_another_type_or_without_fields() {
+        let evs = parse_webhook(&envelope(json!({
+            "statuses": [
+                {"id": "wamid.X", "type": "message", "status": "delivered"},
+                {"type": "call", "status": "RINGING"},
+                {"id": "wacid.Y", "type": "call"},
+                "nonsense"
+            ]
+        })))
+        .unwrap();
+        assert_eq!(evs.len(), 4);
+        assert_eq!(evs[0].call_id(), Some("wamid.X"));
+        assert!(ignored_what(&evs[0]).contains("not a call status"));
+        assert_eq!(
+            ignored_what(&evs[1]),
+            "entry[0].changes[0].value.statuses[1].id: missing"
+        );
+        assert_eq!(evs[2].call_id(), Some("wacid.Y"));
+        assert_eq!(
+            ignored_what(&evs[2]),
+            "entry[0].changes[0].value.statuses[2].status: missing"
+        );
+        assert_eq!(
+            ignored_what(&evs[3]),
+            "entry[0].changes[0].value.statuses[3]: expected an object, got \"nonsense\""
+        );
+    }
+
+    #[test]
+    fn terminate_completed_with_duration() {
+        let ev = parse_one(json!({
+            "messaging_product": "whatsapp",
+            "metadata": metadata(),
+            "contacts": [{"profile": {"name": "Ana"}, "wa_id": USER}],
+            "calls": [{
+                "id": "wacid.T1", "from": USER, "to": BIZ,
+                "event": "terminate", "direction": "USER_INITIATED",
+                "timestamp": "1760000200", "status": "COMPLETED",
+                "start_time": "1760000080", "end_time": 1760000200, "duration": "120"
+            }]
+        }));
+        assert_eq!(
+            ev,
+            CallEvent::Terminate {
+                call_id: "wacid.T1".into(),
+                status: Some("COMPLETED".into()),
+                duration_s: Some(120),
+                start_time: Some(1_760_000_080),
+                end_time: Some(1_760_000_200),
+                errors: vec![],
+            }
+        );
+        // Duration as a number; unreadable times are dropped, not fatal.
+        let ev = parse_one(json!({"calls": [{
+            "id": "wacid.T2", "event": "terminate", "status": "COMPLETED",
+            "duration": 7, "start_time": "soon", "end_time": null
+        }]}));
+        assert!(
+            matches!(
+                ev,
+                CallEvent::Terminate {
+                    duration_s: Some(7),
+                    start_time: None,
+                    end_time: None,
+                    ..
+                }
+            ),
+            "{ev:?}"
+        );
+        // Negative duration is not a duration.
+        let ev =
+            parse_one(json!({"calls": [{"id": "wacid.T3", "event": "terminate", "duration": -3}]}));
+        assert!(matches!(
+            ev,
+            CallEvent::Terminate {
+                duration_s: None,
+                status: None,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn terminate_failed_with_errors() {
+        let ev = parse_one(json!({
+            "messaging_product": "whatsapp",
+            "metadata": metadata(),
+            "calls": [{
+                "id": "wacid.F1", "from": BIZ, "to": USER,
+                "event": "terminate", "direction": "BUSINESS_INITIATED",
+                "timestamp": "1760000300", "status": "FAILED",
+                "errors": [{"code": "138002", "message": "Call rejected by recipient"}]
+            }],
+            "errors": [{
+                "code": 138006,
+                "message": "Unable to connect call",
+                "error_data": {"details": "No answer within 60 seconds"}
+            }]
+        }));
+        assert_eq!(
+            ev,
+            CallEvent::Terminate {
+                call_id: "wacid.F1".into(),
+                status: Some("FAILED".into()),
+                duration_s: None,
+                start_time: None,
+                end_time: None,
+                errors: vec![
+                    "138002: Call rejected by recipient".into(),
+                    "138006: Unable to connect call (No answer within 60 seconds)".into(),
+                ],
+            }
+        );
+    }
+
+    #[test]
+    fn value_errors_without_terminate_stay_visible() {
+        let ev = parse_one(json!({
+            "metadata": metadata(),
+            "errors": [{"code": 131000, "message": "Something went wrong"}]
+        }));
+        assert_eq!(
+            ignored_what(&ev),
+            "entry[0].changes[0].value.errors: 131000: Something went wrong"
+        );
+    }
+
+    #[test]
+    fn batch_of_two_calls_and_one_bad_call_in_between() {
+        let mut v = user_offer_value();
+        let first = v["calls"][0].clone();
+        let mut second = first.clone();
+        second["id"] = json!("wacid.SECOND");
+        second["from"] = json!("5215500000003");
+        let bad = json!({"from": USER, "to": BIZ, "event": "connect",
+                         "session": {"sdp_type": "offer", "sdp": SDP}});
+        v["calls"] = json!([first, bad, second]);
+        v["contacts"] = json!([
+            {"profile": {"name": "Ana"}, "wa_id": USER},
+            {"profile": {"name": "Beto"}, "wa_id": "5215500000003"}
+        ]);
+        let evs = parse_webhook(&envelope(v)).unwrap();
+        assert_eq!(evs.len(), 3, "{evs:#?}");
+        assert!(
+            matches!(&evs[0], CallEvent::Offer { customer, caller_name: Some(n), .. } if customer == USER && n == "Ana")
+        );
+        assert_eq!(
+            evs[1],
+            CallEvent::Ignored {
+                call_id: None,
+                what: "entry[0].changes[0].value.calls[1].id: missing".into()
+            }
+        );
+        assert!(
+            matches!(&evs[2], CallEvent::Offer { call_id, customer, caller_name: Some(n), .. }
+                if call_id == "wacid.SECOND" && customer == "5215500000003" && n == "Beto")
+        );
+    }
+
+    #[test]
+    fn multiple_entries_and_changes_keep_order() {
+        let body = serde_json::to_vec(&json!({
+            "object": "whatsapp_business_account",
+            "entry": [
+                {"id": "1", "changes": [
+                    {"field": "messages", "value": {"messages": [{"id": "wamid.1"}]}},
+                    {"field": "calls", "value": {"calls": [
+                        {"id": "wacid.A", "event": "terminate", "status": "COMPLETED"}]}}
+                ]},
+                {"id": "2", "changes": [
+                    {"field": "calls", "value": {"statuses": [
+                        {"id": "wacid.B", "type": "call", "status": "RINGING"}]}}
+                ]}
+            ]
+        }))
+        .unwrap();
+        let evs = parse_webhook(&body).unwrap();
+        let ids: Vec<_> = evs.iter().map(CallEvent::call_id).collect();
+        assert_eq!(ids, vec![None, Some("wacid.A"), Some("wacid.B")]);
+        assert_eq!(ignored_what(&evs[0]), "field \"messages\"");
+    }
+
+    #[test]
+    fn unknown_event_is_ignored_with_its_call_id() {
+        let ev = parse_one(json!({
+            "metadata": metadata(),
+            "calls": [{"id": "wacid.R1", "event": "call_recording_available",
+                       "recording": {"url": "https://example.invalid/r.ogg"}}]
+        }));
+        assert_eq!(
+            ev,
+            CallEvent::Ignored {
+                call_id: Some("wacid.R1".into()),
+                what: "event \"call_recording_available\"".into()
+            }
+        );
+    }
+
+    #[test]
+    fn messages_field_is_ignored() {
+        let body = serde_json::to_vec(&json!({
+            "object": "whatsapp_business_account",
+            "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+                "messaging_product": "whatsapp", "metadata": metadata(),
+                "messages": [{"from": USER, "id": "wamid.X", "type": "text", "text": {"body": "hola"}}]
+            }}]}]
+        }))
+        .unwrap();
+        assert_eq!(
+            parse_webhook(&body).unwrap(),
+            vec![CallEvent::Ignored {
+                call_id: None,
+                what: "field \"messages\"".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn username_only_user() {
+        let uid = "US.13491208655302741918";
+        let ev = parse_one(json!({
+            "messaging_product": "whatsapp",
+            "metadata": metadata(),
+            "contacts": [{"profile": {"name": "ana_rocks"}, "user_id": uid}],
+            "calls": [{
+                "id": "wacid.U1", "from_user_id": uid, "to": BIZ,
+                "event": "connect", "timestamp": 1760000400, "direction": "USER_INITIATED",
+                "session": {"sdp_type": "offer", "sdp": SDP}
+            }]
+        }));
+        assert_eq!(
+            ev,
+            CallEvent::Offer {
+                call_id: "wacid.U1".into(),
+                customer: uid.into(),
+                business: BIZ.into(),
+                caller_name: Some("ana_rocks".into()),
+                sdp: SDP.into(),
+                timestamp: Some(1_760_000_400),
+            }
+        );
+        // Business-initiated to a username: the answer names the user by to_user_id.
+        let ev = parse_one(json!({
+            "calls": [{"id": "wacid.U2", "from": BIZ, "to_user_id": uid, "event": "connect",
+                       "session": {"sdp_type": "answer", "sdp": SDP}}]
+        }));
+        assert!(
+            matches!(ev, CallEvent::Answer { ref customer, .. } if customer == uid),
+            "{ev:?}"
+        );
+        // Only the contact knows who it is.
+        let ev = parse_one(json!({
+            "metadata": metadata(),
+            "contacts": [{"profile": {"name": "ana_rocks"}, "user_id": uid}],
+            "calls": [{"id": "wacid.U3", "to": BIZ, "event": "connect",
+                       "session": {"sdp_type": "offer", "sdp": SDP}}]
+        }));
+        assert!(
+            matches!(ev, CallEvent::Offer { ref customer, .. } if customer == uid),
+            "{ev:?}"
+        );
+    }
+
+    #[test]
+    fn malformed_calls_name_path_and_problem() {
+        let cases = [
+            (
+                json!({"id": "wacid.1", "event": "connect"}),
+                "entry[0].changes[0].value.calls[0].session: missing",
+            ),
+            (
+                json!({"id": "wacid.1", "event": "connect", "session": {"sdp_type": "offer"}}),
+                "entry[0].changes[0].value.calls[0].session.sdp: missing",
+            ),
+            (
+                json!({"id": "wacid.1", "event": "connect", "session": {"sdp_type": "offer", "sdp": " "}}),
+                "entry[0].changes[0].value.calls[0].session.sdp: empty",
+            ),
+            (
+                json!({"id": "wacid.1", "event": "connect", "session": {"sdp": SDP}}),
+                "entry[0].changes[0].value.calls[0].session.sdp_type: missing",
+            ),
+            (
+                json!({"id": "wacid.1", "event": "connect", "session": {"sdp_type": "pranswer", "sdp": SDP}}),
+                "entry[0].changes[0].value.calls[0].session.sdp_type: unknown \"pranswer\" (expected \"offer\" or \"answer\")",
+            ),
+            (
+                json!({"id": "wacid.1", "event": "connect", "session": "v=0"}),
+                "entry[0].changes[0].value.calls[0].session: expected an object, got \"v=0\"",
+            ),
+            (
+                json!({"id": 12, "event": "connect"}),
+                "entry[0].changes[0].value.calls[0].id: expected a string, got 12",
+            ),
+            (
+                json!({"id": "wacid.1"}),
+                "entry[0].changes[0].value.calls[0].event: missing",
+            ),
+        ];
+        for (call, want) in cases {
+            let ev = parse_one(json!({"metadata": metadata(), "calls": [call]}));
+            assert_eq!(ignored_what(&ev), want);
+        }
+        let ev = parse_one(json!({"calls": {"id": "x"}}));
+        assert_eq!(
+            ignored_what(&ev),
+            "entry[0].changes[0].value.calls: expected an array, got {\"id\":\"x\"}"
+        );
+        let ev = parse_one(json!({"metadata": metadata()}));
+        assert_eq!(
+            ignored_what(&ev),
+            "entry[0].changes[0].value: no calls or statuses"
+        );
+    }
+
+    #[test]
+    fn malformed_changes_degrade_to_ignored() {
+        let body = br#"{"entry":[{"changes":[{"value":{}},{"field":"calls","value":[]},{"field":"calls"},{"field":7}]}]}"#;
+        let evs = parse_webhook(body).unwrap();
+        let whats: Vec<_> = evs.iter().map(ignored_what).collect();
+        assert_eq!(
+            whats,
+            vec![
+                "entry[0].changes[0].field: missing",
+                "entry[0].changes[1].value: expected an object, got []",
+                "entry[0].changes[2].value: missing",
+                "entry[0].changes[3].field: expected a string, got 7",
+            ]
+        );
+    }
+
+    #[test]
+    fn invalid_envelopes_are_errors() {
+        assert!(matches!(parse_webhook(b""), Err(WebhookError::NotJson(_))));
+        assert!(matches!(
+            parse_webhook(b"{\"entry\":"),
+            Err(WebhookError::NotJson(_))
+        ));
+        let cases: [(&[u8], &str); 6] = [
+            (b"[1,2]", "$: expected an object, got [1,2]"),
+            (b"{}", "entry: missing"),
+            (
+                br#"{"entry":{"id":"1"}}"#,
+                "entry: expected an array, got {\"id\":\"1\"}",
+            ),
+            (br#"{"entry":[3]}"#, "entry[0]: expected an object, got 3"),
+            (br#"{"entry":[{"id":"1"}]}"#, "entry[0].changes: missing"),
+            (
+                br#"{"entry":[{"changes":[{"field":"calls","value":{}}, "x"]}]}"#,
+                "entry[0].changes[1]: expected an object, got \"x\"",
+            ),
+        ];
+        for (body, want) in cases {
+            let err = parse_webhook(body).unwrap_err();
+            assert_eq!(err.to_string(), want);
+        }
+        assert_eq!(parse_webhook(br#"{"entry":[]}"#).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn long_values_are_shortened_in_messages() {
+        let long = "x".repeat(1000);
+        let err = parse_webhook(format!("{{\"entry\":\"{long}\"}}").as_bytes()).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.len() < 150, "{msg}");
+        assert!(msg.ends_with('…'));
+    }
+
+    #[test]
+    fn events_serialize() {
+        let ev = parse_one(user_offer_value());
+        let v = serde_json::to_value(&ev).unwrap();
+        assert_eq!(v["Offer"]["customer"], json!(USER));
+        let st = serde_json::to_value(CallStatus::Other("X".into())).unwrap();
+        assert_eq!(st, json!({"Other": "X"}));
+    }
+
+    #[test]
+    fn numbers_as_strings_floats_and_out_of_range() {
+        let obj = json!({"a": "17", "b": 17.9, "c": " 18.2 ", "d": 1e300, "e": "NaN",
+                         "f": u64::MAX, "g": true, "h": "-5"});
+        let obj = obj.as_object().unwrap();
+        let got: Vec<_> = ["a", "b", "c", "d", "e", "f", "g", "h", "missing"]
+            .iter()
+            .map(|k| int_field(obj, k))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                Some(17),
+                Some(17),
+                Some(18),
+                None,
+                None,
+                None,
+                None,
+                Some(-5),
+                None
+            ]
+        );
+    }
+
+    // ---- never panic -------------------------------------------------------------------------
+
+    struct XorShift(u64);
+    impl XorShift {
+        fn next(&mut self) -> u64 {
+            let mut x = self.0;
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            self.0 = x;
+            x
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n.max(1) as u64) as usize
+        }
+    }
+
+    /// All kinds in one realistic body.
+    fn rich_payload() -> Vec<u8> {
+        let mut v = user_offer_value();
+        let calls = v["calls"].as_array_mut().unwrap();
+        calls.push(
+            json!({"id": "wacid.B1", "from": BIZ, "to_user_id": "US.1", "event": "connect",
+            "direction": "BUSINESS_INITIATED", "biz_opaque_callback_data": "o",
+            "session": {"sdp_type": "answer", "sdp": SDP}}),
+        );
+        calls.push(
+            json!({"id": "wacid.T1", "from": USER, "to": BIZ, "event": "terminate",
+            "status": "FAILED", "start_time": "1", "end_time": 2.5, "duration": "1",
+            "errors": [{"code": 1, "message": "m", "error_data": {"details": "d"}}]}),
+        );
+        calls.push(json!({"id": "wacid.R1", "event": "call_recording_available"}));
+        v["statuses"] = json!([{"id": "wacid.B1", "type": "call", "status": "RINGING",
+            "timestamp": "3", "recipient_id": USER}]);
+        v["errors"] = json!([{"code": 2, "message": "e"}]);
+        envelope(v)
+    }
+
+    #[test]
+    fn rich_payload_parses() {
+        let evs = parse_webhook(&rich_payload()).unwrap();
+        assert_eq!(evs.len(), 5, "{evs:#?}");
+        assert!(
+            matches!(&evs[2], CallEvent::Terminate { errors, end_time: Some(2), .. } if errors.len() == 2)
+        );
+    }
+
+    #[test]
+    fn truncated_prefixes_never_panic() {
+        let body = rich_payload();
+        for n in 0..body.len() {
+            let _ = parse_webhook(&body[..n]);
+        }
+    }
+
+    #[test]
+    fn byte_mutations_never_panic() {
+        let body = rich_payload();
+        let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+        let interesting = b"{}[]\":,0-9.e\\u\xff\x00 ";
+        for _ in 0..3000 {
+            let mut b = body.clone();
+            for _ in 0..=rng.below(4) {
+                let i = rng.below(b.len());
+                match rng.below(4) {
+                    0 => b[i] ^= 1 << rng.below(8),
+                    1 => b[i] = interesting[rng.below(interesting.len())],
+                    2 => {
+                        b.remove(i);
+                    }
+                    _ => b.insert(i, interesting[rng.below(interesting.len())]),
+                }
+            }
+            let _ = parse_webhook(&b);
+        }
+    }
+
+    /// Byte mutations mostly break the JSON; these keep it valid and change shapes and types.
+    #[test]
+    fn structural_mutations_never_panic() {
+        fn replacement(rng: &mut XorShift) -> Value {
+            match rng.below(10) {
+                0 => Value::Null,
+                1 => json!(true),
+                2 => json!(-1),
+                3 => json!(1e300),
+                4 => json!(""),
+                5 => json!("  "),
+                6 => json!([]),
+                7 => json!({}),
+                8 => json!(u64::MAX),
+                _ => json!("é\u{0}x"),
+            }
+        }
+        fn count(v: &Value) -> usize {
+            1 + match v {
+                Value::Array(a) => a.iter().map(count).sum(),
+                Value::Object(o) => o.values().map(count).sum(),
+                _ => 0,
+            }
+        }
+        fn mutate(v: &mut Value, target: &mut usize, rng: &mut XorShift) {
+            if *target == 0 {
+                *v = replacement(rng);
+                *target = usize::MAX;
+                return;
+            }
+            *target -= 1;
+            match v {
+                Value::Array(a) => a.iter_mut().for_each(|c| mutate(c, target, rng)),
+                Value::Object(o) => o.values_mut().for_each(|c| mutate(c, target, rng)),
+                _ => {}
+            }
+        }
+        let base: Value = serde_json::from_slice(&rich_payload()).unwrap();
+        let nodes = count(&base);
+        let mut rng = XorShift(0x2545_F491_4F6C_DD1D);
+        for _ in 0..2000 {
+            let mut v = base.clone();
+            for _ in 0..=rng.below(3) {
+                let mut target = rng.below(nodes);
+                mutate(&mut v, &mut target, &mut rng);
+            }
+            let _ = parse_webhook(&serde_json::to_vec(&v).unwrap());
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(matches!(
+            parse_webhook(deep.as_bytes()),
+            Err(WebhookError::NotJson(_))
+        ));
+    }
 }

@@ -230,7 +230,10 @@ mod tests {
     #[test]
     fn missing_prefix_is_malformed() {
         let err = verify_signature(&RFC_KEY, RFC_DATA, Some(RFC_MAC)).unwrap_err();
-        assert!(matches!(err, SignatureError::Malformed(ref m) if m.contains("sha256=")), "{err}");
+        assert!(
+            matches!(err, SignatureError::Malformed(ref m) if m.contains("sha256=")),
+            "{err}"
+        );
         let err = verify_signature(&RFC_KEY, RFC_DATA, Some(&format!("sha1={RFC_MAC}")));
         assert!(matches!(err, Err(SignatureError::Malformed(_))));
     }
@@ -239,10 +242,16 @@ mod tests {
     fn non_hex_and_wrong_length_are_malformed() {
         let bad = format!("sha256={}zz", &RFC_MAC[..62]);
         let err = verify_signature(&RFC_KEY, RFC_DATA, Some(&bad)).unwrap_err();
-        assert!(matches!(err, SignatureError::Malformed(ref m) if m.contains("not hex")), "{err}");
+        assert!(
+            matches!(err, SignatureError::Malformed(ref m) if m.contains("not hex")),
+            "{err}"
+        );
         let short = format!("sha256={}", &RFC_MAC[..40]);
         let err = verify_signature(&RFC_KEY, RFC_DATA, Some(&short)).unwrap_err();
-        assert!(matches!(err, SignatureError::Malformed(ref m) if m.contains("64")), "{err}");
+        assert!(
+            matches!(err, SignatureError::Malformed(ref m) if m.contains("64")),
+            "{err}"
+        );
         // Multi-byte chars must not panic on slicing.
         for h in ["sha256=ééééé", "é", "sha25", "sha256=", "ß h a 2 5 6 ="] {
             assert!(matches!(
@@ -260,7 +269,12 @@ mod tests {
     #[test]
     fn errors_never_show_the_secret() {
         let secret = b"super-secret-value";
-        for h in [None, Some("x"), Some("sha256=00"), Some(&*sign(b"other", b"b"))] {
+        for h in [
+            None,
+            Some("x"),
+            Some("sha256=00"),
+            Some(&*sign(b"other", b"b")),
+        ] {
             let err = verify_signature(secret, b"b", h).unwrap_err();
             assert!(!err.to_string().contains("super-secret"));
             assert!(!format!("{err:?}").contains("super-secret"));
@@ -278,7 +292,10 @@ mod tests {
     #[test]
     fn challenge_errors_name_the_problem() {
         use ChallengeError::*;
-        assert_eq!(verify_challenge(None, Some("t"), Some("1"), "t"), Err(MissingMode));
+        assert_eq!(
+            verify_challenge(None, Some("t"), Some("1"), "t"),
+            Err(MissingMode)
+        );
         assert_eq!(
             verify_challenge(Some("x"), Some("t"), Some("1"), "t"),
             Err(WrongMode("x".into()))
