@@ -11,6 +11,7 @@ pub mod call;
 pub mod call_record;
 pub mod cli;
 pub mod config;
+pub mod edge;
 pub mod hub_protocol;
 pub mod media;
 pub mod sandbox;

@@ -1,3 +1,487 @@
-fn main() {
-    println!("wacall: under construction");
+//! The `wacall` command line. Thin: every command is a library call; this file only parses
+//! arguments, sets up logging, and turns errors into friendly messages and exit codes.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use tokio::sync::{mpsc, watch};
+
+use wacall::audio::codec::EncoderConfig;
+use wacall::bot::behaviours::PromptClip;
+use wacall::bot::runner::{self, BotCommand, BotConfig};
+use wacall::bridge::{Bridge, BridgeConfig};
+use wacall::cli::ops;
+use wacall::config::Config;
+use wacall::media::MediaConfig;
+use wacall::sandbox::demo::{self, DemoOptions};
+
+#[derive(Parser)]
+#[command(
+    name = "wacall",
+    version,
+    about = "WhatsApp Business voice calls without a browser",
+    long_about = "WhatsApp Business voice calls without a browser.\n\n\
+        Start here: `wacall sandbox` runs the whole product on this machine (a local BSP, simulated \
+        WhatsApp users, the bridge and a bot) and places one call each way.\n\
+        In production: `wacall serve` receives webhooks and drives calls; `wacall bot` and the \
+        softphone connect to it as edges."
+)]
+struct Cli {
+    /// Log filter (also RUST_LOG), e.g. `info`, `wacall=debug`.
+    #[arg(long, global = true, default_value = "warn")]
+    log: String,
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the whole product on this machine: local BSP, simulated users, bridge and bot.
+    Sandbox(SandboxArgs),
+    /// Run the bridge: webhooks, BSP actions, call routing, the edge hub, history, metrics.
+    Serve(ServeArgs),
+    /// Run a headless bot edge connected to a bridge's hub.
+    Bot(BotArgs),
+    /// Call a WhatsApp user through a bridge's hub, talk with a tone or prompt, and report.
+    Dial(DialArgs),
+    /// Call settings of the business number: check a file offline, or submit it.
+    #[command(subcommand)]
+    Settings(SettingsCmd),
+    /// Configuration file checks.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    /// Operator actions on one call at the BSP.
+    #[command(subcommand)]
+    Call(CallCmd),
+    /// List the call history.
+    History(HistoryArgs),
+    /// Check this host's SDP without placing a call.
+    #[command(subcommand)]
+    Media(MediaCmd),
+}
+
+#[derive(Args)]
+struct SandboxArgs {
+    /// Simulated users calling the business.
+    #[arg(long, default_value_t = 1)]
+    calls_in: usize,
+    /// Calls the business places to simulated users.
+    #[arg(long, default_value_t = 1)]
+    calls_out: usize,
+    /// Seconds each call lasts.
+    #[arg(long, default_value_t = 6)]
+    talk_secs: u64,
+    /// Where recordings and their sidecars go.
+    #[arg(long, default_value = "recordings")]
+    record_dir: PathBuf,
+    /// The history database.
+    #[arg(long, default_value = "wacall-sandbox.sqlite3")]
+    history_db: PathBuf,
+    /// The prompt the bot plays first.
+    #[arg(long, default_value = "audio/greeting.wav")]
+    prompt: PathBuf,
+    /// No live status line.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[arg(long, short, default_value = "wacall.toml", env = "WACALL_CONFIG")]
+    config: PathBuf,
+    /// Also run a bot in this process (answers every call with the prompt, then echoes).
+    #[arg(long)]
+    bot: bool,
+    #[command(flatten)]
+    bot_opts: BotBehaviour,
+}
+
+#[derive(Args, Clone)]
+struct BotBehaviour {
+    /// WAV prompt played when the call is answered.
+    #[arg(long)]
+    prompt: Option<PathBuf>,
+    /// Echo the caller after the prompt.
+    #[arg(long)]
+    echo: bool,
+    /// Play a steady tone (Hz) after the prompt.
+    #[arg(long)]
+    tone: Option<f32>,
+    /// Hang up when the prompt ends.
+    #[arg(long)]
+    hangup_after_prompt: bool,
+    /// Hang up after this many seconds.
+    #[arg(long)]
+    max_secs: Option<u64>,
+    /// Accept this many milliseconds after pre-accepting.
+    #[arg(long, default_value_t = 300)]
+    accept_delay_ms: u64,
+    /// Record calls here (two-channel WAV + JSON sidecar).
+    #[arg(long)]
+    record_dir: Option<PathBuf>,
+    /// Local address for media (the interface WhatsApp's servers can reach).
+    #[arg(long)]
+    media_bind: Option<IpAddr>,
+    /// Public address to announce (1:1 NAT).
+    #[arg(long)]
+    public_ip: Option<IpAddr>,
+}
+
+#[derive(Args)]
+struct BotArgs {
+    /// The bridge's hub, e.g. ws://127.0.0.1:8080/hub
+    #[arg(long, env = "WACALL_HUB_URL")]
+    hub: String,
+    /// This edge's token (one of the bridge's `server.edge_tokens`).
+    #[arg(long, env = "WACALL_EDGE_TOKEN", hide_env_values = true)]
+    token: String,
+    #[arg(long, default_value = "bot")]
+    name: String,
+    #[command(flatten)]
+    behaviour: BotBehaviour,
+}
+
+#[derive(Args)]
+struct DialArgs {
+    /// The user's number, country code first (or a WhatsApp user id).
+    number: String,
+    #[arg(long, env = "WACALL_HUB_URL")]
+    hub: String,
+    #[arg(long, env = "WACALL_EDGE_TOKEN", hide_env_values = true)]
+    token: String,
+    #[command(flatten)]
+    behaviour: BotBehaviour,
+}
+
+#[derive(Subcommand)]
+enum SettingsCmd {
+    /// Validate a settings file (JSON or TOML) offline; names every wrong field.
+    Check { file: PathBuf },
+    /// Validate, then submit to the BSP.
+    Set {
+        file: PathBuf,
+        #[arg(long, short, default_value = "wacall.toml", env = "WACALL_CONFIG")]
+        config: PathBuf,
+        /// Submit even when there are warnings.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Load the configuration and explain what is missing.
+    Check {
+        #[arg(long, short, default_value = "wacall.toml", env = "WACALL_CONFIG")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum CallCmd {
+    /// End a call.
+    Terminate(CallTarget),
+    /// Decline a ringing call.
+    Reject(CallTarget),
+}
+
+#[derive(Args)]
+struct CallTarget {
+    #[arg(long)]
+    call_id: String,
+    /// The user's number on the call.
+    #[arg(long)]
+    to: String,
+    #[arg(long, short, default_value = "wacall.toml", env = "WACALL_CONFIG")]
+    config: PathBuf,
+}
+
+#[derive(Args)]
+struct HistoryArgs {
+    /// The history database (`server.history_db`).
+    #[arg(long, default_value = "wacall-history.sqlite3")]
+    db: PathBuf,
+    #[arg(long, default_value_t = 20)]
+    limit: usize,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum MediaCmd {
+    /// Print the SDP offer this host would send in `connect`.
+    Offer(MediaArgs),
+    /// Answer an offer SDP file as this host would in `pre_accept`.
+    Answer {
+        file: PathBuf,
+        #[command(flatten)]
+        media: MediaArgs,
+    },
+}
+
+#[derive(Args)]
+struct MediaArgs {
+    /// Local address(es) to gather candidates on.
+    #[arg(long)]
+    bind: Vec<IpAddr>,
+    /// Public address to announce (1:1 NAT).
+    #[arg(long)]
+    public_ip: Vec<IpAddr>,
+    /// UDP port range, e.g. 40000-40100.
+    #[arg(long)]
+    ports: Option<String>,
+}
+
+fn media_config(bind: &[IpAddr], public: &[IpAddr], ports: Option<&str>) -> anyhow::Result<MediaConfig> {
+    let mut m = MediaConfig::default();
+    if !bind.is_empty() {
+        m.bind = bind.to_vec();
+    }
+    m.public_ips = public.iter().map(ToString::to_string).collect();
+    if let Some(p) = ports {
+        let (a, b) = p
+            .split_once('-')
+            .and_then(|(a, b)| Some((a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?)))
+            .filter(|(a, b)| a <= b && *a > 0)
+            .ok_or_else(|| anyhow::anyhow!("--ports: {p:?} is not a range like 40000-40100"))?;
+        m.port_range = Some((a, b));
+    }
+    Ok(m)
+}
+
+fn bot_config(name: &str, b: &BotBehaviour) -> anyhow::Result<BotConfig> {
+    let prompt = match &b.prompt {
+        Some(p) => {
+            let frames = wacall::audio::source::read_wav_frames(p)?;
+            Some(PromptClip::encode(frames, EncoderConfig::default())?)
+        }
+        None => None,
+    };
+    let mut media = MediaConfig::default();
+    if let Some(ip) = b.media_bind {
+        media.bind = vec![ip];
+    }
+    if let Some(ip) = b.public_ip {
+        media.public_ips = vec![ip.to_string()];
+    }
+    Ok(BotConfig {
+        name: name.to_string(),
+        accept_delay: Duration::from_millis(b.accept_delay_ms),
+        prompt,
+        tone_hz: b.tone,
+        echo: b.echo,
+        hangup_after_prompt: b.hangup_after_prompt,
+        max_duration: b.max_secs.map(Duration::from_secs),
+        record_dir: b.record_dir.clone(),
+        media,
+        encoder: EncoderConfig::default(),
+        media_timeout: Duration::from_secs(10),
+    })
+}
+
+async fn sandbox(a: SandboxArgs) -> anyhow::Result<ExitCode> {
+    let opts = DemoOptions {
+        calls_in: a.calls_in,
+        calls_out: a.calls_out,
+        talk: Duration::from_secs(a.talk_secs),
+        record_dir: a.record_dir,
+        history_db: a.history_db,
+        prompt: Some(a.prompt),
+        live: !a.quiet,
+    };
+    println!(
+        "wacall sandbox: local BSP, {} simulated caller(s), {} outbound call(s), bridge + bot on 127.0.0.1",
+        opts.calls_in, opts.calls_out
+    );
+    let outcome = demo::run(opts).await?;
+    print!("{}", demo::format_table(&outcome));
+    if outcome.success() {
+        println!("OK: audio flowed both ways in every call.");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("FAILED: some call did not carry audio both ways (see the table).");
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
+    let cfg = Config::load(&a.config)?;
+    let problems = cfg.problems();
+    if !problems.is_empty() {
+        for p in &problems {
+            eprintln!("config: {p}");
+        }
+        anyhow::bail!("{} is not ready for `serve` (see above; `wacall config check` explains)", a.config.display());
+    }
+    let bridge = Bridge::start(cfg.server.listen, BridgeConfig::from_config(&cfg)).await?;
+    println!("wacall bridge on {} (webhook {}{}, hub {})", bridge.url(), bridge.url(), cfg.webhook.path, bridge.hub_url());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut bot = None;
+    if a.bot {
+        let token = cfg
+            .server
+            .edge_tokens
+            .first()
+            .ok_or_else(|| anyhow::anyhow!("--bot needs at least one server.edge_tokens entry"))?
+            .expose()
+            .to_string();
+        let mut bot_cfg = bot_config("serve-bot", &a.bot_opts)?;
+        if bot_cfg.record_dir.is_none() && cfg.recording.enabled {
+            bot_cfg.record_dir = Some(cfg.recording.dir.clone());
+        }
+        let (_cmd_tx, cmd_rx) = mpsc::channel(1);
+        let hub = bridge.hub_url();
+        bot = Some(tokio::spawn(async move {
+            let _keep = _cmd_tx;
+            runner::run(bot_cfg, &hub, &token, cmd_rx, stop_rx).await
+        }));
+    }
+    tokio::signal::ctrl_c().await?;
+    eprintln!("stopping: ending live calls at the BSP");
+    let _ = stop_tx.send(true);
+    if let Some(b) = bot {
+        let _ = b.await;
+    }
+    bridge.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn bot(a: BotArgs) -> anyhow::Result<ExitCode> {
+    let cfg = bot_config(&a.name, &a.behaviour)?;
+    let (_cmd_tx, cmd_rx) = mpsc::channel(1);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        let _ = stop_tx.send(true);
+    });
+    runner::run(cfg, &a.hub, &a.token, cmd_rx, stop_rx).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn dial(a: DialArgs) -> anyhow::Result<ExitCode> {
+    let cfg = bot_config("dialer", &a.behaviour)?;
+    let (cmd_tx, cmd_rx) = mpsc::channel(1);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (hub, token) = (a.hub.clone(), a.token.clone());
+    let task = tokio::spawn(async move { runner::run(cfg, &hub, &token, cmd_rx, stop_rx).await });
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    cmd_tx.send(BotCommand::Dial { to: a.number.clone(), done: Some(done_tx) }).await?;
+    match done_rx.await {
+        Ok(Ok(call_id)) => println!("calling {}: {call_id} (Ctrl-C hangs up)", a.number),
+        Ok(Err(e)) => {
+            eprintln!("could not call {}: {e}", a.number);
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(_) => anyhow::bail!("the hub connection closed"),
+    }
+    tokio::signal::ctrl_c().await?;
+    let _ = stop_tx.send(true);
+    let _ = task.await;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn history(a: HistoryArgs) -> anyhow::Result<ExitCode> {
+    if !a.db.exists() {
+        anyhow::bail!("no call history at {} (set --db to the bridge's server.history_db)", a.db.display());
+    }
+    let rows = wacall::bridge::history::History::open(&a.db)?.recent(a.limit)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{:<24} {:<8} {:<16} {:<12} {:>6} {:<22} {:>6}", "offered", "dir", "customer", "name", "dur s", "end", "loss%");
+    for r in rows {
+        println!(
+            "{:<24} {:<8} {:<16} {:<12} {:>6} {:<22} {:>6}",
+            r.offered_at.get(..23).unwrap_or(&r.offered_at),
+            r.direction.as_str(),
+            r.customer,
+            r.caller_name.as_deref().unwrap_or("-"),
+            r.duration_s.map(|d| d.to_string()).unwrap_or_else(|| "-".into()),
+            r.end_reason.as_deref().unwrap_or("(live)").chars().take(22).collect::<String>(),
+            r.quality.map(|q| format!("{:.2}", q.loss_pct)).unwrap_or_else(|| "-".into()),
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn media(cmd: MediaCmd) -> anyhow::Result<ExitCode> {
+    let (args, file) = match cmd {
+        MediaCmd::Offer(m) => (m, None),
+        MediaCmd::Answer { file, media } => (media, Some(file)),
+    };
+    let cfg = media_config(&args.bind, &args.public_ip, args.ports.as_deref())?;
+    let session = wacall::media::MediaSession::new(&cfg, "media-check").await?;
+    let sdp = match file {
+        None => session.create_offer().await?,
+        Some(f) => {
+            let offer = std::fs::read_to_string(&f)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", f.display()))?;
+            session.answer(&offer).await?
+        }
+    };
+    print!("{sdp}");
+    session.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command.unwrap_or(Cmd::Sandbox(SandboxArgs::parse_from(["sandbox"]))) {
+        Cmd::Sandbox(a) => sandbox(a).await,
+        Cmd::Serve(a) => serve(a).await,
+        Cmd::Bot(a) => bot(a).await,
+        Cmd::Dial(a) => dial(a).await,
+        Cmd::Settings(SettingsCmd::Check { file }) => ops::settings_check(&file).map(|_| ExitCode::SUCCESS),
+        Cmd::Settings(SettingsCmd::Set { file, config, yes }) => {
+            let cfg = Config::load(&config)?;
+            ops::settings_set(&cfg, &file, yes).await.map(|_| ExitCode::SUCCESS)
+        }
+        Cmd::Config(ConfigCmd::Check { config }) => ops::config_check(&config).map(|_| ExitCode::SUCCESS),
+        Cmd::Call(c) => {
+            let (action, t) = match c {
+                CallCmd::Terminate(t) => ("terminate", t),
+                CallCmd::Reject(t) => ("reject", t),
+            };
+            let cfg = Config::load(&t.config)?;
+            ops::call_action(&cfg, action, &t.call_id, &t.to).await.map(|_| ExitCode::SUCCESS)
+        }
+        Cmd::History(a) => history(a),
+        Cmd::Media(m) => media(m).await,
+    }
+}
+
+impl SandboxArgs {
+    fn parse_from<I: IntoIterator<Item = &'static str>>(args: I) -> SandboxArgs {
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            a: SandboxArgs,
+        }
+        Only::parse_from(args).a
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("wacall: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("wacall: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -1,1 +1,12 @@
-//! TODO: being written.
+//! The bridge (`wacall serve`): signalling in the middle. Webhooks in, BSP actions out, the call
+//! registry driven by the state machine, the hub where edges connect, history and metrics.
+//! It never touches audio.
+
+pub mod engine;
+pub mod history;
+pub mod hub;
+pub mod metrics;
+pub mod routing;
+pub mod server;
+
+pub use server::{Bridge, BridgeConfig};

@@ -1,1 +1,586 @@
-//! TODO: being written.
+//! The per-call state machine, sans IO: one [`Call`] per WhatsApp call id, for both directions.
+//!
+//! The shape follows str0m: feed one [`Input`] with the time passed in (`handle`), get back the
+//! [`Command`]s to carry out (submit a BSP action, message an edge, arm a timer, route the call,
+//! finish it). Nothing here sleeps, sends or reads a clock, so every race WhatsApp can produce
+//! (duplicate webhooks, a terminate before our pre_accept returns, a status before the answer) is a
+//! plain unit test.
+//!
+//! Inputs that make no sense in the current phase are either harmless repeats (ignored, logged) or
+//! real protocol errors ([`CallError`]): the caller logs those, the call is never corrupted, and
+//! nothing panics.
+
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use crate::call_record::{CallRecord, Direction, QualitySummary};
+use crate::hub_protocol::HubMessage;
+
+pub mod registry;
+
+pub use registry::Registry;
+
+/// The BSP actions a call can ask for. `connect` is not here: it happens before a call id exists
+/// (the engine submits it for a dial request and creates the call from its answer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    PreAccept { sdp: String },
+    Accept { sdp: String },
+    Reject,
+    Terminate,
+}
+
+impl Action {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::PreAccept { .. } => "pre_accept",
+            Action::Accept { .. } => "accept",
+            Action::Reject => "reject",
+            Action::Terminate => "terminate",
+        }
+    }
+}
+
+/// Which deadline fired. Each is armed by a [`Command::SetTimer`]; a stale one (the phase moved
+/// on) is ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Timer {
+    /// The edge holding an inbound call has not answered (no SDP, or no accept) in time.
+    Ring,
+    /// An outbound call was neither answered nor rejected in time.
+    Answer,
+}
+
+/// Outbound progress as WhatsApp reports it in `statuses[]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    Ringing,
+    Accepted,
+    Rejected,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    // -- webhooks --
+    /// The user's answer to our offer (outbound).
+    RemoteAnswer { sdp: String },
+    Status(Progress),
+    /// WhatsApp ended the call (either side hung up, or it was not answered in time).
+    Terminated { status: Option<String>, duration_s: Option<u64>, errors: Vec<String> },
+    /// The same `connect` offer again (webhook retries): ignored.
+    OfferRepeated,
+    // -- routing --
+    /// The router chose an edge for this inbound call.
+    Assigned { edge: String },
+    /// No edge is left to take it.
+    NoEdge,
+    // -- edge decisions --
+    EdgeAnswer { edge: String, sdp: String },
+    EdgeAccept { edge: String },
+    EdgeReject { edge: String },
+    EdgeHangup { edge: String },
+    EdgeMediaFailed { edge: String, reason: String },
+    EdgeLeft { edge: String },
+    EdgeFinished { edge: String, quality: QualitySummary, recording: Option<String> },
+    Dtmf { digit: char },
+    // -- BSP results --
+    ActionDone { action: &'static str },
+    ActionFailed { action: &'static str, message: String, permanent: bool },
+    // -- time --
+    Timeout(Timer),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Ask the router for an edge (excluding those already tried) and answer with `Assigned` or
+    /// `NoEdge`.
+    Route,
+    Submit(Action),
+    ToEdge { edge: String, msg: HubMessage },
+    SetTimer { timer: Timer, after: Duration },
+    /// The call is over at WhatsApp and here: write the history row, free the edge's slot.
+    /// The call object stays a little longer to take the edge's final `Finished` report.
+    Finished { reason: String },
+    /// The record changed after the end (quality or recording arrived): rewrite the history row.
+    RecordUpdated,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("call {call_id}: {input} is not possible while {phase}")]
+pub struct CallError {
+    pub call_id: String,
+    pub input: String,
+    pub phase: &'static str,
+}
+
+/// Timeouts the machine arms. Defaults match WhatsApp's 30–60 s answer window.
+#[derive(Debug, Clone, Copy)]
+pub struct CallTimeouts {
+    /// How long one edge may hold a ringing inbound call before it goes to the next.
+    pub ring: Duration,
+    /// How long an outbound call may ring.
+    pub answer: Duration,
+}
+
+impl Default for CallTimeouts {
+    fn default() -> Self {
+        CallTimeouts { ring: Duration::from_secs(20), answer: Duration::from_secs(45) }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Phase {
+    /// Inbound, waiting for the router.
+    Routing,
+    /// Inbound, offered to `edge`, no SDP answer from it yet.
+    Ringing,
+    /// Inbound, our pre_accept is on its way to the BSP.
+    PreAccepting,
+    /// Inbound, pre-accepted: media connects while the call still rings.
+    PreAccepted,
+    /// Inbound, our accept is on its way.
+    Accepting,
+    /// Outbound, `connect` returned: waiting for the user.
+    Dialing,
+    /// Talking.
+    Active,
+    Ended,
+}
+
+impl Phase {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Phase::Routing => "routing",
+            Phase::Ringing => "ringing",
+            Phase::PreAccepting => "pre_accepting",
+            Phase::PreAccepted => "pre_accepted",
+            Phase::Accepting => "accepting",
+            Phase::Dialing => "dialing",
+            Phase::Active => "active",
+            Phase::Ended => "ended",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub id: String,
+    pub direction: Direction,
+    pub phase: Phase,
+    /// The edge holding the call (the one that must hear about everything).
+    pub edge: Option<String>,
+    /// Edges that already had this call and gave it back.
+    pub tried: std::collections::HashSet<String>,
+    /// The user's offer (inbound), kept to offer the call to another edge.
+    offer: Option<String>,
+    /// Our answer, once pre_accept was submitted: accept must repeat it byte for byte.
+    our_answer: Option<String>,
+    /// The edge asked to accept while pre_accept was still in flight.
+    accept_wanted: bool,
+    /// Outbound: the user's answer arrived / the user accepted (either order).
+    remote_answered: bool,
+    remote_accepted: bool,
+    pub record: CallRecord,
+    timeouts: CallTimeouts,
+    /// When the call was offered (inbound) or dialled; for setup latency.
+    started: DateTime<Utc>,
+    /// Webhook → pre_accept submitted, the figure the bridge reports as setup latency.
+    pub setup_ms: Option<u64>,
+}
+
+fn stamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+impl Call {
+    /// A user's call arrived with its offer. Returns the call and its first commands.
+    pub fn inbound(
+        id: &str,
+        customer: &str,
+        business: &str,
+        caller_name: Option<String>,
+        offer: String,
+        timeouts: CallTimeouts,
+        now: DateTime<Utc>,
+    ) -> (Call, Vec<Command>) {
+        let mut record = CallRecord::new(id, Direction::Inbound, customer, business);
+        record.caller_name = caller_name;
+        record.offered_at = stamp(now);
+        let call = Call {
+            id: id.to_string(),
+            direction: Direction::Inbound,
+            phase: Phase::Routing,
+            edge: None,
+            tried: Default::default(),
+            offer: Some(offer),
+            our_answer: None,
+            accept_wanted: false,
+            remote_answered: false,
+            remote_accepted: false,
+            record,
+            timeouts,
+            started: now,
+            setup_ms: None,
+        };
+        (call, vec![Command::Route])
+    }
+
+    /// `connect` returned this call id for `edge`'s dial request.
+    pub fn outbound(
+        id: &str,
+        customer: &str,
+        business: &str,
+        edge: &str,
+        timeouts: CallTimeouts,
+        now: DateTime<Utc>,
+    ) -> (Call, Vec<Command>) {
+        let mut record = CallRecord::new(id, Direction::Outbound, customer, business);
+        record.offered_at = stamp(now);
+        record.edge = Some(edge.to_string());
+        let call = Call {
+            id: id.to_string(),
+            direction: Direction::Outbound,
+            phase: Phase::Dialing,
+            edge: Some(edge.to_string()),
+            tried: Default::default(),
+            offer: None,
+            our_answer: None,
+            accept_wanted: false,
+            remote_answered: false,
+            remote_accepted: false,
+            record,
+            timeouts,
+            started: now,
+            setup_ms: None,
+        };
+        let cmds = vec![Command::SetTimer { timer: Timer::Answer, after: timeouts.answer }];
+        (call, cmds)
+    }
+
+    pub fn is_ended(&self) -> bool {
+        self.phase == Phase::Ended
+    }
+
+    /// True once WhatsApp has been asked to pre-accept: from then on this edge's SDP is committed
+    /// and the call cannot move to another edge.
+    fn committed(&self) -> bool {
+        self.our_answer.is_some()
+    }
+
+    fn holder(&self, edge: &str) -> bool {
+        self.edge.as_deref() == Some(edge)
+    }
+
+    fn err(&self, input: &Input) -> CallError {
+        let name = format!("{input:?}");
+        CallError {
+            call_id: self.id.clone(),
+            input: name.split([' ', '(', '{']).next().unwrap_or("input").to_string(),
+            phase: self.phase.as_str(),
+        }
+    }
+
+    fn to_edge(&self, msg: HubMessage) -> Option<Command> {
+        self.edge.as_ref().map(|e| Command::ToEdge { edge: e.clone(), msg })
+    }
+
+    /// Ends the call here: tells the edge, asks the BSP to end it at WhatsApp when `action` is
+    /// given, and records why.
+    fn end(&mut self, reason: &str, action: Option<Action>, now: DateTime<Utc>) -> Vec<Command> {
+        let mut cmds = Vec::new();
+        if let Some(a) = action {
+            cmds.push(Command::Submit(a));
+        }
+        self.phase = Phase::Ended;
+        self.record.ended_at = Some(stamp(now));
+        self.record.end_reason = Some(reason.to_string());
+        if self.record.duration_s.is_none()
+            && let Some(acc) = &self.record.accepted_at
+            && let Ok(t) = DateTime::parse_from_rfc3339(acc)
+        {
+            let secs = (now - t.with_timezone(&Utc)).num_seconds().max(0);
+            self.record.duration_s = Some(secs as u64);
+        }
+        if let Some(c) = self.to_edge(HubMessage::Ended {
+            call_id: self.id.clone(),
+            reason: reason.to_string(),
+            record: Some(Box::new(self.record.clone())),
+        }) {
+            cmds.push(c);
+        }
+        cmds.push(Command::Finished { reason: reason.to_string() });
+        cmds
+    }
+
+    /// How to end a call at WhatsApp from where it stands: a call nobody answered is rejected,
+    /// an answered (or pre-accepted) one is terminated.
+    fn hangup_action(&self) -> Action {
+        match (self.direction, &self.phase) {
+            (Direction::Inbound, Phase::Routing | Phase::Ringing) => Action::Reject,
+            _ => Action::Terminate,
+        }
+    }
+
+    /// Feed one input; returns what to do. Inputs after the end are ignored except the edge's
+    /// final report, which completes the record.
+    pub fn handle(&mut self, input: Input, now: DateTime<Utc>) -> Result<Vec<Command>, CallError> {
+        use Input::*;
+        if self.phase == Phase::Ended {
+            return Ok(match input {
+                EdgeFinished { quality, recording, .. } => {
+                    self.record.quality = Some(quality);
+                    if recording.is_some() {
+                        self.record.recording = recording;
+                    }
+                    vec![Command::RecordUpdated]
+                }
+                Terminated { duration_s: Some(d), .. } if self.record.duration_s.is_none() => {
+                    self.record.duration_s = Some(d);
+                    vec![Command::RecordUpdated]
+                }
+                _ => vec![],
+            });
+        }
+        match input {
+            OfferRepeated => Ok(vec![]),
+            Dtmf { digit } => {
+                self.record.dtmf.push(digit);
+                Ok(vec![])
+            }
+            Terminated { status, duration_s, errors } => {
+                if let Some(d) = duration_s {
+                    self.record.duration_s = Some(d);
+                }
+                let mut reason = match (&self.phase, status.as_deref()) {
+                    (_, Some("FAILED")) => "failed".to_string(),
+                    (Phase::Active, _) => "customer_hangup".to_string(),
+                    (Phase::Dialing, _) => "not_answered".to_string(),
+                    _ => "caller_cancelled".to_string(),
+                };
+                if !errors.is_empty() {
+                    reason = format!("{reason}: {}", errors.join("; "));
+                }
+                // WhatsApp already ended it: nothing to submit.
+                Ok(self.end(&reason, None, now))
+            }
+            Assigned { edge } => {
+                if self.phase != Phase::Routing {
+                    return Err(self.err(&Assigned { edge }));
+                }
+                self.tried.insert(edge.clone());
+                self.edge = Some(edge.clone());
+                self.record.edge = Some(edge.clone());
+                self.phase = Phase::Ringing;
+                Ok(vec![
+                    Command::ToEdge {
+                        edge,
+                        msg: HubMessage::Incoming {
+                            call_id: self.id.clone(),
+                            from: self.record.customer.clone(),
+                            caller_name: self.record.caller_name.clone(),
+                            sdp: self.offer.clone().unwrap_or_default(),
+                        },
+                    },
+                    Command::SetTimer { timer: Timer::Ring, after: self.timeouts.ring },
+                ])
+            }
+            NoEdge => {
+                if self.phase != Phase::Routing {
+                    return Err(self.err(&NoEdge));
+                }
+                Ok(self.end("no_edge_available", Some(Action::Reject), now))
+            }
+            EdgeAnswer { edge, sdp } => {
+                if !self.holder(&edge) || self.phase != Phase::Ringing {
+                    // A repeat of the answer we already used is harmless.
+                    if self.holder(&edge) && self.our_answer.as_deref() == Some(sdp.as_str()) {
+                        return Ok(vec![]);
+                    }
+                    return Err(self.err(&EdgeAnswer { edge, sdp }));
+                }
+                self.our_answer = Some(sdp.clone());
+                self.phase = Phase::PreAccepting;
+                self.setup_ms = Some((now - self.started).num_milliseconds().max(0) as u64);
+                Ok(vec![Command::Submit(Action::PreAccept { sdp })])
+            }
+            EdgeAccept { edge } => {
+                if !self.holder(&edge) {
+                    return Err(self.err(&EdgeAccept { edge }));
+                }
+                match self.phase {
+                    Phase::PreAccepting => {
+                        self.accept_wanted = true;
+                        Ok(vec![])
+                    }
+                    Phase::PreAccepted => Ok(self.submit_accept()),
+                    Phase::Accepting | Phase::Active => Ok(vec![]),
+                    _ => Err(self.err(&EdgeAccept { edge })),
+                }
+            }
+            EdgeReject { edge } => {
+                if !self.holder(&edge) {
+                    return Err(self.err(&EdgeReject { edge }));
+                }
+                if self.direction == Direction::Inbound && !self.committed() {
+                    Ok(self.reroute(&edge))
+                } else {
+                    let action = self.hangup_action();
+                    Ok(self.end("rejected_by_edge", Some(action), now))
+                }
+            }
+            EdgeHangup { edge } => {
+                if !self.holder(&edge) {
+                    return Err(self.err(&EdgeHangup { edge }));
+                }
+                let action = self.hangup_action();
+                Ok(self.end("business_hangup", Some(action), now))
+            }
+            EdgeMediaFailed { edge, reason } => {
+                if !self.holder(&edge) {
+                    return Err(self.err(&EdgeMediaFailed { edge, reason }));
+                }
+                if self.direction == Direction::Inbound && !self.committed() {
+                    return Ok(self.reroute(&edge));
+                }
+                let action = self.hangup_action();
+                Ok(self.end(&format!("media_failed: {reason}"), Some(action), now))
+            }
+            EdgeLeft { edge } => {
+                if !self.holder(&edge) {
+                    return Ok(vec![]);
+                }
+                // The edge is gone: nobody to tell.
+                self.edge = None;
+                if self.direction == Direction::Inbound && !self.committed() {
+                    self.phase = Phase::Routing;
+                    return Ok(vec![Command::Route]);
+                }
+                let action = self.hangup_action();
+                Ok(self.end("edge_lost", Some(action), now))
+            }
+            EdgeFinished { quality, recording, .. } => {
+                // Normally after the end; an edge that gives up early still ends the call.
+                self.record.quality = Some(quality);
+                self.record.recording = recording;
+                let action = self.hangup_action();
+                Ok(self.end("edge_finished", Some(action), now))
+            }
+            ActionDone { action } => match (action, &self.phase) {
+                ("pre_accept", Phase::PreAccepting) => {
+                    self.phase = Phase::PreAccepted;
+                    self.record.pre_accepted_at = Some(stamp(now));
+                    let mut cmds: Vec<Command> =
+                        self.to_edge(HubMessage::PreAccepted { call_id: self.id.clone() }).into_iter().collect();
+                    if self.accept_wanted {
+                        cmds.extend(self.submit_accept());
+                    }
+                    Ok(cmds)
+                }
+                ("accept", Phase::Accepting) => {
+                    self.phase = Phase::Active;
+                    self.record.accepted_at = Some(stamp(now));
+                    self.record.answered_by = self.edge.clone();
+                    Ok(self.to_edge(HubMessage::Accepted { call_id: self.id.clone() }).into_iter().collect())
+                }
+                // Late confirmations of actions that no longer matter.
+                _ => Ok(vec![]),
+            },
+            ActionFailed { action, message, permanent } => {
+                let reason = format!("bsp_{action}_failed: {message}");
+                match (action, &self.phase) {
+                    ("pre_accept", Phase::PreAccepting) => {
+                        // The SDP never reached WhatsApp: tell the caller no.
+                        Ok(self.end(&reason, Some(Action::Reject), now))
+                    }
+                    ("accept", Phase::Accepting) => Ok(self.end(&reason, Some(Action::Terminate), now)),
+                    _ => {
+                        let _ = permanent;
+                        Ok(vec![])
+                    }
+                }
+            }
+            Status(p) => {
+                if self.direction != Direction::Outbound {
+                    return Err(self.err(&Status(p)));
+                }
+                let status = match p {
+                    Progress::Ringing => "ringing",
+                    Progress::Accepted => "accepted",
+                    Progress::Rejected => "rejected",
+                };
+                let mut cmds: Vec<Command> = self
+                    .to_edge(HubMessage::Status { call_id: self.id.clone(), status: status.into() })
+                    .into_iter()
+                    .collect();
+                match p {
+                    Progress::Ringing => {}
+                    Progress::Accepted => {
+                        if !self.remote_accepted {
+                            self.remote_accepted = true;
+                            self.record.accepted_at = Some(stamp(now));
+                            self.record.answered_by = Some("customer".into());
+                        }
+                        self.phase = Phase::Active;
+                    }
+                    Progress::Rejected => {
+                        cmds.extend(self.end("rejected_by_customer", None, now));
+                    }
+                }
+                Ok(cmds)
+            }
+            RemoteAnswer { sdp } => {
+                if self.direction != Direction::Outbound {
+                    return Err(self.err(&RemoteAnswer { sdp }));
+                }
+                if self.remote_answered {
+                    return Ok(vec![]);
+                }
+                self.remote_answered = true;
+                self.setup_ms = Some((now - self.started).num_milliseconds().max(0) as u64);
+                Ok(self.to_edge(HubMessage::RemoteAnswer { call_id: self.id.clone(), sdp }).into_iter().collect())
+            }
+            Timeout(timer) => match (timer, &self.phase) {
+                (Timer::Ring, Phase::Ringing) => {
+                    let edge = self.edge.clone().unwrap_or_default();
+                    Ok(self.reroute(&edge))
+                }
+                (Timer::Ring, Phase::PreAccepting | Phase::PreAccepted | Phase::Accepting) => {
+                    Ok(self.end("not_answered", Some(Action::Terminate), now))
+                }
+                (Timer::Answer, Phase::Dialing) => {
+                    Ok(self.end("not_answered", Some(Action::Terminate), now))
+                }
+                _ => Ok(vec![]),
+            },
+        }
+    }
+
+    fn submit_accept(&mut self) -> Vec<Command> {
+        self.phase = Phase::Accepting;
+        let sdp = self.our_answer.clone().unwrap_or_default();
+        vec![Command::Submit(Action::Accept { sdp })]
+    }
+
+    /// Takes an uncommitted inbound call back from `edge` and asks for another.
+    fn reroute(&mut self, edge: &str) -> Vec<Command> {
+        let mut cmds = Vec::new();
+        if !edge.is_empty() {
+            cmds.push(Command::ToEdge {
+                edge: edge.to_string(),
+                msg: HubMessage::Ended {
+                    call_id: self.id.clone(),
+                    reason: "passed_to_another_edge".into(),
+                    record: None,
+                },
+            });
+        }
+        self.edge = None;
+        self.phase = Phase::Routing;
+        cmds.push(Command::Route);
+        cmds
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -423,7 +423,9 @@ impl MediaSession {
     /// Waits (bounded) for ICE gathering and returns our complete local SDP.
     async fn local_sdp_after_gathering(&self) -> Result<String, MediaError> {
         let mut gathered = self.gathered.clone();
-        let waited = tokio::time::timeout(self.gather_timeout, gathered.wait_for(|g| *g)).await;
+        let waited = tokio::time::timeout(self.gather_timeout, gathered.wait_for(|g| *g))
+            .await
+            .map(|r| r.is_ok());
         if waited.is_err() {
             warn!(parent: &self.span, timeout = ?self.gather_timeout, "ICE gathering incomplete; sending the candidates we have");
         }

@@ -1,1 +1,93 @@
-//! TODO: being written.
+//! The sandbox: a local BSP plus simulated WhatsApp users that are real WebRTC peers, so the
+//! whole product runs, demos and is tested on one machine without a WhatsApp account.
+//!
+//! The simulated users behave like WhatsApp's media side (ICE-lite, `actpass` offers, mid
+//! `audio`, Opus 111 + telephone-event 126), speak through signed Meta-shaped webhooks, and answer
+//! the BSP's actions with Meta's response shapes, so what passes here passes against WhatsApp.
+
+pub mod bsp;
+pub mod demo;
+pub mod voice;
+pub mod webhooks;
+pub mod world;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+pub use bsp::Received;
+pub use webhooks::Business;
+pub use world::{CallReport, Faults, SandboxEvent, SimState, UserCall, UserPlan, World};
+
+use crate::media::MediaConfig;
+
+/// Everything the sandbox needs to know about the business it simulates WhatsApp for.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    pub business: Business,
+    /// The Bearer token the BSP accepts.
+    pub token: String,
+    /// The app secret webhooks are signed with.
+    pub app_secret: String,
+    /// Where the bridge receives webhooks.
+    pub webhook_url: String,
+    /// Where the BSP listens (127.0.0.1:0 picks a port).
+    pub listen: SocketAddr,
+    pub media: MediaConfig,
+}
+
+/// A running sandbox. Dropping it stops the BSP server; call `shutdown` to end calls cleanly.
+pub struct Sandbox {
+    pub world: Arc<World>,
+    pub bsp_url: String,
+    state: Arc<bsp::BspState>,
+    server: JoinHandle<()>,
+}
+
+impl Sandbox {
+    pub async fn start(cfg: SandboxConfig) -> std::io::Result<Sandbox> {
+        let world = World::new(world::WorldConfig {
+            business: cfg.business.clone(),
+            app_secret: cfg.app_secret.clone(),
+            webhook_url: cfg.webhook_url.clone(),
+            media: cfg.media.clone(),
+        });
+        let state = Arc::new(bsp::BspState {
+            world: world.clone(),
+            token: cfg.token.clone(),
+            log: Mutex::new(Vec::new()),
+        });
+        let listener = TcpListener::bind(cfg.listen).await?;
+        let addr = listener.local_addr()?;
+        let app = bsp::router(state.clone());
+        let server = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "sandbox BSP server stopped");
+            }
+        });
+        Ok(Sandbox { world, bsp_url: format!("http://{addr}"), state, server })
+    }
+
+    /// Requests the BSP has received so far, in order.
+    pub fn received(&self) -> Vec<Received> {
+        self.state.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    pub async fn shutdown(self) {
+        self.world.shutdown().await;
+        self.server.abort();
+    }
+}
+
+/// The BSP checks call settings like the real one before storing them.
+fn validate_settings(body: &Value) -> Result<(), String> {
+    let settings: crate::settings::CallSettings = serde_json::from_value(body.clone())
+        .map_err(|e| format!("Invalid call settings: {e}"))?;
+    let today = chrono::Utc::now().date_naive();
+    crate::settings::validate(&settings, today).map_err(|errors| {
+        errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    })
+}

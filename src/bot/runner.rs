@@ -1,0 +1,354 @@
+//! A headless edge: connects to the hub, answers every call it is offered (or dials), and runs
+//! one task per call that owns the call's media, audio engine and recording.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tracing::{Instrument, info, info_span, warn};
+
+use super::behaviours::{Echo, MaxDuration, Prompt, PromptClip, Sequence, Tone};
+use crate::audio::codec::EncoderConfig;
+use crate::audio::recorder::{CallRecorder, recording_stem};
+use crate::audio::tone::ToneGenerator;
+use crate::call_record::{CallRecord, QualitySummary};
+use crate::edge::call_audio::{Behaviour, CallAudio};
+use crate::edge::hub_client::{self, HubConnection, HubError};
+use crate::hub_protocol::{EdgeKind, EdgeMessage, HubMessage};
+use crate::media::{MediaConfig, MediaSession};
+
+/// What a bot does with a call.
+#[derive(Clone)]
+pub struct BotConfig {
+    pub name: String,
+    /// Answer (accept) this long after pre-accepting.
+    pub accept_delay: Duration,
+    pub prompt: Option<PromptClip>,
+    /// A steady tone after the prompt (line checks, tests).
+    pub tone_hz: Option<f32>,
+    /// Echo the caller after the prompt.
+    pub echo: bool,
+    pub hangup_after_prompt: bool,
+    pub max_duration: Option<Duration>,
+    /// Where recordings go; `None` = no recording.
+    pub record_dir: Option<PathBuf>,
+    pub media: MediaConfig,
+    pub encoder: EncoderConfig,
+    /// Give up on media that has not connected by then.
+    pub media_timeout: Duration,
+}
+
+impl BotConfig {
+    fn behaviour(&self) -> Box<dyn Behaviour> {
+        let then: Option<Box<dyn Behaviour>> = match (self.tone_hz, self.echo) {
+            (Some(hz), _) => Some(Box::new(Tone(ToneGenerator::new(hz, 0.3)))),
+            (None, true) => Some(Box::new(Echo)),
+            (None, false) => None,
+        };
+        let seq: Box<dyn Behaviour> = Box::new(Sequence::new(
+            self.prompt.clone().map(Prompt::new),
+            then,
+            self.hangup_after_prompt,
+        ));
+        match self.max_duration {
+            Some(d) => Box::new(MaxDuration::new(seq, d)),
+            None => seq,
+        }
+    }
+}
+
+/// Commands for a running bot from its own process (the sandbox, `wacall dial`).
+#[derive(Debug)]
+pub enum BotCommand {
+    Dial { to: String, done: Option<tokio::sync::oneshot::Sender<Result<String, String>>> },
+}
+
+/// Connects to the hub and serves calls until `shutdown` turns true or the hub goes away.
+pub async fn run(
+    cfg: BotConfig,
+    hub_url: &str,
+    token: &str,
+    mut commands: mpsc::Receiver<BotCommand>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), HubError> {
+    let HubConnection { edge_id, tx, mut rx } =
+        hub_client::connect(hub_url, token, &cfg.name, EdgeKind::Bot).await?;
+    info!(edge_id, name = %cfg.name, "bot connected to the hub");
+    let cfg = Arc::new(cfg);
+    // Per-call tasks, keyed by call id (and by dial request id until the call id is known).
+    let mut calls: HashMap<String, mpsc::Sender<HubMessage>> = HashMap::new();
+    let (gone_tx, mut gone_rx) = mpsc::channel::<String>(64);
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            Some(key) = gone_rx.recv() => { calls.remove(&key); }
+            Some(cmd) = commands.recv() => match cmd {
+                BotCommand::Dial { to, done } => {
+                    let request_id = format!("dial-{:016x}", rand::random::<u64>());
+                    let (ctx, crx) = mpsc::channel(32);
+                    calls.insert(request_id.clone(), ctx);
+                    let span = info_span!("call", request_id = %request_id, to = %to);
+                    tokio::spawn(
+                        outbound(cfg.clone(), request_id, to, crx, tx.clone(), gone_tx.clone(), done)
+                            .instrument(span),
+                    );
+                }
+            },
+            msg = rx.recv() => {
+                let Some(msg) = msg else { warn!("hub connection closed"); break };
+                match msg {
+                    HubMessage::Incoming { call_id, from, caller_name, sdp } => {
+                        let (ctx, crx) = mpsc::channel(32);
+                        calls.insert(call_id.clone(), ctx);
+                        let span = info_span!("call", call_id = %call_id);
+                        tokio::spawn(
+                            inbound(cfg.clone(), call_id, from, caller_name, sdp, crx, tx.clone(), gone_tx.clone())
+                                .instrument(span),
+                        );
+                    }
+                    HubMessage::Dialing { request_id, call_id } => {
+                        if let Some(ctx) = calls.get(&request_id).cloned() {
+                            calls.insert(call_id.clone(), ctx.clone());
+                            let _ = ctx.send(HubMessage::Dialing { request_id, call_id }).await;
+                        }
+                    }
+                    HubMessage::Error { call_id: None, request_id: Some(r), message, permanent } => {
+                        if let Some(ctx) = calls.get(&r) {
+                            let _ = ctx.send(HubMessage::Error { call_id: None, request_id: Some(r.clone()), message, permanent }).await;
+                        }
+                    }
+                    other => {
+                        if let Some(id) = call_id_of(&other)
+                            && let Some(ctx) = calls.get(id)
+                        {
+                            let _ = ctx.send(other).await;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn call_id_of(m: &HubMessage) -> Option<&str> {
+    match m {
+        HubMessage::PreAccepted { call_id }
+        | HubMessage::Accepted { call_id }
+        | HubMessage::RemoteAnswer { call_id, .. }
+        | HubMessage::Status { call_id, .. }
+        | HubMessage::Ended { call_id, .. }
+        | HubMessage::Incoming { call_id, .. } => Some(call_id),
+        HubMessage::Error { call_id, .. } => call_id.as_deref(),
+        HubMessage::Dialing { call_id, .. } => Some(call_id),
+        HubMessage::Welcome { .. } => None,
+    }
+}
+
+fn recorder_for(cfg: &BotConfig, call_id: &str) -> Option<CallRecorder> {
+    let dir = cfg.record_dir.as_ref()?;
+    let stem = recording_stem(chrono::Utc::now(), call_id);
+    match CallRecorder::create(dir, &stem) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            warn!(error = %e, dir = %dir.display(), "cannot record this call");
+            None
+        }
+    }
+}
+
+/// A user's call offered to this bot: answer, pre-accept, accept, talk until it ends.
+#[allow(clippy::too_many_arguments)]
+async fn inbound(
+    cfg: Arc<BotConfig>,
+    call_id: String,
+    from: String,
+    caller_name: Option<String>,
+    offer: String,
+    mut rx: mpsc::Receiver<HubMessage>,
+    tx: mpsc::Sender<EdgeMessage>,
+    gone: mpsc::Sender<String>,
+) {
+    info!(%from, name = caller_name.as_deref().unwrap_or(""), "incoming call");
+    let setup = async {
+        let media = MediaSession::new(&cfg.media, &call_id).await?;
+        let answer = media.answer(&offer).await?;
+        Ok::<_, crate::media::MediaError>((media, answer))
+    };
+    let (media, answer) = match setup.await {
+        Ok(x) => x,
+        Err(e) => {
+            warn!(error = %e, "cannot set up media");
+            let _ = tx.send(EdgeMessage::MediaFailed { call_id: call_id.clone(), reason: e.to_string() }).await;
+            let _ = gone.send(call_id).await;
+            return;
+        }
+    };
+    let audio = CallAudio::start(media.clone(), cfg.behaviour(), cfg.encoder.clone(), recorder_for(&cfg, &call_id));
+    let _ = tx.send(EdgeMessage::Answer { call_id: call_id.clone(), sdp: answer }).await;
+    // Accept after the configured delay; the bridge ignores it if the call ended meanwhile.
+    let accept = {
+        let (tx, call_id, delay) = (tx.clone(), call_id.clone(), cfg.accept_delay);
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = tx.send(EdgeMessage::Accept { call_id }).await;
+        })
+    };
+    talk(&cfg, &call_id, media, audio, &mut rx, &tx).await;
+    accept.abort();
+    let _ = gone.send(call_id).await;
+}
+
+/// The common middle and end of a call: wait for accept, talk, tear down, report.
+async fn talk(
+    cfg: &BotConfig,
+    call_id: &str,
+    media: Arc<MediaSession>,
+    audio: Result<CallAudio, crate::audio::codec::CodecError>,
+    rx: &mut mpsc::Receiver<HubMessage>,
+    tx: &mpsc::Sender<EdgeMessage>,
+) {
+    let audio = match audio {
+        Ok(a) => a,
+        Err(e) => {
+            warn!(error = %e, "cannot start the audio engine");
+            let _ = tx.send(EdgeMessage::MediaFailed { call_id: call_id.to_string(), reason: e.to_string() }).await;
+            media.close().await;
+            return;
+        }
+    };
+    let mut hangup = audio.hangup_requested();
+    let mut stats_tick = tokio::time::interval(Duration::from_secs(2));
+    let media_deadline = tokio::time::sleep(cfg.media_timeout);
+    tokio::pin!(media_deadline);
+    let mut hangup_sent = false;
+    let mut record: Option<CallRecord> = None;
+    loop {
+        tokio::select! {
+            _ = &mut media_deadline, if media.state() != crate::media::ConnState::Connected => {
+                warn!(timeout = ?cfg.media_timeout, "media did not connect");
+                let _ = tx.send(EdgeMessage::MediaFailed { call_id: call_id.to_string(), reason: format!("ICE/DTLS did not connect within {:?}", cfg.media_timeout) }).await;
+                // The bridge terminates at the BSP and answers with Ended.
+                media_deadline.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(3600));
+            }
+            changed = hangup.changed(), if !hangup_sent => {
+                if changed.is_ok() && *hangup.borrow() {
+                    hangup_sent = true;
+                    info!("bot hangs up");
+                    let _ = tx.send(EdgeMessage::Hangup { call_id: call_id.to_string() }).await;
+                }
+            }
+            _ = stats_tick.tick() => {
+                let stats = media.stats().await;
+                let _ = tx.send(EdgeMessage::Stats { call_id: call_id.to_string(), stats }).await;
+            }
+            msg = rx.recv() => match msg {
+                Some(HubMessage::Accepted { .. }) => {
+                    info!("accepted: audio on");
+                    audio.unmute_call();
+                }
+                Some(HubMessage::Status { status, .. }) if status == "accepted" => {
+                    info!("user answered: audio on");
+                    audio.unmute_call();
+                }
+                Some(HubMessage::RemoteAnswer { sdp, .. }) => {
+                    if let Err(e) = media.apply_answer(&sdp).await {
+                        warn!(error = %e, "the user's answer is unusable");
+                        let _ = tx.send(EdgeMessage::MediaFailed { call_id: call_id.to_string(), reason: e.to_string() }).await;
+                    }
+                }
+                Some(HubMessage::Ended { reason, record: r, .. }) => {
+                    info!(%reason, "call ended");
+                    record = r.map(|b| *b);
+                    break;
+                }
+                Some(HubMessage::Error { message, permanent, .. }) => {
+                    warn!(%message, permanent, "bridge reported an error");
+                }
+                Some(_) => {}
+                None => break,
+            }
+        }
+    }
+    let stats = media.stats().await;
+    let quality = QualitySummary::from(&stats);
+    let recorder = audio.stop().await;
+    media.close().await;
+    let mut recording = None;
+    if let Some(rec) = recorder {
+        let path = rec.wav_path().display().to_string();
+        let mut sidecar = record.unwrap_or_else(|| {
+            CallRecord::new(call_id, crate::call_record::Direction::Inbound, "", "")
+        });
+        sidecar.quality = Some(quality);
+        sidecar.recording = Some(path.clone());
+        match rec.finish(&sidecar) {
+            Ok(_) => recording = Some(path),
+            Err(e) => warn!(error = %e, "finishing the recording"),
+        }
+    }
+    let _ = tx
+        .send(EdgeMessage::Finished { call_id: call_id.to_string(), quality, recording })
+        .await;
+}
+
+/// A call this bot places: offer, dial through the hub, talk when the user answers.
+async fn outbound(
+    cfg: Arc<BotConfig>,
+    request_id: String,
+    to: String,
+    mut rx: mpsc::Receiver<HubMessage>,
+    tx: mpsc::Sender<EdgeMessage>,
+    gone: mpsc::Sender<String>,
+    done: Option<tokio::sync::oneshot::Sender<Result<String, String>>>,
+) {
+    let reply = |r: Result<String, String>| {
+        if let Some(d) = done {
+            let _ = d.send(r);
+        }
+    };
+    let media = match MediaSession::new(&cfg.media, &request_id).await {
+        Ok(m) => m,
+        Err(e) => {
+            reply(Err(e.to_string()));
+            let _ = gone.send(request_id).await;
+            return;
+        }
+    };
+    let offer = match media.create_offer().await {
+        Ok(o) => o,
+        Err(e) => {
+            reply(Err(e.to_string()));
+            media.close().await;
+            let _ = gone.send(request_id).await;
+            return;
+        }
+    };
+    let _ = tx.send(EdgeMessage::Dial { request_id: request_id.clone(), to: to.clone(), sdp: offer }).await;
+    let call_id = loop {
+        match rx.recv().await {
+            Some(HubMessage::Dialing { call_id, .. }) => break call_id,
+            Some(HubMessage::Error { message, .. }) => {
+                warn!(%message, "dial failed");
+                reply(Err(message));
+                media.close().await;
+                let _ = gone.send(request_id).await;
+                return;
+            }
+            Some(_) => continue,
+            None => {
+                reply(Err("hub connection closed".into()));
+                media.close().await;
+                return;
+            }
+        }
+    };
+    info!(%call_id, "dialing");
+    reply(Ok(call_id.clone()));
+    let audio = CallAudio::start(media.clone(), cfg.behaviour(), cfg.encoder.clone(), recorder_for(&cfg, &call_id));
+    talk(&cfg, &call_id, media, audio, &mut rx, &tx).await;
+    let _ = gone.send(call_id).await;
+    let _ = gone.send(request_id).await;
+}

@@ -1,0 +1,522 @@
+//! The bridge's engine: one task that owns the call registry, the router and the edges, and
+//! drives each call's state machine. Everything reaches it as an [`EngineInput`] on one channel
+//! (webhooks, edge messages, BSP results, timers), so call state needs no locks and events for one
+//! call are handled in the order they arrived.
+//!
+//! IO never happens inside the loop: BSP actions and timers run in spawned tasks that report back
+//! as inputs, and history writes go to a writer thread. A slow BSP therefore never delays another
+//! call's webhook.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use super::history::HistoryWriter;
+use super::metrics::Metrics;
+use super::routing::Router;
+use crate::api::{ApiError, BspClient};
+use crate::call::{Action, Call, CallTimeouts, Command, Input, Progress, Registry, Timer};
+use crate::call_record::CallRecord;
+use crate::hub_protocol::{EdgeKind, EdgeMessage, HubMessage};
+use crate::webhook::{CallEvent, CallStatus};
+
+/// Webhooks for a call id we don't know yet (a `connect` answer can overtake the BSP's reply
+/// that tells us the id) wait this long for the call to appear.
+const ORPHAN_TTL: Duration = Duration::from_secs(15);
+
+pub enum EngineInput {
+    Webhook { events: Vec<CallEvent>, received: DateTime<Utc> },
+    EdgeJoined { edge_id: String, name: String, kind: EdgeKind, tx: mpsc::Sender<HubMessage> },
+    Edge { edge_id: String, msg: EdgeMessage },
+    EdgeLeft { edge_id: String },
+    ActionResult { call_id: String, action: &'static str, result: Result<(), ActionFailure> },
+    DialResult { edge_id: String, request_id: String, to: String, result: Result<String, ActionFailure> },
+    Timer { call_id: String, timer: Timer },
+    Sweep,
+    /// Stop: end live calls at the BSP and return.
+    Shutdown,
+}
+
+#[derive(Debug, Clone)]
+pub struct ActionFailure {
+    pub message: String,
+    pub permanent: bool,
+}
+
+impl From<&ApiError> for ActionFailure {
+    fn from(e: &ApiError) -> Self {
+        ActionFailure { message: e.to_string(), permanent: e.is_permanent() }
+    }
+}
+
+/// What the server and tools may read while the engine runs.
+#[derive(Debug, Default)]
+pub struct Shared {
+    /// Records of calls this process handled, live or recently ended.
+    pub records: HashMap<String, CallRecord>,
+    /// Webhook → pre_accept submitted (inbound) or dial → answer (outbound), per call.
+    pub setup_ms: HashMap<String, u64>,
+    pub edges: usize,
+    pub phases: HashMap<&'static str, usize>,
+}
+
+pub struct EngineConfig {
+    pub business: String,
+    pub timeouts: CallTimeouts,
+    /// Concurrent calls one bot edge takes (agents take one).
+    pub bot_max_calls: usize,
+}
+
+struct EdgeInfo {
+    name: String,
+    tx: mpsc::Sender<HubMessage>,
+}
+
+pub struct Engine {
+    cfg: EngineConfig,
+    bsp: Arc<BspClient>,
+    registry: Registry,
+    router: Router,
+    edges: HashMap<String, EdgeInfo>,
+    /// The edge holding a router slot for each call.
+    slots: HashMap<String, String>,
+    orphans: HashMap<String, (Instant, Vec<Input>)>,
+    history: Option<HistoryWriter>,
+    shared: Arc<Mutex<Shared>>,
+    metrics: Arc<Metrics>,
+    tx: mpsc::Sender<EngineInput>,
+}
+
+impl Engine {
+    pub fn new(
+        cfg: EngineConfig,
+        bsp: Arc<BspClient>,
+        history: Option<HistoryWriter>,
+        shared: Arc<Mutex<Shared>>,
+        metrics: Arc<Metrics>,
+        tx: mpsc::Sender<EngineInput>,
+    ) -> Engine {
+        Engine {
+            cfg,
+            bsp,
+            registry: Registry::default(),
+            router: Router::default(),
+            edges: HashMap::new(),
+            slots: HashMap::new(),
+            orphans: HashMap::new(),
+            history,
+            shared,
+            metrics,
+            tx,
+        }
+    }
+
+    pub async fn run(mut self, mut rx: mpsc::Receiver<EngineInput>) {
+        let sweeper = {
+            let tx = self.tx.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(5));
+                loop {
+                    tick.tick().await;
+                    if tx.send(EngineInput::Sweep).await.is_err() {
+                        break;
+                    }
+                }
+            })
+        };
+        while let Some(input) = rx.recv().await {
+            if matches!(input, EngineInput::Shutdown) {
+                break;
+            }
+            self.step(input);
+        }
+        sweeper.abort();
+        // The server is gone: end what is still up so WhatsApp does not keep ringing.
+        let live: Vec<String> = self.registry.live().map(|c| c.id.clone()).collect();
+        for id in live {
+            if let Some(call) = self.registry.get(&id) {
+                let action = if call.record.accepted_at.is_some() || call.record.pre_accepted_at.is_some() {
+                    "terminate"
+                } else {
+                    "reject"
+                };
+                let to = call.record.customer.clone();
+                let r = if action == "terminate" {
+                    self.bsp.terminate(&id, &to).await
+                } else {
+                    self.bsp.reject(&id, &to).await
+                };
+                if let Err(e) = r {
+                    warn!(call_id = %id, error = %e, "could not end the call at shutdown");
+                }
+            }
+        }
+    }
+
+    fn step(&mut self, input: EngineInput) {
+        match input {
+            EngineInput::Webhook { events, received } => {
+                for ev in events {
+                    self.webhook_event(ev, received);
+                }
+            }
+            EngineInput::EdgeJoined { edge_id, name, kind, tx } => {
+                let max = if kind == EdgeKind::Bot { self.cfg.bot_max_calls } else { 1 };
+                self.router.join(&edge_id, max, Instant::now());
+                info!(%edge_id, %name, ?kind, "edge joined");
+                self.edges.insert(edge_id, EdgeInfo { name, tx });
+                self.publish();
+            }
+            EngineInput::EdgeLeft { edge_id } => {
+                self.router.leave(&edge_id);
+                self.edges.remove(&edge_id);
+                let held: Vec<String> =
+                    self.slots.iter().filter(|(_, e)| **e == edge_id).map(|(c, _)| c.clone()).collect();
+                for call_id in held {
+                    self.slots.remove(&call_id);
+                    self.feed(&call_id, Input::EdgeLeft { edge: edge_id.clone() }, Utc::now());
+                }
+                self.publish();
+            }
+            EngineInput::Edge { edge_id, msg } => self.edge_message(edge_id, msg),
+            EngineInput::ActionResult { call_id, action, result } => {
+                let input = match result {
+                    Ok(()) => Input::ActionDone { action },
+                    Err(f) => {
+                        self.metrics.bsp_errors.inc();
+                        warn!(%call_id, action, error = %f.message, "BSP action failed");
+                        Input::ActionFailed { action, message: f.message, permanent: f.permanent }
+                    }
+                };
+                self.feed(&call_id, input, Utc::now());
+            }
+            EngineInput::DialResult { edge_id, request_id, to, result } => {
+                self.dial_result(edge_id, request_id, to, result)
+            }
+            EngineInput::Timer { call_id, timer } => self.feed(&call_id, Input::Timeout(timer), Utc::now()),
+            EngineInput::Shutdown => {}
+            EngineInput::Sweep => {
+                let now = Instant::now();
+                self.registry.sweep(now);
+                self.orphans.retain(|id, (t, _)| {
+                    let keep = now.duration_since(*t) < ORPHAN_TTL;
+                    if !keep {
+                        warn!(call_id = %id, "webhook for an unknown call dropped");
+                    }
+                    keep
+                });
+                if let Ok(mut s) = self.shared.lock() {
+                    let ids: Vec<String> = s.records.keys().cloned().collect();
+                    for id in ids {
+                        if !self.registry.contains(&id) {
+                            s.records.remove(&id);
+                            s.setup_ms.remove(&id);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn webhook_event(&mut self, ev: CallEvent, received: DateTime<Utc>) {
+        let Some(call_id) = ev.call_id().map(str::to_string) else {
+            debug!(?ev, "webhook event without a call ignored");
+            return;
+        };
+        if let CallEvent::Offer { customer, business, caller_name, sdp, .. } = &ev {
+            if self.registry.contains(&call_id) {
+                debug!(%call_id, "repeated connect webhook ignored");
+                self.feed(&call_id, Input::OfferRepeated, received);
+                return;
+            }
+            let span = info_span!("call", call_id = %call_id);
+            let _g = span.enter();
+            info!(from = %customer, name = caller_name.as_deref().unwrap_or(""), "incoming call");
+            self.metrics.calls_inbound.inc();
+            let (call, cmds) = Call::inbound(
+                &call_id,
+                customer,
+                business,
+                caller_name.clone(),
+                sdp.clone(),
+                self.cfg.timeouts,
+                received,
+            );
+            self.registry.insert(call);
+            drop(_g);
+            self.run_commands(&call_id, cmds);
+            self.replay_orphans(&call_id);
+            return;
+        }
+        let input = match ev {
+            CallEvent::Answer { sdp, .. } => Input::RemoteAnswer { sdp },
+            CallEvent::Status { status, .. } => match status {
+                CallStatus::Ringing => Input::Status(Progress::Ringing),
+                CallStatus::Accepted => Input::Status(Progress::Accepted),
+                CallStatus::Rejected => Input::Status(Progress::Rejected),
+                CallStatus::Other(s) => {
+                    debug!(%call_id, status = %s, "unknown call status ignored");
+                    return;
+                }
+            },
+            CallEvent::Terminate { status, duration_s, errors, .. } => {
+                Input::Terminated { status, duration_s, errors }
+            }
+            CallEvent::Ignored { what, .. } => {
+                debug!(%call_id, %what, "webhook event ignored");
+                return;
+            }
+            CallEvent::Offer { .. } => return,
+        };
+        if self.registry.contains(&call_id) {
+            self.feed(&call_id, input, received);
+        } else {
+            // Possibly the answer to a dial whose `connect` reply is still on its way.
+            let entry = self.orphans.entry(call_id).or_insert_with(|| (Instant::now(), Vec::new()));
+            entry.1.push(input);
+        }
+    }
+
+    fn replay_orphans(&mut self, call_id: &str) {
+        if let Some((_, events)) = self.orphans.remove(call_id) {
+            for input in events {
+                self.feed(call_id, input, Utc::now());
+            }
+        }
+    }
+
+    fn edge_message(&mut self, edge_id: String, msg: EdgeMessage) {
+        let now = Utc::now();
+        match msg {
+            EdgeMessage::Hello { .. } => {}
+            EdgeMessage::Available { available } => self.router.set_available(&edge_id, available),
+            EdgeMessage::Answer { call_id, sdp } => self.feed(&call_id, Input::EdgeAnswer { edge: edge_id, sdp }, now),
+            EdgeMessage::Accept { call_id } => self.feed(&call_id, Input::EdgeAccept { edge: edge_id }, now),
+            EdgeMessage::Reject { call_id } => self.feed(&call_id, Input::EdgeReject { edge: edge_id }, now),
+            EdgeMessage::Hangup { call_id } => self.feed(&call_id, Input::EdgeHangup { edge: edge_id }, now),
+            EdgeMessage::MediaFailed { call_id, reason } => {
+                self.feed(&call_id, Input::EdgeMediaFailed { edge: edge_id, reason }, now)
+            }
+            EdgeMessage::Dtmf { call_id, digit } => self.feed(&call_id, Input::Dtmf { digit }, now),
+            EdgeMessage::Finished { call_id, quality, recording } => {
+                self.feed(&call_id, Input::EdgeFinished { edge: edge_id, quality, recording }, now)
+            }
+            EdgeMessage::Stats { call_id, stats } => {
+                if let Ok(mut s) = self.shared.lock()
+                    && let Some(r) = s.records.get_mut(&call_id)
+                {
+                    r.quality = Some((&stats).into());
+                }
+            }
+            EdgeMessage::Dial { request_id, to, sdp } => self.dial(edge_id, request_id, to, sdp),
+        }
+    }
+
+    fn dial(&mut self, edge_id: String, request_id: String, to: String, sdp: String) {
+        if let Err(problem) = check_recipient(&to) {
+            self.send_edge(
+                &edge_id,
+                HubMessage::Error { call_id: None, request_id: Some(request_id), message: problem, permanent: true },
+            );
+            return;
+        }
+        let bsp = self.bsp.clone();
+        let tx = self.tx.clone();
+        let span = info_span!("dial", %request_id, %to);
+        tokio::spawn(
+            async move {
+                let result = bsp.connect(&to, &sdp, Some(&request_id)).await.map_err(|e| ActionFailure::from(&e));
+                let _ = tx.send(EngineInput::DialResult { edge_id, request_id, to, result }).await;
+            }
+            .instrument(span),
+        );
+    }
+
+    fn dial_result(&mut self, edge_id: String, request_id: String, to: String, result: Result<String, ActionFailure>) {
+        match result {
+            Ok(call_id) => {
+                if !self.edges.contains_key(&edge_id) {
+                    // The edge left while connect was in flight: nobody will carry the media.
+                    warn!(%call_id, "dialling edge left; terminating the new call");
+                    self.submit(&call_id, &to, Action::Terminate);
+                    return;
+                }
+                info!(%call_id, %to, "outbound call placed");
+                self.metrics.calls_outbound.inc();
+                let (call, cmds) =
+                    Call::outbound(&call_id, &to, &self.cfg.business, &edge_id, self.cfg.timeouts, Utc::now());
+                self.registry.insert(call);
+                self.send_edge(&edge_id, HubMessage::Dialing { request_id, call_id: call_id.clone() });
+                self.sync_slot(&call_id);
+                self.run_commands(&call_id, cmds);
+                self.publish_call(&call_id);
+                self.replay_orphans(&call_id);
+            }
+            Err(f) => {
+                warn!(%request_id, %to, error = %f.message, "connect failed");
+                self.metrics.bsp_errors.inc();
+                self.send_edge(
+                    &edge_id,
+                    HubMessage::Error {
+                        call_id: None,
+                        request_id: Some(request_id),
+                        message: f.message,
+                        permanent: f.permanent,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Feeds one input to a call and carries out what it says.
+    fn feed(&mut self, call_id: &str, input: Input, now: DateTime<Utc>) {
+        let span = info_span!("call", call_id = %call_id);
+        let _g = span.enter();
+        let Some(call) = self.registry.get_mut(call_id) else {
+            debug!(?input, "input for an unknown call ignored");
+            return;
+        };
+        match call.handle(input, now) {
+            Ok(cmds) => {
+                drop(_g);
+                self.run_commands(call_id, cmds);
+            }
+            Err(e) => warn!(error = %e, "ignored"),
+        }
+    }
+
+    fn run_commands(&mut self, call_id: &str, cmds: Vec<Command>) {
+        for cmd in cmds {
+            match cmd {
+                Command::Route => {
+                    let pick = self.registry.get(call_id).and_then(|c| self.router.pick(&c.tried));
+                    let input = match pick {
+                        Some(edge) => Input::Assigned { edge },
+                        None => Input::NoEdge,
+                    };
+                    self.feed(call_id, input, Utc::now());
+                }
+                Command::Submit(action) => {
+                    let to = self.registry.get(call_id).map(|c| c.record.customer.clone()).unwrap_or_default();
+                    if matches!(action, Action::PreAccept { .. })
+                        && let Some(ms) = self.registry.get(call_id).and_then(|c| c.setup_ms)
+                    {
+                        self.metrics.setup_latency.observe(ms as f64 / 1000.0);
+                    }
+                    self.submit(call_id, &to, action);
+                }
+                Command::ToEdge { edge, msg } => self.send_edge(&edge, msg),
+                Command::SetTimer { timer, after } => {
+                    let tx = self.tx.clone();
+                    let call_id = call_id.to_string();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(after).await;
+                        let _ = tx.send(EngineInput::Timer { call_id, timer }).await;
+                    });
+                }
+                Command::Finished { reason } => {
+                    info!(call_id, %reason, "call finished");
+                    self.metrics.ended(&reason);
+                    self.registry.mark_ended(call_id, Instant::now());
+                    self.write_history(call_id);
+                }
+                Command::RecordUpdated => self.write_history(call_id),
+            }
+        }
+        self.sync_slot(call_id);
+        self.publish_call(call_id);
+    }
+
+    fn submit(&self, call_id: &str, to: &str, action: Action) {
+        let bsp = self.bsp.clone();
+        let tx = self.tx.clone();
+        let (call_id, to) = (call_id.to_string(), to.to_string());
+        let name = action.name();
+        let span = info_span!("bsp", call_id = %call_id, action = name);
+        tokio::spawn(
+            async move {
+                let r = match &action {
+                    Action::PreAccept { sdp } => bsp.pre_accept(&call_id, &to, sdp).await,
+                    Action::Accept { sdp } => bsp.accept(&call_id, &to, sdp).await,
+                    Action::Reject => bsp.reject(&call_id, &to).await,
+                    Action::Terminate => bsp.terminate(&call_id, &to).await,
+                };
+                let result = r.map_err(|e| ActionFailure::from(&e));
+                let _ = tx.send(EngineInput::ActionResult { call_id, action: name, result }).await;
+            }
+            .instrument(span),
+        );
+    }
+
+    /// Keeps the router's view of who is busy in step with the calls.
+    fn sync_slot(&mut self, call_id: &str) {
+        let want = self.registry.get(call_id).filter(|c| !c.is_ended()).and_then(|c| c.edge.clone());
+        let have = self.slots.get(call_id).cloned();
+        if want == have {
+            return;
+        }
+        if let Some(old) = have {
+            self.router.call_ended(&old, Instant::now());
+            self.slots.remove(call_id);
+        }
+        if let Some(new) = want {
+            self.router.call_started(&new);
+            self.slots.insert(call_id.to_string(), new);
+        }
+    }
+
+    fn send_edge(&self, edge: &str, msg: HubMessage) {
+        match self.edges.get(edge) {
+            Some(e) => {
+                if e.tx.try_send(msg).is_err() {
+                    warn!(edge, name = %e.name, "edge is not keeping up; message dropped");
+                }
+            }
+            None => debug!(edge, "message for a departed edge dropped"),
+        }
+    }
+
+    fn write_history(&self, call_id: &str) {
+        if let (Some(h), Some(call)) = (&self.history, self.registry.get(call_id)) {
+            h.upsert(call.record.clone());
+        }
+    }
+
+    fn publish_call(&self, call_id: &str) {
+        let Some(call) = self.registry.get(call_id) else { return };
+        if let Ok(mut s) = self.shared.lock() {
+            s.records.insert(call_id.to_string(), call.record.clone());
+            if let Some(ms) = call.setup_ms {
+                s.setup_ms.insert(call_id.to_string(), ms);
+            }
+        }
+        self.publish();
+    }
+
+    fn publish(&self) {
+        if let Ok(mut s) = self.shared.lock() {
+            s.edges = self.edges.len();
+            s.phases.clear();
+            for c in self.registry.live() {
+                *s.phases.entry(c.phase.as_str()).or_default() += 1;
+            }
+        }
+    }
+}
+
+/// A recipient is a phone number in international form (digits, optional `+`) or a
+/// business-scoped user id (`US.1349...`).
+pub fn check_recipient(to: &str) -> Result<(), String> {
+    let digits = to.strip_prefix('+').unwrap_or(to);
+    let is_number = (7..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
+    let is_user_id = to.len() > 3 && to.len() <= 64 && to.contains('.') && to.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.');
+    if is_number || is_user_id {
+        Ok(())
+    } else {
+        Err(format!("to: {to:?} is not a phone number (7 to 15 digits, country code first) or a WhatsApp user id"))
+    }
+}

@@ -1,0 +1,197 @@
+//! Call history in an embedded SQLite database: one row per call, the same fields as the
+//! recording sidecar (`CallRecord`). Writes go through one writer thread so they keep their order
+//! and never block the engine.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::call_record::{CallRecord, Direction, QualitySummary};
+
+#[derive(Debug, thiserror::Error)]
+#[error("call history {path}: {source}")]
+pub struct HistoryError {
+    pub path: PathBuf,
+    #[source]
+    pub source: rusqlite::Error,
+}
+
+pub struct History {
+    conn: Connection,
+    path: PathBuf,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS calls (
+    call_id TEXT PRIMARY KEY,
+    direction TEXT NOT NULL,
+    customer TEXT NOT NULL,
+    business TEXT NOT NULL,
+    caller_name TEXT,
+    edge TEXT,
+    answered_by TEXT,
+    offered_at TEXT NOT NULL,
+    pre_accepted_at TEXT,
+    accepted_at TEXT,
+    ended_at TEXT,
+    end_reason TEXT,
+    duration_s INTEGER,
+    quality TEXT,
+    recording TEXT,
+    dtmf TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS calls_offered ON calls(offered_at);
+";
+
+impl History {
+    pub fn open(path: &Path) -> Result<History, HistoryError> {
+        let err = |source| HistoryError { path: path.to_path_buf(), source };
+        let conn = Connection::open(path).map_err(err)?;
+        // WAL: readers (`wacall history`) don't block the bridge's writes, and a crash loses at
+        // most the last transaction.
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
+        conn.execute_batch(SCHEMA).map_err(err)?;
+        Ok(History { conn, path: path.to_path_buf() })
+    }
+
+    fn err(&self, source: rusqlite::Error) -> HistoryError {
+        HistoryError { path: self.path.clone(), source }
+    }
+
+    pub fn upsert(&self, r: &CallRecord) -> Result<(), HistoryError> {
+        let quality = r.quality.map(|q| serde_json::to_string(&q).unwrap_or_default());
+        self.conn
+            .execute(
+                "INSERT INTO calls (call_id, direction, customer, business, caller_name, edge, answered_by,
+                    offered_at, pre_accepted_at, accepted_at, ended_at, end_reason, duration_s, quality,
+                    recording, dtmf)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+                 ON CONFLICT(call_id) DO UPDATE SET
+                    direction=excluded.direction, customer=excluded.customer, business=excluded.business,
+                    caller_name=excluded.caller_name, edge=excluded.edge, answered_by=excluded.answered_by,
+                    offered_at=excluded.offered_at, pre_accepted_at=excluded.pre_accepted_at,
+                    accepted_at=excluded.accepted_at, ended_at=excluded.ended_at,
+                    end_reason=excluded.end_reason, duration_s=excluded.duration_s,
+                    quality=COALESCE(excluded.quality, calls.quality),
+                    recording=COALESCE(excluded.recording, calls.recording), dtmf=excluded.dtmf",
+                params![
+                    r.call_id,
+                    r.direction.as_str(),
+                    r.customer,
+                    r.business,
+                    r.caller_name,
+                    r.edge,
+                    r.answered_by,
+                    r.offered_at,
+                    r.pre_accepted_at,
+                    r.accepted_at,
+                    r.ended_at,
+                    r.end_reason,
+                    r.duration_s.map(|d| d as i64),
+                    quality,
+                    r.recording,
+                    r.dtmf,
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    fn row(row: &rusqlite::Row<'_>) -> rusqlite::Result<CallRecord> {
+        let direction: String = row.get(1)?;
+        let quality: Option<String> = row.get(13)?;
+        let duration: Option<i64> = row.get(12)?;
+        Ok(CallRecord {
+            call_id: row.get(0)?,
+            direction: if direction == "outbound" { Direction::Outbound } else { Direction::Inbound },
+            customer: row.get(2)?,
+            business: row.get(3)?,
+            caller_name: row.get(4)?,
+            edge: row.get(5)?,
+            answered_by: row.get(6)?,
+            offered_at: row.get(7)?,
+            pre_accepted_at: row.get(8)?,
+            accepted_at: row.get(9)?,
+            ended_at: row.get(10)?,
+            end_reason: row.get(11)?,
+            duration_s: duration.map(|d| d.max(0) as u64),
+            quality: quality.and_then(|q| serde_json::from_str::<QualitySummary>(&q).ok()),
+            recording: row.get(14)?,
+            dtmf: row.get(15)?,
+        })
+    }
+
+    const COLUMNS: &'static str = "call_id, direction, customer, business, caller_name, edge, answered_by, offered_at,
+        pre_accepted_at, accepted_at, ended_at, end_reason, duration_s, quality, recording, dtmf";
+
+    pub fn get(&self, call_id: &str) -> Result<Option<CallRecord>, HistoryError> {
+        self.conn
+            .query_row(&format!("SELECT {} FROM calls WHERE call_id = ?1", Self::COLUMNS), [call_id], Self::row)
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// The newest calls first.
+    pub fn recent(&self, limit: usize) -> Result<Vec<CallRecord>, HistoryError> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT {} FROM calls ORDER BY offered_at DESC LIMIT ?1", Self::COLUMNS))
+            .map_err(|e| self.err(e))?;
+        let rows = stmt.query_map([limit as i64], Self::row).map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+}
+
+/// Serialises writes on a thread of their own.
+#[derive(Clone)]
+pub struct HistoryWriter {
+    tx: std::sync::mpsc::Sender<CallRecord>,
+}
+
+impl HistoryWriter {
+    pub fn start(history: History) -> HistoryWriter {
+        let (tx, rx) = std::sync::mpsc::channel::<CallRecord>();
+        std::thread::Builder::new()
+            .name("wacall-history".into())
+            .spawn(move || {
+                for r in rx {
+                    if let Err(e) = history.upsert(&r) {
+                        tracing::error!(call_id = %r.call_id, error = %e, "history write failed");
+                    }
+                }
+            })
+            .ok();
+        HistoryWriter { tx }
+    }
+
+    pub fn upsert(&self, r: CallRecord) {
+        let _ = self.tx.send(r);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_round_trip_and_update_in_place() {
+        let path = std::env::temp_dir().join(format!("wacall-hist-{}.sqlite3", rand::random::<u64>()));
+        let h = History::open(&path).unwrap();
+        let mut r = CallRecord::new("wacid.1", Direction::Inbound, "5215500000002", "5215500000001");
+        r.caller_name = Some("Ana".into());
+        h.upsert(&r).unwrap();
+        r.end_reason = Some("customer_hangup".into());
+        r.duration_s = Some(12);
+        r.quality = Some(QualitySummary { packets_received: 600, jitter_ms: 1.5, ..Default::default() });
+        r.recording = Some("recordings/x.wav".into());
+        h.upsert(&r).unwrap();
+        // A later update without quality keeps the stored one.
+        let mut r2 = r.clone();
+        r2.quality = None;
+        h.upsert(&r2).unwrap();
+        assert_eq!(h.get("wacid.1").unwrap().unwrap(), r);
+        assert_eq!(h.recent(10).unwrap().len(), 1);
+        assert!(h.get("nope").unwrap().is_none());
+        let _ = std::fs::remove_file(&path);
+    }
+}

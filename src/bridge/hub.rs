@@ -1,0 +1,115 @@
+//! The hub: edges (bots, softphones) connect over WebSocket, prove who they are with a per-edge
+//! token, and from then on exchange `hub_protocol` messages with the engine.
+
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket};
+use futures_util::{SinkExt, StreamExt};
+use subtle::ConstantTimeEq;
+use tokio::sync::mpsc;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use super::engine::EngineInput;
+use crate::hub_protocol::{EdgeMessage, HubMessage};
+use crate::secret::Secret;
+
+/// An edge must say hello this soon after connecting.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+/// Edge messages are small JSON; anything bigger is refused (SDP is a few KiB).
+pub const MAX_MESSAGE: usize = 256 * 1024;
+
+/// True when `given` matches one of the configured tokens, compared in constant time.
+pub fn token_ok(tokens: &[Secret], given: &str) -> bool {
+    tokens
+        .iter()
+        .fold(false, |ok, t| ok | bool::from(t.expose().as_bytes().ct_eq(given.as_bytes())))
+}
+
+/// Serves one edge connection until it closes.
+pub async fn serve_edge(ws: WebSocket, tokens: Vec<Secret>, engine: mpsc::Sender<EngineInput>) {
+    let (mut sink, mut stream) = ws.split();
+    let hello = tokio::time::timeout(HELLO_TIMEOUT, stream.next()).await;
+    let (name, kind) = match hello {
+        Ok(Some(Ok(Message::Text(t)))) => match serde_json::from_str::<EdgeMessage>(&t) {
+            Ok(EdgeMessage::Hello { token, name, kind }) if token_ok(&tokens, &token) => (name, kind),
+            Ok(EdgeMessage::Hello { name, .. }) => {
+                warn!(edge = %name, "edge refused: bad token");
+                let _ = sink.send(Message::text(refusal("invalid edge token"))).await;
+                return;
+            }
+            _ => {
+                let _ = sink.send(Message::text(refusal("the first message must be hello"))).await;
+                return;
+            }
+        },
+        _ => {
+            debug!("edge did not say hello in time");
+            return;
+        }
+    };
+    let edge_id = format!("{name}-{:08x}", rand::random::<u32>());
+    let span = info_span!("edge", edge_id = %edge_id);
+    let (tx, mut rx) = mpsc::channel::<HubMessage>(256);
+    if engine
+        .send(EngineInput::EdgeJoined { edge_id: edge_id.clone(), name, kind, tx: tx.clone() })
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let _ = tx.send(HubMessage::Welcome { edge_id: edge_id.clone() }).await;
+    drop(tx);
+    info!(parent: &span, "edge connected");
+
+    let writer = tokio::spawn(
+        async move {
+            while let Some(m) = rx.recv().await {
+                if sink.send(Message::text(m.to_json())).await.is_err() {
+                    break;
+                }
+            }
+        }
+        .instrument(span.clone()),
+    );
+    while let Some(frame) = stream.next().await {
+        let text = match frame {
+            Ok(Message::Text(t)) => t,
+            Ok(Message::Close(_)) | Err(_) => break,
+            Ok(_) => continue,
+        };
+        if text.len() > MAX_MESSAGE {
+            warn!(parent: &span, len = text.len(), "edge message too large; ignored");
+            continue;
+        }
+        match serde_json::from_str::<EdgeMessage>(&text) {
+            Ok(msg) => {
+                if engine.send(EngineInput::Edge { edge_id: edge_id.clone(), msg }).await.is_err() {
+                    break;
+                }
+            }
+            Err(e) => warn!(parent: &span, error = %e, "unreadable edge message ignored"),
+        }
+    }
+    info!(parent: &span, "edge disconnected");
+    let _ = engine.send(EngineInput::EdgeLeft { edge_id }).await;
+    writer.abort();
+}
+
+fn refusal(message: &str) -> String {
+    HubMessage::Error { call_id: None, request_id: None, message: message.to_string(), permanent: true }
+        .to_json()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_matched_exactly() {
+        let tokens: Vec<Secret> = vec![Secret::new("alpha"), Secret::new("beta")];
+        assert!(token_ok(&tokens, "beta"));
+        assert!(!token_ok(&tokens, "bet"));
+        assert!(!token_ok(&tokens, ""));
+        assert!(!token_ok(&[], "alpha"));
+    }
+}

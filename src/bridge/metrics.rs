@@ -1,0 +1,130 @@
+//! Prometheus text exposition for the bridge, without a metrics framework: a handful of atomic
+//! counters and one histogram are all `/metrics` needs.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Seconds buckets for webhook → pre_accept latency: the target is 15 ms p50, 50 ms p99.
+const BUCKETS: [f64; 10] = [0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+
+#[derive(Debug, Default)]
+pub struct Histogram {
+    inner: Mutex<(Vec<u64>, u64, f64)>,
+}
+
+impl Histogram {
+    pub fn observe(&self, secs: f64) {
+        if let Ok(mut h) = self.inner.lock() {
+            if h.0.is_empty() {
+                h.0 = vec![0; BUCKETS.len()];
+            }
+            for (i, b) in BUCKETS.iter().enumerate() {
+                if secs <= *b {
+                    h.0[i] += 1;
+                }
+            }
+            h.1 += 1;
+            h.2 += secs;
+        }
+    }
+
+    fn render(&self, name: &str, help: &str, out: &mut String) {
+        let (buckets, count, sum) = self.inner.lock().map(|h| h.clone()).unwrap_or_default();
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (i, b) in BUCKETS.iter().enumerate() {
+            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {}", buckets.get(i).copied().unwrap_or(0));
+        }
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}\n{name}_sum {sum}\n{name}_count {count}");
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub calls_inbound: Counter,
+    pub calls_outbound: Counter,
+    pub webhooks: Counter,
+    pub webhook_bad_signature: Counter,
+    pub webhook_malformed: Counter,
+    pub bsp_errors: Counter,
+    pub setup_latency: Histogram,
+    ended: Mutex<BTreeMap<String, u64>>,
+}
+
+impl Metrics {
+    /// Counts an ended call by the first word of its reason (`media_failed: ...` → `media_failed`).
+    pub fn ended(&self, reason: &str) {
+        let key = reason.split(':').next().unwrap_or(reason).trim().to_string();
+        if let Ok(mut m) = self.ended.lock() {
+            *m.entry(key).or_default() += 1;
+        }
+    }
+
+    /// The exposition text; `phases` are live calls by state, `edges` the connected edges.
+    pub fn render(&self, phases: &[(&str, usize)], edges: usize) -> String {
+        let mut out = String::new();
+        let counter = |out: &mut String, name: &str, help: &str, v: u64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+        };
+        let _ = writeln!(out, "# HELP wacall_calls_started_total Calls seen, by direction\n# TYPE wacall_calls_started_total counter");
+        let _ = writeln!(out, "wacall_calls_started_total{{direction=\"inbound\"}} {}", self.calls_inbound.get());
+        let _ = writeln!(out, "wacall_calls_started_total{{direction=\"outbound\"}} {}", self.calls_outbound.get());
+        counter(&mut out, "wacall_webhooks_total", "Webhook requests accepted", self.webhooks.get());
+        let _ = writeln!(out, "# HELP wacall_webhook_errors_total Webhook requests refused\n# TYPE wacall_webhook_errors_total counter");
+        let _ = writeln!(out, "wacall_webhook_errors_total{{kind=\"signature\"}} {}", self.webhook_bad_signature.get());
+        let _ = writeln!(out, "wacall_webhook_errors_total{{kind=\"malformed\"}} {}", self.webhook_malformed.get());
+        counter(&mut out, "wacall_bsp_errors_total", "BSP actions that failed", self.bsp_errors.get());
+        let _ = writeln!(out, "# HELP wacall_calls_ended_total Calls ended, by reason\n# TYPE wacall_calls_ended_total counter");
+        if let Ok(m) = self.ended.lock() {
+            for (reason, n) in m.iter() {
+                let _ = writeln!(out, "wacall_calls_ended_total{{reason=\"{reason}\"}} {n}");
+            }
+        }
+        let _ = writeln!(out, "# HELP wacall_calls Live calls by state\n# TYPE wacall_calls gauge");
+        for (phase, n) in phases {
+            let _ = writeln!(out, "wacall_calls{{state=\"{phase}\"}} {n}");
+        }
+        let _ = writeln!(out, "# HELP wacall_edges Connected edges\n# TYPE wacall_edges gauge\nwacall_edges {edges}");
+        self.setup_latency.render(
+            "wacall_setup_latency_seconds",
+            "Webhook received to pre_accept submitted",
+            &mut out,
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_cumulative_buckets() {
+        let m = Metrics::default();
+        m.calls_inbound.inc();
+        m.ended("media_failed: ICE");
+        m.ended("customer_hangup");
+        m.setup_latency.observe(0.012);
+        m.setup_latency.observe(0.2);
+        let t = m.render(&[("active", 2)], 1);
+        assert!(t.contains("wacall_calls_started_total{direction=\"inbound\"} 1"));
+        assert!(t.contains("wacall_calls_ended_total{reason=\"media_failed\"} 1"));
+        assert!(t.contains("wacall_calls{state=\"active\"} 2"));
+        assert!(t.contains("wacall_setup_latency_seconds_bucket{le=\"0.015\"} 1"));
+        assert!(t.contains("wacall_setup_latency_seconds_bucket{le=\"0.25\"} 2"));
+        assert!(t.contains("wacall_setup_latency_seconds_count 2"));
+    }
+}

@@ -1,0 +1,341 @@
+//! `wacall serve`: the HTTP face of the bridge. Webhooks in (signature checked, size limited),
+//! edges in over WebSocket, health and Prometheus metrics out, and the history for tools.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Query, State, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use super::engine::{Engine, EngineConfig, EngineInput, Shared};
+use super::history::{History, HistoryWriter};
+use super::hub;
+use super::metrics::Metrics;
+use crate::api::BspClient;
+use crate::call::CallTimeouts;
+use crate::call_record::CallRecord;
+use crate::config::{BspConfig, Config};
+use crate::sandbox::Business;
+use crate::secret::Secret;
+use crate::webhook;
+
+#[derive(Debug, Clone)]
+pub struct BridgeConfig {
+    pub bsp: BspConfig,
+    pub app_secret: Secret,
+    pub verify_token: Secret,
+    pub edge_tokens: Vec<Secret>,
+    pub webhook_path: String,
+    pub max_body_bytes: usize,
+    pub history_db: Option<PathBuf>,
+    pub timeouts: CallTimeouts,
+    pub bot_max_calls: usize,
+}
+
+impl BridgeConfig {
+    pub fn from_config(c: &Config) -> BridgeConfig {
+        BridgeConfig {
+            bsp: c.bsp.clone(),
+            app_secret: c.webhook.app_secret.clone(),
+            verify_token: c.webhook.verify_token.clone(),
+            edge_tokens: c.server.edge_tokens.clone(),
+            webhook_path: c.webhook.path.clone(),
+            max_body_bytes: c.webhook.max_body_bytes,
+            history_db: Some(c.server.history_db.clone()),
+            timeouts: CallTimeouts {
+                ring: Duration::from_secs(c.routing.ring_timeout_s),
+                answer: Duration::from_secs(c.routing.accept_timeout_s),
+            },
+            bot_max_calls: c.routing.max_calls,
+        }
+    }
+
+    /// A bridge wired to a local sandbox BSP.
+    pub fn for_sandbox(
+        bsp_url: &str,
+        business: &Business,
+        token: Secret,
+        app_secret: Secret,
+        edge_tokens: Vec<Secret>,
+        history_db: Option<PathBuf>,
+    ) -> BridgeConfig {
+        BridgeConfig {
+            bsp: BspConfig {
+                base_url: bsp_url.to_string(),
+                waba_id: business.waba_id.clone(),
+                phone_number: business.phone_number.clone(),
+                token,
+                timeout_ms: 5_000,
+                max_retries: 2,
+            },
+            app_secret,
+            verify_token: Secret::new("sandbox-verify"),
+            edge_tokens,
+            webhook_path: "/webhook".into(),
+            max_body_bytes: 256 * 1024,
+            history_db,
+            timeouts: CallTimeouts::default(),
+            bot_max_calls: 1000,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    engine: mpsc::Sender<EngineInput>,
+    app_secret: Secret,
+    verify_token: Secret,
+    edge_tokens: Vec<Secret>,
+    shared: Arc<Mutex<Shared>>,
+    metrics: Arc<Metrics>,
+    history_db: Option<PathBuf>,
+}
+
+/// A running bridge.
+pub struct Bridge {
+    pub addr: SocketAddr,
+    shared: Arc<Mutex<Shared>>,
+    server: JoinHandle<()>,
+    engine: JoinHandle<()>,
+    stop: watch::Sender<bool>,
+    engine_tx: mpsc::Sender<EngineInput>,
+    history_db: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BridgeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: String, source: std::io::Error },
+    #[error(transparent)]
+    Bsp(#[from] crate::api::ApiError),
+    #[error(transparent)]
+    History(#[from] super::history::HistoryError),
+}
+
+impl Bridge {
+    pub async fn start(addr: SocketAddr, cfg: BridgeConfig) -> Result<Bridge, BridgeError> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| BridgeError::Listen { addr: addr.to_string(), source })?;
+        Self::start_on(listener, cfg).await
+    }
+
+    pub async fn start_on(listener: TcpListener, cfg: BridgeConfig) -> Result<Bridge, BridgeError> {
+        let addr = listener
+            .local_addr()
+            .map_err(|source| BridgeError::Listen { addr: "?".into(), source })?;
+        let bsp = Arc::new(BspClient::new(&cfg.bsp)?);
+        let history = match &cfg.history_db {
+            Some(p) => Some(HistoryWriter::start(History::open(p)?)),
+            None => None,
+        };
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let metrics = Arc::new(Metrics::default());
+        let (tx, rx) = mpsc::channel(4096);
+        let engine = Engine::new(
+            EngineConfig {
+                business: cfg.bsp.phone_number.clone(),
+                timeouts: cfg.timeouts,
+                bot_max_calls: cfg.bot_max_calls,
+            },
+            bsp,
+            history,
+            shared.clone(),
+            metrics.clone(),
+            tx.clone(),
+        );
+        let engine = tokio::spawn(engine.run(rx));
+        let state = AppState {
+            engine: tx.clone(),
+            app_secret: cfg.app_secret.clone(),
+            verify_token: cfg.verify_token.clone(),
+            edge_tokens: cfg.edge_tokens.clone(),
+            shared: shared.clone(),
+            metrics,
+            history_db: cfg.history_db.clone(),
+        };
+        let app = Router::new()
+            .route(&cfg.webhook_path, get(verify).post(webhook_post))
+            .route("/hub", get(hub_upgrade))
+            .route("/health", get(health))
+            .route("/metrics", get(metrics_text))
+            .route("/calls", get(calls))
+            .layer(DefaultBodyLimit::max(cfg.max_body_bytes))
+            .with_state(state);
+        let (stop, mut stopped) = watch::channel(false);
+        let server = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.changed().await;
+            };
+            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+                warn!(error = %e, "bridge server stopped");
+            }
+        });
+        info!(%addr, "bridge listening");
+        Ok(Bridge { addr, shared, server, engine, stop, engine_tx: tx, history_db: cfg.history_db })
+    }
+
+    pub fn hub_url(&self) -> String {
+        format!("ws://{}/hub", self.addr)
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Waits until `n` edges are connected.
+    pub async fn wait_for_edges(&self, n: usize, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.shared.lock().map(|s| s.edges).unwrap_or(0) >= n {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                anyhow::bail!("{n} edge(s) did not connect to the hub within {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The bridge's record of a call (live or recently ended).
+    pub fn record(&self, call_id: &str) -> Option<CallRecord> {
+        self.shared.lock().ok()?.records.get(call_id).cloned()
+    }
+
+    pub fn setup_ms(&self, call_id: &str) -> Option<u64> {
+        self.shared.lock().ok()?.setup_ms.get(call_id).copied()
+    }
+
+    /// Live calls by state.
+    pub fn phases(&self) -> Vec<(String, usize)> {
+        self.shared
+            .lock()
+            .map(|s| s.phases.iter().map(|(k, v)| (k.to_string(), *v)).collect())
+            .unwrap_or_default()
+    }
+
+    /// The history row as stored in the database.
+    pub fn history_row(&self, call_id: &str) -> Option<CallRecord> {
+        let path = self.history_db.as_ref()?;
+        History::open(path).ok()?.get(call_id).ok()?
+    }
+
+    /// Stops accepting requests, ends live calls at the BSP, and waits for the engine.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.server).await;
+        let _ = self.engine_tx.send(EngineInput::Shutdown).await;
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.engine).await;
+    }
+}
+
+#[derive(Deserialize)]
+struct VerifyParams {
+    #[serde(rename = "hub.mode")]
+    mode: Option<String>,
+    #[serde(rename = "hub.verify_token")]
+    token: Option<String>,
+    #[serde(rename = "hub.challenge")]
+    challenge: Option<String>,
+}
+
+async fn verify(State(s): State<AppState>, Query(q): Query<VerifyParams>) -> Response {
+    match webhook::verify_challenge(
+        q.mode.as_deref(),
+        q.token.as_deref(),
+        q.challenge.as_deref(),
+        s.verify_token.expose(),
+    ) {
+        Ok(challenge) => (StatusCode::OK, challenge).into_response(),
+        Err(e) => {
+            warn!(error = %e, "webhook verification refused");
+            (StatusCode::FORBIDDEN, e.to_string()).into_response()
+        }
+    }
+}
+
+async fn webhook_post(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let received = chrono::Utc::now();
+    let sig = headers.get("x-hub-signature-256").and_then(|v| v.to_str().ok());
+    if let Err(e) = webhook::verify_signature(s.app_secret.expose().as_bytes(), &body, sig) {
+        s.metrics.webhook_bad_signature.inc();
+        warn!(error = %e, "webhook refused: signature");
+        return (StatusCode::UNAUTHORIZED, "invalid signature").into_response();
+    }
+    let events = match webhook::parse_webhook(&body) {
+        Ok(ev) => ev,
+        Err(e) => {
+            s.metrics.webhook_malformed.inc();
+            warn!(error = %e, "webhook refused: malformed");
+            return (StatusCode::BAD_REQUEST, e.to_string()).into_response();
+        }
+    };
+    s.metrics.webhooks.inc();
+    if s.engine.send(EngineInput::Webhook { events, received }).await.is_err() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    }
+    StatusCode::OK.into_response()
+}
+
+async fn hub_upgrade(State(s): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    let (tokens, engine) = (s.edge_tokens.clone(), s.engine.clone());
+    ws.max_message_size(hub::MAX_MESSAGE)
+        .on_upgrade(move |socket| hub::serve_edge(socket, tokens, engine))
+}
+
+async fn health(State(s): State<AppState>) -> Response {
+    let (edges, live) =
+        s.shared.lock().map(|sh| (sh.edges, sh.phases.values().sum::<usize>())).unwrap_or((0, 0));
+    axum::Json(serde_json::json!({ "status": "ok", "edges": edges, "live_calls": live })).into_response()
+}
+
+async fn metrics_text(State(s): State<AppState>) -> Response {
+    let (phases, edges) = s
+        .shared
+        .lock()
+        .map(|sh| (sh.phases.iter().map(|(k, v)| (*k, *v)).collect::<Vec<_>>(), sh.edges))
+        .unwrap_or_default();
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.metrics.render(&phases, edges),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct CallsParams {
+    limit: Option<usize>,
+}
+
+/// Recent calls from the history (edges show it; needs an edge token as Bearer).
+async fn calls(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<CallsParams>) -> Response {
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !hub::token_ok(&s.edge_tokens, token) {
+        return (StatusCode::UNAUTHORIZED, "edge token required").into_response();
+    }
+    let Some(path) = s.history_db.clone() else {
+        return axum::Json(Vec::<CallRecord>::new()).into_response();
+    };
+    let limit = q.limit.unwrap_or(50).min(1000);
+    let rows = tokio::task::spawn_blocking(move || History::open(&path).and_then(|h| h.recent(limit))).await;
+    match rows {
+        Ok(Ok(rows)) => axum::Json(rows).into_response(),
+        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}

@@ -1,0 +1,198 @@
+//! The per-call audio engine: one 20 ms loop per call that moves audio between the media session
+//! and whatever the edge plugs in (a bot behaviour, the agent's devices).
+//!
+//! Each tick: queued RTP goes into the jitter buffer, one frame of what the remote party said
+//! comes out (decoded, or concealed), the behaviour answers with our frame (as PCM to encode, or
+//! as a ready Opus packet to relay), and the recorder gets both sides, aligned.
+//! Nothing is sent before `unmute` (WhatsApp: no audio until `accept` returned 200 OK).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{Instrument, debug, warn};
+
+use crate::audio::Frame;
+use crate::audio::codec::{EncoderConfig, OpusDecoder, OpusEncoder};
+use crate::audio::jitter::JitterBuffer;
+use crate::audio::recorder::CallRecorder;
+use crate::media::{MediaSession, RtpAudio};
+
+/// What we say in one 20 ms slot.
+pub enum Outgoing {
+    /// PCM to encode.
+    Pcm(Frame),
+    /// A ready Opus packet (cached prompt, relayed echo) and the PCM it stands for (recording).
+    Packet { opus: Bytes, pcm: Frame },
+    /// Nothing to say: a cached silence packet keeps the stream (and the peer's jitter buffer) alive.
+    Silence,
+}
+
+/// What an edge plugs into a call: bots implement it with prompts, echo, AI streams; the
+/// softphone with its microphone and speaker.
+pub trait Behaviour: Send + 'static {
+    /// `heard`: the remote party's audio for this slot. `arrived`: packets that arrived since the
+    /// last slot (for relaying without transcoding).
+    fn next(&mut self, heard: &Frame, arrived: &[Bytes]) -> Outgoing;
+
+    /// The behaviour wants the call to end (prompt done, max duration reached).
+    fn wants_hangup(&self) -> bool {
+        false
+    }
+}
+
+/// Live controls and meters of a running engine.
+pub struct CallAudio {
+    sending: Arc<AtomicBool>,
+    muted: Arc<AtomicBool>,
+    recording: Arc<AtomicBool>,
+    /// Level meters in hundredths of a dBFS.
+    level_in: Arc<AtomicI32>,
+    level_out: Arc<AtomicI32>,
+    hangup: watch::Receiver<bool>,
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<Option<CallRecorder>>>,
+}
+
+impl CallAudio {
+    /// Starts the loop. `recorder`: where both sides are written once the call is answered.
+    pub fn start(
+        media: Arc<MediaSession>,
+        mut behaviour: Box<dyn Behaviour>,
+        encoder: EncoderConfig,
+        mut recorder: Option<CallRecorder>,
+    ) -> Result<CallAudio, crate::audio::codec::CodecError> {
+        let mut encoder = OpusEncoder::new(encoder)?;
+        let mut decoder = OpusDecoder::new()?;
+        let silence = Bytes::from(encoder.encode(&Frame::silence())?);
+        let sending = Arc::new(AtomicBool::new(false));
+        let muted = Arc::new(AtomicBool::new(false));
+        let recording = Arc::new(AtomicBool::new(false));
+        let level_in = Arc::new(AtomicI32::new(-9600));
+        let level_out = Arc::new(AtomicI32::new(-9600));
+        let (stop_tx, mut stop_rx) = watch::channel(false);
+        let (hangup_tx, hangup_rx) = watch::channel(false);
+        let mut audio_rx = media.take_audio();
+
+        let (s, m, r, li, lo) =
+            (sending.clone(), muted.clone(), recording.clone(), level_in.clone(), level_out.clone());
+        let task = tokio::spawn(
+            async move {
+                let mut jitter = JitterBuffer::new();
+                let mut tick = tokio::time::interval(Duration::from_millis(20));
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+                let mut arrived: Vec<Bytes> = Vec::new();
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => {}
+                        _ = stop_rx.changed() => break,
+                    }
+                    arrived.clear();
+                    if let Some(rx) = audio_rx.as_mut() {
+                        while let Ok(p) = rx.try_recv() {
+                            let RtpAudio { seq, timestamp, payload, arrival_ms } = p;
+                            arrived.push(payload.clone());
+                            jitter.push(seq, timestamp, payload, arrival_ms);
+                        }
+                    }
+                    let heard = jitter.pop_frame(&mut decoder);
+                    li.store((heard.level_dbfs() * 100.0) as i32, Ordering::Relaxed);
+                    let out = behaviour.next(&heard, &arrived);
+                    let muted_now = m.load(Ordering::Relaxed);
+                    let (packet, ours) = match out {
+                        _ if muted_now => (silence.clone(), Frame::silence()),
+                        Outgoing::Packet { opus, pcm } => (opus, pcm),
+                        Outgoing::Silence => (silence.clone(), Frame::silence()),
+                        Outgoing::Pcm(pcm) => match encoder.encode(&pcm) {
+                            Ok(p) => (Bytes::from(p), pcm),
+                            Err(e) => {
+                                warn!(error = %e, "Opus encode failed; sending silence");
+                                (silence.clone(), Frame::silence())
+                            }
+                        },
+                    };
+                    lo.store((ours.level_dbfs() * 100.0) as i32, Ordering::Relaxed);
+                    if s.load(Ordering::Relaxed)
+                        && let Err(e) = media.send_opus(packet).await
+                    {
+                        debug!(error = %e, "send failed; the call is ending");
+                    }
+                    if r.load(Ordering::Relaxed)
+                        && let Some(rec) = recorder.as_mut()
+                        && let Err(e) = rec.write(&heard, &ours)
+                    {
+                        warn!(error = %e, "recording stopped");
+                        recorder = None;
+                    }
+                    if behaviour.wants_hangup() {
+                        let _ = hangup_tx.send(true);
+                    }
+                }
+                if let Some(rec) = recorder.as_mut()
+                    && let Err(e) = rec.finish_audio()
+                {
+                    warn!(error = %e, "closing the recording");
+                }
+                recorder
+            }
+            .in_current_span(),
+        );
+        Ok(CallAudio {
+            sending,
+            muted,
+            recording,
+            level_in,
+            level_out,
+            hangup: hangup_rx,
+            stop: stop_tx,
+            task: Some(task),
+        })
+    }
+
+    /// `accept` returned 200 OK: start sending and recording.
+    pub fn unmute_call(&self) {
+        self.sending.store(true, Ordering::Relaxed);
+        self.recording.store(true, Ordering::Relaxed);
+    }
+
+    /// The agent's mute button: we keep sending, but silence.
+    pub fn set_muted(&self, muted: bool) {
+        self.muted.store(muted, Ordering::Relaxed);
+    }
+
+    pub fn is_muted(&self) -> bool {
+        self.muted.load(Ordering::Relaxed)
+    }
+
+    /// (remote, ours) levels in dBFS, for meters.
+    pub fn levels(&self) -> (f32, f32) {
+        (
+            self.level_in.load(Ordering::Relaxed) as f32 / 100.0,
+            self.level_out.load(Ordering::Relaxed) as f32 / 100.0,
+        )
+    }
+
+    /// Resolves when the behaviour asks to hang up.
+    pub fn hangup_requested(&self) -> watch::Receiver<bool> {
+        self.hangup.clone()
+    }
+
+    /// Stops the loop, closes the recording's audio and hands the recorder back so the caller
+    /// can write the sidecar.
+    pub async fn stop(mut self) -> Option<CallRecorder> {
+        let _ = self.stop.send(true);
+        match self.task.take() {
+            Some(t) => t.await.ok().flatten(),
+            None => None,
+        }
+    }
+}
+
+impl Drop for CallAudio {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}

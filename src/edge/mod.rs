@@ -1,0 +1,5 @@
+//! The client side shared by the bot and the softphone: the hub connection, and per call the
+//! media session plus the 20 ms audio engine.
+
+pub mod call_audio;
+pub mod hub_client;

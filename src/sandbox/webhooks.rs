@@ -1,0 +1,185 @@
+//! Meta-shaped webhook payloads, as WhatsApp sends them through the BSP, and their signature.
+//!
+//! The simulated users speak only through these, so the bridge's webhook path is exercised exactly
+//! as in production: raw bytes, `X-Hub-Signature-256`, the `entry[].changes[].value` envelope.
+
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+/// Who the business is, as `metadata` names it in every webhook.
+#[derive(Debug, Clone)]
+pub struct Business {
+    pub waba_id: String,
+    pub phone_number: String,
+    pub phone_number_id: String,
+}
+
+fn envelope(biz: &Business, value: Value) -> Value {
+    json!({
+        "object": "whatsapp_business_account",
+        "entry": [{
+            "id": biz.waba_id,
+            "changes": [{ "field": "calls", "value": value }]
+        }]
+    })
+}
+
+fn metadata(biz: &Business) -> Value {
+    json!({ "display_phone_number": biz.phone_number, "phone_number_id": biz.phone_number_id })
+}
+
+fn now_unix() -> String {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+        .to_string()
+}
+
+/// A user calls the business: `connect` with the user's offer.
+pub fn user_call(biz: &Business, call_id: &str, user: &str, name: &str, offer: &str) -> Value {
+    envelope(
+        biz,
+        json!({
+            "messaging_product": "whatsapp",
+            "metadata": metadata(biz),
+            "contacts": [{ "profile": { "name": name }, "wa_id": user }],
+            "calls": [{
+                "id": call_id,
+                "from": user,
+                "to": biz.phone_number,
+                "event": "connect",
+                "timestamp": now_unix(),
+                "direction": "USER_INITIATED",
+                "session": { "sdp_type": "offer", "sdp": offer }
+            }]
+        }),
+    )
+}
+
+/// The user's answer to a business call.
+pub fn user_answer(
+    biz: &Business,
+    call_id: &str,
+    user: &str,
+    answer: &str,
+    opaque: Option<&str>,
+) -> Value {
+    let mut call = json!({
+        "id": call_id,
+        "from": biz.phone_number,
+        "to": user,
+        "event": "connect",
+        "timestamp": now_unix(),
+        "direction": "BUSINESS_INITIATED",
+        "session": { "sdp_type": "answer", "sdp": answer }
+    });
+    if let Some(o) = opaque {
+        call["biz_opaque_callback_data"] = json!(o);
+    }
+    envelope(
+        biz,
+        json!({
+            "messaging_product": "whatsapp",
+            "metadata": metadata(biz),
+            "contacts": [{ "profile": { "name": "" }, "wa_id": user }],
+            "calls": [call]
+        }),
+    )
+}
+
+/// Progress of a business call: `RINGING`, `ACCEPTED` or `REJECTED`.
+pub fn status(biz: &Business, call_id: &str, user: &str, status: &str) -> Value {
+    envelope(
+        biz,
+        json!({
+            "messaging_product": "whatsapp",
+            "metadata": metadata(biz),
+            "statuses": [{
+                "id": call_id,
+                "type": "call",
+                "status": status,
+                "timestamp": now_unix(),
+                "recipient_id": user
+            }]
+        }),
+    )
+}
+
+/// The end of a call. `connected` carries start/end/duration as Meta does for answered calls.
+pub fn terminate(
+    biz: &Business,
+    call_id: &str,
+    user: &str,
+    user_initiated: bool,
+    status: &str,
+    connected: Option<(u64, u64)>,
+) -> Value {
+    let (from, to) = if user_initiated {
+        (user.to_string(), biz.phone_number.clone())
+    } else {
+        (biz.phone_number.clone(), user.to_string())
+    };
+    let mut call = json!({
+        "id": call_id,
+        "from": from,
+        "to": to,
+        "event": "terminate",
+        "timestamp": now_unix(),
+        "direction": if user_initiated { "USER_INITIATED" } else { "BUSINESS_INITIATED" },
+        "status": status
+    });
+    if let Some((start, end)) = connected {
+        call["start_time"] = json!(start.to_string());
+        call["end_time"] = json!(end.to_string());
+        call["duration"] = json!(end.saturating_sub(start));
+    }
+    envelope(
+        biz,
+        json!({
+            "messaging_product": "whatsapp",
+            "metadata": metadata(biz),
+            "contacts": [{ "profile": { "name": "" }, "wa_id": user }],
+            "calls": [call]
+        }),
+    )
+}
+
+/// `sha256=<hex HMAC-SHA256(app secret, body)>`, the `X-Hub-Signature-256` header value.
+pub fn signature(app_secret: &[u8], body: &[u8]) -> String {
+    // HMAC accepts keys of any length, so this cannot fail.
+    let mut mac = Hmac::<Sha256>::new_from_slice(app_secret).expect("HMAC takes any key length");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_matches_an_independent_vector() {
+        // python3 -c 'import hmac,hashlib;print(hmac.new(b"key",b"The quick brown fox jumps over the lazy dog",hashlib.sha256).hexdigest())'
+        assert_eq!(
+            signature(b"key", b"The quick brown fox jumps over the lazy dog"),
+            "sha256=f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8"
+        );
+    }
+
+    #[test]
+    fn envelopes_have_meta_shape() {
+        let biz = Business {
+            waba_id: "1".into(),
+            phone_number: "5215500000001".into(),
+            phone_number_id: "2".into(),
+        };
+        let v = user_call(&biz, "wacid.X", "5215500000002", "Ana", "v=0");
+        assert_eq!(v["entry"][0]["changes"][0]["field"], "calls");
+        let call = &v["entry"][0]["changes"][0]["value"]["calls"][0];
+        assert_eq!(call["session"]["sdp_type"], "offer");
+        assert_eq!(call["direction"], "USER_INITIATED");
+        let t = terminate(&biz, "wacid.X", "5215500000002", true, "COMPLETED", Some((10, 25)));
+        assert_eq!(t["entry"][0]["changes"][0]["value"]["calls"][0]["duration"], 15);
+    }
+}

@@ -1,0 +1,581 @@
+//! The sandbox's WhatsApp: simulated users (real WebRTC ICE-lite peers) and the calls between
+//! them and the business, driven by the BSP's actions and reported through signed webhooks.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::broadcast;
+use tracing::{Instrument, info, info_span, warn};
+
+use super::voice::{Voice, VoiceReport, encode_tone};
+use super::webhooks::{self, Business};
+use crate::media::{MediaConfig, MediaSession};
+
+/// How a simulated user treats a call from the business.
+#[derive(Debug, Clone)]
+pub struct UserPlan {
+    pub answer_after: Duration,
+    pub reject: bool,
+    /// Never answer: the business gives up (or WhatsApp's own timeout would end it).
+    pub no_answer: bool,
+    pub hangup_after: Option<Duration>,
+    pub tone_hz: f32,
+}
+
+impl Default for UserPlan {
+    fn default() -> Self {
+        UserPlan {
+            answer_after: Duration::from_millis(800),
+            reject: false,
+            no_answer: false,
+            hangup_after: None,
+            tone_hz: 660.0,
+        }
+    }
+}
+
+/// A user calling the business.
+#[derive(Debug, Clone)]
+pub struct UserCall {
+    pub user: String,
+    pub name: String,
+    pub tone_hz: f32,
+    pub hangup_after: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SimState {
+    Offering,
+    PreAccepted,
+    Ringing,
+    Active,
+    Ended,
+}
+
+/// What the sandbox knows about one call, live or finished.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallReport {
+    pub call_id: String,
+    pub user: String,
+    pub user_initiated: bool,
+    pub state: SimState,
+    pub ended_by: Option<String>,
+    pub voice: VoiceReport,
+    /// The `biz_opaque_callback_data` the business gave in `connect`.
+    pub opaque: Option<String>,
+    /// Unix seconds at accept and end.
+    pub accepted_at: Option<u64>,
+    pub ended_at: Option<u64>,
+}
+
+/// Something happened in the sandbox (for status lines and tests).
+#[derive(Debug, Clone, Serialize)]
+pub struct SandboxEvent {
+    pub call_id: String,
+    pub what: String,
+}
+
+/// Faults a test or demo can inject.
+#[derive(Debug, Default, Clone)]
+pub struct Faults {
+    /// Next actions of this name fail with this HTTP status (count, status).
+    pub fail_next: HashMap<String, (u32, u16)>,
+    /// Numbers that never granted call permission: `connect` to them fails like WhatsApp's.
+    pub no_permission: HashSet<String>,
+    /// Send every webhook twice (WhatsApp may).
+    pub duplicate_webhooks: bool,
+    /// Users' offers point at a dead port: ICE never connects.
+    pub unreachable_media: bool,
+}
+
+/// Points every candidate of an SDP at port 9 (discard), where nothing answers ICE checks.
+fn break_candidates(sdp: &str) -> String {
+    sdp.split("\r\n")
+        .map(|line| {
+            if line.starts_with("a=candidate:") {
+                let mut parts: Vec<&str> = line.split(' ').collect();
+                if parts.len() > 5 {
+                    parts[5] = "9";
+                }
+                parts.join(" ")
+            } else {
+                line.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\r\n")
+}
+
+struct SimCall {
+    user: String,
+    user_initiated: bool,
+    media: Arc<MediaSession>,
+    voice: Option<Voice>,
+    /// The SDP the business pre-accepted with; `accept` must carry the same.
+    pre_accept_sdp: Option<String>,
+    state: SimState,
+    opaque: Option<String>,
+    accepted_at: Option<u64>,
+    ended_at: Option<u64>,
+    ended_by: Option<String>,
+    final_voice: Option<VoiceReport>,
+}
+
+pub(crate) struct WorldConfig {
+    pub business: Business,
+    pub app_secret: String,
+    pub webhook_url: String,
+    pub media: MediaConfig,
+}
+
+/// The simulated WhatsApp side.
+pub struct World {
+    cfg: WorldConfig,
+    http: reqwest::Client,
+    calls: Mutex<HashMap<String, SimCall>>,
+    pub(crate) faults: Mutex<Faults>,
+    plans: Mutex<HashMap<String, UserPlan>>,
+    default_plan: Mutex<UserPlan>,
+    tones: Mutex<HashMap<u32, Arc<Vec<Bytes>>>>,
+    events: broadcast::Sender<SandboxEvent>,
+    next_id: std::sync::atomic::AtomicU64,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// An error the BSP returns, in Meta's shape.
+#[derive(Debug, Clone)]
+pub struct ActionError {
+    pub status: u16,
+    pub code: u32,
+    pub message: String,
+}
+
+impl ActionError {
+    pub fn bad(message: impl Into<String>) -> Self {
+        ActionError { status: 400, code: 100, message: message.into() }
+    }
+}
+
+impl World {
+    pub(crate) fn new(cfg: WorldConfig) -> Arc<World> {
+        let (events, _) = broadcast::channel(256);
+        Arc::new(World {
+            cfg,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .unwrap_or_default(),
+            calls: Mutex::new(HashMap::new()),
+            faults: Mutex::new(Faults::default()),
+            plans: Mutex::new(HashMap::new()),
+            default_plan: Mutex::new(UserPlan::default()),
+            tones: Mutex::new(HashMap::new()),
+            events,
+            next_id: std::sync::atomic::AtomicU64::new(1),
+        })
+    }
+
+    pub fn business(&self) -> &Business {
+        &self.cfg.business
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<SandboxEvent> {
+        self.events.subscribe()
+    }
+
+    pub fn set_plan(&self, user: &str, plan: UserPlan) {
+        if let Ok(mut p) = self.plans.lock() {
+            p.insert(user.to_string(), plan);
+        }
+    }
+
+    pub fn set_default_plan(&self, plan: UserPlan) {
+        if let Ok(mut p) = self.default_plan.lock() {
+            *p = plan;
+        }
+    }
+
+    pub fn faults(&self) -> std::sync::MutexGuard<'_, Faults> {
+        self.faults.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn plan_for(&self, user: &str) -> UserPlan {
+        let plans = self.plans.lock().unwrap_or_else(|e| e.into_inner());
+        plans.get(user).cloned().unwrap_or_else(|| {
+            self.default_plan.lock().map(|p| p.clone()).unwrap_or_default()
+        })
+    }
+
+    fn tone(&self, hz: f32) -> Arc<Vec<Bytes>> {
+        let key = hz.to_bits();
+        let mut tones = self.tones.lock().unwrap_or_else(|e| e.into_inner());
+        tones.entry(key).or_insert_with(|| Arc::new(encode_tone(hz, 1))).clone()
+    }
+
+    fn emit(&self, call_id: &str, what: impl Into<String>) {
+        let what = what.into();
+        info!(call_id, "{what}");
+        let _ = self.events.send(SandboxEvent { call_id: call_id.to_string(), what });
+    }
+
+    fn new_call_id(&self) -> String {
+        let n = self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("wacid.SBX{n:06}{:08X}", rand::random::<u32>())
+    }
+
+    /// Posts a webhook to the bridge, signed like Meta signs it.
+    pub async fn post_webhook(&self, payload: &Value) {
+        let body = payload.to_string().into_bytes();
+        let sig = webhooks::signature(self.cfg.app_secret.as_bytes(), &body);
+        let copies = if self.faults().duplicate_webhooks { 2 } else { 1 };
+        for _ in 0..copies {
+            let r = self
+                .http
+                .post(&self.cfg.webhook_url)
+                .header("content-type", "application/json")
+                .header("x-hub-signature-256", &sig)
+                .body(body.clone())
+                .send()
+                .await;
+            match r {
+                Ok(resp) if resp.status().is_success() => {}
+                Ok(resp) => warn!(status = %resp.status(), "bridge refused a webhook"),
+                Err(e) => warn!(error = %e, "cannot reach the bridge's webhook"),
+            }
+        }
+    }
+
+    /// A simulated user calls the business. Returns the call id.
+    pub async fn place_user_call(self: &Arc<Self>, call: UserCall) -> Result<String, String> {
+        let call_id = self.new_call_id();
+        let span = info_span!("sim_user", call_id = %call_id, user = %call.user);
+        let media = MediaSession::new(&self.lite_media(), &call_id)
+            .await
+            .map_err(|e| e.to_string())?;
+        let offer = media.create_offer().await.map_err(|e| e.to_string())?;
+        let offer = if self.faults().unreachable_media { break_candidates(&offer) } else { offer };
+        let voice = Voice::start(media.clone(), self.tone(call.tone_hz));
+        self.calls.lock().unwrap_or_else(|e| e.into_inner()).insert(
+            call_id.clone(),
+            SimCall {
+                user: call.user.clone(),
+                user_initiated: true,
+                media,
+                voice: Some(voice),
+                pre_accept_sdp: None,
+                state: SimState::Offering,
+                opaque: None,
+                accepted_at: None,
+                ended_at: None,
+                ended_by: None,
+                final_voice: None,
+            },
+        );
+        self.emit(&call_id, format!("{} ({}) calls the business", call.name, call.user));
+        let payload = webhooks::user_call(&self.cfg.business, &call_id, &call.user, &call.name, &offer);
+        self.post_webhook(&payload).instrument(span).await;
+        if let Some(after) = call.hangup_after {
+            let world = self.clone();
+            let id = call_id.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(after).await;
+                world.user_hangs_up(&id).await;
+            });
+        }
+        Ok(call_id)
+    }
+
+    fn lite_media(&self) -> MediaConfig {
+        MediaConfig { ice_lite: true, ..self.cfg.media.clone() }
+    }
+
+    /// The user ends the call: media closes, WhatsApp reports `terminate`.
+    pub async fn user_hangs_up(&self, call_id: &str) {
+        let Some((user, initiated, connected)) = self.end_call(call_id, "user") else { return };
+        self.emit(call_id, "user hung up");
+        let payload =
+            webhooks::terminate(&self.cfg.business, call_id, &user, initiated, "COMPLETED", connected);
+        self.post_webhook(&payload).await;
+    }
+
+    /// Marks a call ended, stops its media; returns what the terminate webhook needs, or None
+    /// when it had already ended (so a second hang-up is a no-op).
+    fn end_call(&self, call_id: &str, by: &str) -> Option<(String, bool, Option<(u64, u64)>)> {
+        let (media, out) = {
+            let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+            let c = calls.get_mut(call_id)?;
+            if c.state == SimState::Ended {
+                return None;
+            }
+            c.state = SimState::Ended;
+            let now = unix_now();
+            c.ended_at = Some(now);
+            c.ended_by = Some(by.to_string());
+            c.final_voice = c.voice.as_ref().map(Voice::report);
+            c.voice = None;
+            let connected = c.accepted_at.map(|a| (a, now));
+            (c.media.clone(), (c.user.clone(), c.user_initiated, connected))
+        };
+        tokio::spawn(async move { media.close().await });
+        Some(out)
+    }
+
+    pub fn report(&self, call_id: &str) -> Option<CallReport> {
+        let calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        calls.get(call_id).map(|c| Self::report_of(call_id, c))
+    }
+
+    pub fn reports(&self) -> Vec<CallReport> {
+        let calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        let mut v: Vec<CallReport> = calls.iter().map(|(id, c)| Self::report_of(id, c)).collect();
+        v.sort_by(|a, b| a.call_id.cmp(&b.call_id));
+        v
+    }
+
+    fn report_of(call_id: &str, c: &SimCall) -> CallReport {
+        CallReport {
+            call_id: call_id.to_string(),
+            user: c.user.clone(),
+            user_initiated: c.user_initiated,
+            state: c.state,
+            ended_by: c.ended_by.clone(),
+            voice: c
+                .voice
+                .as_ref()
+                .map(Voice::report)
+                .or_else(|| c.final_voice.clone())
+                .unwrap_or_default(),
+            opaque: c.opaque.clone(),
+            accepted_at: c.accepted_at,
+            ended_at: c.ended_at,
+        }
+    }
+
+    /// `connect`: the business calls a user. Returns the new call id.
+    pub(crate) async fn on_connect(
+        self: &Arc<Self>,
+        to: &str,
+        offer: &str,
+        opaque: Option<String>,
+    ) -> Result<String, ActionError> {
+        if self.faults().no_permission.contains(to) {
+            return Err(ActionError {
+                status: 400,
+                code: 138006,
+                message: format!(
+                    "Business-initiated calling is not permitted: {to} has not granted call permission"
+                ),
+            });
+        }
+        crate::media::check_remote_sdp(offer)
+            .map_err(|e| ActionError::bad(format!("Invalid parameter sdp: {e}")))?;
+        let call_id = self.new_call_id();
+        let media = MediaSession::new(&self.lite_media(), &call_id)
+            .await
+            .map_err(|e| ActionError { status: 500, code: 1, message: e.to_string() })?;
+        let plan = self.plan_for(to);
+        self.calls.lock().unwrap_or_else(|e| e.into_inner()).insert(
+            call_id.clone(),
+            SimCall {
+                user: to.to_string(),
+                user_initiated: false,
+                media: media.clone(),
+                voice: None,
+                pre_accept_sdp: None,
+                state: SimState::Ringing,
+                opaque: opaque.clone(),
+                accepted_at: None,
+                ended_at: None,
+                ended_by: None,
+                final_voice: None,
+            },
+        );
+        self.emit(&call_id, format!("business calls {to}"));
+        let world = self.clone();
+        let id = call_id.clone();
+        let to = to.to_string();
+        let offer = offer.to_string();
+        let span = info_span!("sim_user", call_id = %call_id, user = %to);
+        tokio::spawn(
+            async move { world.ring_user(id, to, offer, opaque, media, plan).await }.instrument(span),
+        );
+        Ok(call_id)
+    }
+
+    /// The user's phone rings, answers (or not) according to its plan.
+    async fn ring_user(
+        self: Arc<Self>,
+        call_id: String,
+        user: String,
+        offer: String,
+        opaque: Option<String>,
+        media: Arc<MediaSession>,
+        plan: UserPlan,
+    ) {
+        let biz = self.cfg.business.clone();
+        let answer = match media.answer(&offer).await {
+            Ok(a) => a,
+            Err(e) => {
+                warn!(error = %e, "simulated user cannot answer the business offer");
+                if let Some((u, i, c)) = self.end_call(&call_id, "user") {
+                    self.post_webhook(&webhooks::terminate(&biz, &call_id, &u, i, "FAILED", c)).await;
+                }
+                return;
+            }
+        };
+        let voice = Voice::start(media, self.tone(plan.tone_hz));
+        if let Some(c) = self.calls.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&call_id) {
+            c.voice = Some(voice);
+        }
+        // WhatsApp sends the user's SDP answer as soon as the phone has it, then progress.
+        self.post_webhook(&webhooks::user_answer(&biz, &call_id, &user, &answer, opaque.as_deref()))
+            .await;
+        self.post_webhook(&webhooks::status(&biz, &call_id, &user, "RINGING")).await;
+        if plan.no_answer {
+            return;
+        }
+        tokio::time::sleep(plan.answer_after).await;
+        if self.state(&call_id) != Some(SimState::Ringing) {
+            return;
+        }
+        if plan.reject {
+            self.emit(&call_id, "user rejected");
+            self.post_webhook(&webhooks::status(&biz, &call_id, &user, "REJECTED")).await;
+            if let Some((u, i, c)) = self.end_call(&call_id, "user") {
+                self.post_webhook(&webhooks::terminate(&biz, &call_id, &u, i, "COMPLETED", c)).await;
+            }
+            return;
+        }
+        self.mark_active(&call_id);
+        self.emit(&call_id, "user answered");
+        self.post_webhook(&webhooks::status(&biz, &call_id, &user, "ACCEPTED")).await;
+        if let Some(after) = plan.hangup_after {
+            tokio::time::sleep(after).await;
+            self.user_hangs_up(&call_id).await;
+        }
+    }
+
+    fn state(&self, call_id: &str) -> Option<SimState> {
+        self.calls.lock().unwrap_or_else(|e| e.into_inner()).get(call_id).map(|c| c.state)
+    }
+
+    fn mark_active(&self, call_id: &str) {
+        if let Some(c) = self.calls.lock().unwrap_or_else(|e| e.into_inner()).get_mut(call_id) {
+            c.state = SimState::Active;
+            c.accepted_at = Some(unix_now());
+            if let Some(v) = &c.voice {
+                v.talk();
+            }
+        }
+    }
+
+    /// `pre_accept`: the business's answer arrives while the user's call rings.
+    pub(crate) async fn on_pre_accept(&self, call_id: &str, sdp: &str) -> Result<(), ActionError> {
+        let media = {
+            let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+            let c = Self::user_call_mut(&mut calls, call_id)?;
+            match c.state {
+                SimState::Offering => {}
+                SimState::PreAccepted if c.pre_accept_sdp.as_deref() == Some(sdp) => return Ok(()),
+                s => return Err(ActionError::bad(format!("call {call_id} cannot be pre-accepted in state {s:?}"))),
+            }
+            c.pre_accept_sdp = Some(sdp.to_string());
+            c.state = SimState::PreAccepted;
+            c.media.clone()
+        };
+        media
+            .apply_answer(sdp)
+            .await
+            .map_err(|e| ActionError::bad(format!("Invalid parameter sdp: {e}")))?;
+        self.emit(call_id, "pre-accepted: media connecting while it rings");
+        Ok(())
+    }
+
+    /// `accept`: the business answers; the user starts talking.
+    pub(crate) async fn on_accept(&self, call_id: &str, sdp: &str) -> Result<(), ActionError> {
+        let needs_answer = {
+            let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+            let c = Self::user_call_mut(&mut calls, call_id)?;
+            match (c.state, c.pre_accept_sdp.as_deref()) {
+                (SimState::Active, _) => return Ok(()),
+                (SimState::PreAccepted, Some(pre)) if pre != sdp => {
+                    return Err(ActionError::bad(
+                        "Invalid parameter sdp: accept SDP differs from the pre_accept SDP",
+                    ));
+                }
+                (SimState::PreAccepted, _) => None,
+                (SimState::Offering, _) => Some(c.media.clone()),
+                (s, _) => return Err(ActionError::bad(format!("call {call_id} cannot be accepted in state {s:?}"))),
+            }
+        };
+        if let Some(media) = needs_answer {
+            media
+                .apply_answer(sdp)
+                .await
+                .map_err(|e| ActionError::bad(format!("Invalid parameter sdp: {e}")))?;
+        }
+        self.mark_active(call_id);
+        self.emit(call_id, "accepted by the business");
+        Ok(())
+    }
+
+    /// `reject`: the business declines the user's call.
+    pub(crate) async fn on_reject(&self, call_id: &str) -> Result<(), ActionError> {
+        {
+            let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+            Self::user_call_mut(&mut calls, call_id)?;
+        }
+        if let Some((u, i, c)) = self.end_call(call_id, "business") {
+            self.emit(call_id, "rejected by the business");
+            let biz = self.cfg.business.clone();
+            self.post_webhook(&webhooks::terminate(&biz, call_id, &u, i, "COMPLETED", c)).await;
+        }
+        Ok(())
+    }
+
+    /// `terminate`: the business hangs up. Ending an ended call is accepted (idempotent).
+    pub(crate) async fn on_terminate(&self, call_id: &str) -> Result<(), ActionError> {
+        if !self.calls.lock().unwrap_or_else(|e| e.into_inner()).contains_key(call_id) {
+            return Err(ActionError::bad(format!("Invalid parameter call_id: unknown call {call_id}")));
+        }
+        if let Some((u, i, c)) = self.end_call(call_id, "business") {
+            self.emit(call_id, "terminated by the business");
+            let biz = self.cfg.business.clone();
+            self.post_webhook(&webhooks::terminate(&biz, call_id, &u, i, "COMPLETED", c)).await;
+        }
+        Ok(())
+    }
+
+    fn user_call_mut<'a>(
+        calls: &'a mut HashMap<String, SimCall>,
+        call_id: &str,
+    ) -> Result<&'a mut SimCall, ActionError> {
+        let c = calls
+            .get_mut(call_id)
+            .ok_or_else(|| ActionError::bad(format!("Invalid parameter call_id: unknown call {call_id}")))?;
+        if !c.user_initiated {
+            return Err(ActionError::bad(format!(
+                "call {call_id} was placed by the business; only user calls are answered"
+            )));
+        }
+        Ok(c)
+    }
+
+    /// Ends every call and frees its media (sandbox shutdown).
+    pub async fn shutdown(&self) {
+        let ids: Vec<String> =
+            self.calls.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
+        for id in ids {
+            self.end_call(&id, "shutdown");
+        }
+    }
+
+}

@@ -1,0 +1,171 @@
+//! A whole wacall on 127.0.0.1 for end-to-end tests: the sandbox (local BSP + simulated WhatsApp
+//! users that are real WebRTC peers), the bridge with its webhook endpoint and hub, and a bot
+//! edge connected over WebSocket. Nothing is mocked: signatures, HTTP, ICE, DTLS, SRTP and Opus
+//! all run for real.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use wacall::audio::codec::EncoderConfig;
+use wacall::bot::runner::{self, BotCommand, BotConfig};
+use wacall::bridge::{Bridge, BridgeConfig};
+use wacall::call::CallTimeouts;
+use wacall::media::MediaConfig;
+use wacall::sandbox::demo::demo_business;
+use wacall::sandbox::{Sandbox, SandboxConfig, SimState};
+use wacall::secret::Secret;
+
+pub const APP_SECRET: &str = "e2e-app-secret";
+pub const EDGE_TOKEN: &str = "e2e-edge-token";
+
+pub struct Rig {
+    pub sandbox: Sandbox,
+    pub bridge: Bridge,
+    pub dir: PathBuf,
+    pub db: PathBuf,
+    bot_cmd: Option<mpsc::Sender<BotCommand>>,
+    stop: watch::Sender<bool>,
+    bot: Option<JoinHandle<()>>,
+}
+
+pub fn bot_config(dir: &std::path::Path) -> BotConfig {
+    BotConfig {
+        name: "e2e-bot".into(),
+        accept_delay: Duration::from_millis(200),
+        prompt: None,
+        tone_hz: Some(880.0),
+        echo: false,
+        hangup_after_prompt: false,
+        max_duration: None,
+        record_dir: Some(dir.join("recordings")),
+        media: MediaConfig::loopback(),
+        encoder: EncoderConfig::default(),
+        media_timeout: Duration::from_secs(4),
+    }
+}
+
+pub fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+impl Rig {
+    /// Starts everything; `bot` = None runs without an edge.
+    pub async fn start(bot: Option<BotConfig>, timeouts: CallTimeouts) -> Rig {
+        init_logs();
+        let dir = std::env::temp_dir().join(format!("wacall-e2e-{:016x}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("history.sqlite3");
+        let business = demo_business();
+        let bridge_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let bridge_addr = bridge_listener.local_addr().unwrap();
+        let sandbox = Sandbox::start(SandboxConfig {
+            business: business.clone(),
+            token: "e2e-bsp-token".into(),
+            app_secret: APP_SECRET.into(),
+            webhook_url: format!("http://{bridge_addr}/webhook"),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            media: MediaConfig::loopback(),
+        })
+        .await
+        .unwrap();
+        let mut cfg = BridgeConfig::for_sandbox(
+            &sandbox.bsp_url,
+            &business,
+            Secret::new("e2e-bsp-token"),
+            Secret::new(APP_SECRET),
+            vec![Secret::new(EDGE_TOKEN)],
+            Some(db.clone()),
+        );
+        cfg.timeouts = timeouts;
+        let bridge = Bridge::start_on(bridge_listener, cfg).await.unwrap();
+        let (stop, stop_rx) = watch::channel(false);
+        let (mut bot_cmd, mut bot_task) = (None, None);
+        if let Some(bot) = bot {
+            let (tx, rx) = mpsc::channel(16);
+            let hub = bridge.hub_url();
+            bot_task = Some(tokio::spawn(async move {
+                runner::run(bot, &hub, EDGE_TOKEN, rx, stop_rx).await.unwrap();
+            }));
+            bot_cmd = Some(tx);
+            bridge.wait_for_edges(1, Duration::from_secs(5)).await.unwrap();
+        }
+        Rig { sandbox, bridge, dir, db, bot_cmd, stop, bot: bot_task }
+    }
+
+    pub async fn dial(&self, to: &str) -> Result<String, String> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.bot_cmd
+            .as_ref()
+            .expect("a bot")
+            .send(BotCommand::Dial { to: to.into(), done: Some(tx) })
+            .await
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(10), rx).await.expect("dial answered").unwrap()
+    }
+
+    /// Waits until the sandbox says the call ended and the bridge has its final record
+    /// (with the edge's quality report when an edge had media for the call).
+    pub async fn wait_ended(&self, call_id: &str, timeout: Duration) -> wacall::call_record::CallRecord {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let user_ended =
+                self.sandbox.world.report(call_id).is_none_or(|r| r.state == SimState::Ended);
+            if let Some(r) = self.bridge.record(call_id)
+                && user_ended
+                && r.end_reason.is_some()
+                && (r.edge.is_none() || r.quality.is_some() || r.pre_accepted_at.is_none())
+            {
+                return r;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!(
+                    "call {call_id} did not end in {timeout:?}: bridge {:?}, user {:?}",
+                    self.bridge.record(call_id),
+                    self.sandbox.world.report(call_id)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The actions the BSP received for a call, in order.
+    pub fn actions(&self, call_id: &str) -> Vec<String> {
+        self.sandbox
+            .received()
+            .into_iter()
+            .filter(|r| r.call_id.as_deref() == Some(call_id))
+            .map(|r| r.action)
+            .collect()
+    }
+
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        if let Some(b) = self.bot {
+            let _ = tokio::time::timeout(Duration::from_secs(5), b).await;
+        }
+        self.bridge.shutdown().await;
+        self.sandbox.shutdown().await;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Reads a two-channel recording: (left, right) samples.
+pub fn read_stereo(path: &std::path::Path) -> (Vec<i16>, Vec<i16>) {
+    let mut r = hound::WavReader::open(path).unwrap();
+    assert_eq!(r.spec().channels, 2);
+    let s: Vec<i16> = r.samples::<i16>().map(|s| s.unwrap()).collect();
+    let left = s.iter().step_by(2).copied().collect();
+    let right = s.iter().skip(1).step_by(2).copied().collect();
+    (left, right)
+}

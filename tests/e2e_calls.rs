@@ -1,0 +1,269 @@
+//! End to end over 127.0.0.1: sandbox users (real ICE-lite WebRTC peers) ⇄ signed webhooks ⇄
+//! bridge ⇄ BSP actions ⇄ bot edge (real media). Tones prove audio in both directions.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{EDGE_TOKEN, Rig, bot_config, read_stereo};
+use wacall::audio::tone::dominant_frequency;
+use wacall::call::CallTimeouts;
+use wacall::sandbox::{SimState, UserCall, UserPlan};
+
+const RATE: u32 = 48_000;
+
+fn near(hz: f32, want: f32) -> bool {
+    (hz - want).abs() <= 5.0
+}
+
+/// The middle of a channel, away from ramp-up and teardown.
+fn middle(x: &[i16]) -> &[i16] {
+    let n = x.len();
+    &x[n / 4..n * 3 / 4]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_calls_the_bot_tones_cross_both_ways_and_the_recording_matches_history() {
+    let rig = Rig::start(Some(bot_config(&std::env::temp_dir().join("wacall-e2e-1"))), CallTimeouts::default()).await;
+    let call_id = rig
+        .sandbox
+        .world
+        .place_user_call(UserCall {
+            user: "5215512345678".into(),
+            name: "Ana".into(),
+            tone_hz: 440.0,
+            hangup_after: Some(Duration::from_secs(4)),
+        })
+        .await
+        .unwrap();
+    let record = rig.wait_ended(&call_id, Duration::from_secs(20)).await;
+
+    // Signalling: one pre_accept then one accept, with the same SDP; nothing else.
+    assert_eq!(rig.actions(&call_id), vec!["pre_accept", "accept"]);
+    let sent = rig.sandbox.received();
+    let sdps: Vec<_> = sent.iter().filter(|r| r.call_id.as_deref() == Some(&call_id)).map(|r| r.body["sdp"].clone()).collect();
+    assert_eq!(sdps[0], sdps[1], "accept must repeat the pre_accept SDP");
+    assert_eq!(record.end_reason.as_deref(), Some("customer_hangup"));
+    assert_eq!(record.caller_name.as_deref(), Some("Ana"));
+    assert!(record.pre_accepted_at.is_some() && record.accepted_at.is_some());
+
+    // Audio, user side: heard the bot's 880 Hz.
+    let user = rig.sandbox.world.report(&call_id).unwrap();
+    assert!(user.voice.packets_heard >= 100, "{user:?}");
+    assert!(user.voice.heard_hz.is_some_and(|h| near(h, 880.0)), "user heard {:?}", user.voice.heard_hz);
+
+    // Audio, bot side, from the recording: left = the customer (440), right = the bot (880).
+    let q = record.quality.expect("bot's quality report");
+    assert!(q.packets_received >= 100, "{q:?}");
+    assert_eq!(q.packets_lost, 0, "{q:?}");
+    let wav = record.recording.clone().expect("a recording");
+    let (left, right) = read_stereo(std::path::Path::new(&wav));
+    assert!(left.len() as u32 >= 2 * RATE, "recording too short: {} samples", left.len());
+    let (l, r) = (dominant_frequency(middle(&left), RATE), dominant_frequency(middle(&right), RATE));
+    assert!(near(l, 440.0), "left channel {l} Hz");
+    assert!(near(r, 880.0), "right channel {r} Hz");
+
+    // The sidecar next to the recording is the history row.
+    let sidecar_path = std::path::Path::new(&wav).with_extension("json");
+    let sidecar: wacall::call_record::CallRecord =
+        serde_json::from_str(&std::fs::read_to_string(&sidecar_path).unwrap()).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await; // the history writer thread
+    let row = rig.bridge.history_row(&call_id).expect("history row");
+    assert_eq!(sidecar.call_id, row.call_id);
+    assert_eq!(sidecar.customer, row.customer);
+    assert_eq!(sidecar.caller_name, row.caller_name);
+    assert_eq!(sidecar.edge, row.edge);
+    assert_eq!(sidecar.offered_at, row.offered_at);
+    assert_eq!(sidecar.accepted_at, row.accepted_at);
+    assert_eq!(sidecar.end_reason, row.end_reason);
+    assert_eq!(sidecar.recording, row.recording);
+    assert_eq!(sidecar.quality, row.quality);
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn business_calls_a_user_tones_cross_and_the_bot_hangs_up() {
+    let mut bot = bot_config(&std::env::temp_dir().join("wacall-e2e-2"));
+    bot.max_duration = Some(Duration::from_secs(4));
+    let rig = Rig::start(Some(bot), CallTimeouts::default()).await;
+    rig.sandbox.world.set_default_plan(UserPlan {
+        answer_after: Duration::from_millis(500),
+        tone_hz: 520.0,
+        ..UserPlan::default()
+    });
+    let call_id = rig.dial("5215587654321").await.unwrap();
+    let record = rig.wait_ended(&call_id, Duration::from_secs(20)).await;
+    assert_eq!(rig.actions(&call_id), vec!["terminate"], "connect has no call id in the log; then terminate");
+    assert_eq!(record.end_reason.as_deref(), Some("business_hangup"));
+    assert_eq!(record.answered_by.as_deref(), Some("customer"));
+    let user = rig.sandbox.world.report(&call_id).unwrap();
+    assert_eq!(user.ended_by.as_deref(), Some("business"));
+    assert!(user.voice.heard_hz.is_some_and(|h| near(h, 880.0)), "user heard {:?}", user.voice.heard_hz);
+    let wav = record.recording.clone().expect("a recording");
+    let (left, right) = read_stereo(std::path::Path::new(&wav));
+    assert!(near(dominant_frequency(middle(&left), RATE), 520.0));
+    assert!(near(dominant_frequency(middle(&right), RATE), 880.0));
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_rejects_the_business_call() {
+    let rig = Rig::start(Some(bot_config(&std::env::temp_dir().join("wacall-e2e-3"))), CallTimeouts::default()).await;
+    rig.sandbox.world.set_default_plan(UserPlan { answer_after: Duration::from_millis(300), reject: true, ..UserPlan::default() });
+    let call_id = rig.dial("5215500000077").await.unwrap();
+    let record = rig.wait_ended(&call_id, Duration::from_secs(15)).await;
+    assert_eq!(record.end_reason.as_deref(), Some("rejected_by_customer"));
+    assert!(record.accepted_at.is_none());
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_without_permission_fails_plainly_and_is_not_retried() {
+    let rig = Rig::start(Some(bot_config(&std::env::temp_dir().join("wacall-e2e-4"))), CallTimeouts::default()).await;
+    rig.sandbox.world.faults().no_permission.insert("5215500000099".into());
+    let err = rig.dial("5215500000099").await.unwrap_err();
+    assert!(err.contains("138006") || err.contains("permission"), "{err}");
+    let connects = rig.sandbox.received().iter().filter(|r| r.action == "connect").count();
+    assert_eq!(connects, 1, "a permanent provider error is not retried");
+    let bad = rig.dial("not-a-number").await.unwrap_err();
+    assert!(bad.contains("to:"), "{bad}");
+    rig.stop().await;
+}
+
+/// An edge that takes calls and never answers them: the call goes to the next edge, and with
+/// none left it is rejected at the BSP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_that_never_answers_then_reject() {
+    let timeouts = CallTimeouts { ring: Duration::from_millis(800), ..CallTimeouts::default() };
+    let rig = Rig::start(None, timeouts).await;
+    let mut silent = Vec::new();
+    for name in ["agent-a", "agent-b"] {
+        let conn = wacall::edge::hub_client::connect(
+            &rig.bridge.hub_url(),
+            EDGE_TOKEN,
+            name,
+            wacall::hub_protocol::EdgeKind::Agent,
+        )
+        .await
+        .unwrap();
+        silent.push(conn);
+    }
+    rig.bridge.wait_for_edges(2, Duration::from_secs(5)).await.unwrap();
+    let call_id = rig
+        .sandbox
+        .world
+        .place_user_call(UserCall { user: "5215500000055".into(), name: "Eva".into(), tone_hz: 440.0, hangup_after: None })
+        .await
+        .unwrap();
+    let record = rig.wait_ended(&call_id, Duration::from_secs(10)).await;
+    assert_eq!(record.end_reason.as_deref(), Some("no_edge_available"));
+    assert_eq!(rig.actions(&call_id), vec!["reject"]);
+    // Both agents were offered the call, one after the other, and told when it moved on.
+    for conn in &mut silent {
+        let mut got_incoming = false;
+        while let Ok(m) = conn.rx.try_recv() {
+            if matches!(m, wacall::hub_protocol::HubMessage::Incoming { .. }) {
+                got_incoming = true;
+            }
+        }
+        assert!(got_incoming);
+    }
+    assert_eq!(rig.sandbox.world.report(&call_id).unwrap().state, SimState::Ended);
+    rig.stop().await;
+}
+
+/// ICE never connects: the bot gives up, the bridge terminates at the BSP, media is freed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_whose_ice_never_connects_is_terminated() {
+    let rig = Rig::start(Some(bot_config(&std::env::temp_dir().join("wacall-e2e-6"))), CallTimeouts::default()).await;
+    rig.sandbox.world.faults().unreachable_media = true;
+    let call_id = rig
+        .sandbox
+        .world
+        .place_user_call(UserCall { user: "5215500000066".into(), name: "Ivo".into(), tone_hz: 440.0, hangup_after: None })
+        .await
+        .unwrap();
+    let record = rig.wait_ended(&call_id, Duration::from_secs(20)).await;
+    assert!(record.end_reason.as_deref().unwrap_or("").starts_with("media_failed"), "{record:?}");
+    assert_eq!(rig.actions(&call_id).last().map(String::as_str), Some("terminate"));
+    assert_eq!(rig.sandbox.world.report(&call_id).unwrap().state, SimState::Ended);
+    rig.stop().await;
+}
+
+/// WhatsApp may send every webhook twice: still one pre_accept, one accept, one call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_webhooks_make_one_call() {
+    let rig = Rig::start(Some(bot_config(&std::env::temp_dir().join("wacall-e2e-7"))), CallTimeouts::default()).await;
+    rig.sandbox.world.faults().duplicate_webhooks = true;
+    let call_id = rig
+        .sandbox
+        .world
+        .place_user_call(UserCall {
+            user: "5215500000044".into(),
+            name: "Duo".into(),
+            tone_hz: 440.0,
+            hangup_after: Some(Duration::from_secs(2)),
+        })
+        .await
+        .unwrap();
+    let record = rig.wait_ended(&call_id, Duration::from_secs(15)).await;
+    assert_eq!(rig.actions(&call_id), vec!["pre_accept", "accept"]);
+    assert_eq!(record.end_reason.as_deref(), Some("customer_hangup"));
+    rig.stop().await;
+}
+
+/// A terminate that overtakes its own connect webhook: the call ends cleanly, never accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reordered_terminate_before_connect() {
+    let rig = Rig::start(Some(bot_config(&std::env::temp_dir().join("wacall-e2e-8"))), CallTimeouts::default()).await;
+    let biz = wacall::sandbox::demo::demo_business();
+    let user = "5215500000033";
+    let id = "wacid.REORDERED1";
+    let offer = wacall::media::MediaSession::new(&wacall::media::MediaConfig { ice_lite: true, ..wacall::media::MediaConfig::loopback() }, id)
+        .await
+        .unwrap()
+        .create_offer()
+        .await
+        .unwrap();
+    rig.sandbox.world.post_webhook(&wacall::sandbox::webhooks::terminate(&biz, id, user, true, "COMPLETED", None)).await;
+    rig.sandbox.world.post_webhook(&wacall::sandbox::webhooks::user_call(&biz, id, user, "Late", &offer)).await;
+    let record = rig.wait_ended(id, Duration::from_secs(10)).await;
+    assert_eq!(record.end_reason.as_deref(), Some("caller_cancelled"));
+    assert!(record.accepted_at.is_none());
+    assert!(!rig.actions(id).contains(&"accept".to_string()));
+    rig.stop().await;
+}
+
+/// A webhook with a forged signature is refused with 401 and creates no call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_signature_is_refused() {
+    let rig = Rig::start(None, CallTimeouts::default()).await;
+    let biz = wacall::sandbox::demo::demo_business();
+    let body = wacall::sandbox::webhooks::user_call(&biz, "wacid.FORGED", "5215500000011", "Eve", "v=0\r\n").to_string();
+    let url = format!("{}/webhook", rig.bridge.url());
+    let http = reqwest::Client::new();
+    let forged = wacall::webhook::sign(b"not-the-app-secret", body.as_bytes());
+    for sig in [Some(forged.as_str()), None, Some("sha256=zz")] {
+        let mut req = http.post(&url).header("content-type", "application/json").body(body.clone());
+        if let Some(s) = sig {
+            req = req.header("x-hub-signature-256", s);
+        }
+        assert_eq!(req.send().await.unwrap().status().as_u16(), 401);
+    }
+    // Oversized bodies are refused before anything is parsed.
+    let big = vec![b'x'; 300 * 1024];
+    let r = http.post(&url).header("x-hub-signature-256", wacall::webhook::sign(common::APP_SECRET.as_bytes(), &big)).body(big).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 413);
+    // The verification handshake.
+    let ok = http.get(format!("{url}?hub.mode=subscribe&hub.verify_token=sandbox-verify&hub.challenge=12345")).send().await.unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
+    assert_eq!(ok.text().await.unwrap(), "12345");
+    let bad = http.get(format!("{url}?hub.mode=subscribe&hub.verify_token=nope&hub.challenge=1")).send().await.unwrap();
+    assert_eq!(bad.status().as_u16(), 403);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(rig.bridge.record("wacid.FORGED").is_none());
+    assert!(rig.sandbox.received().is_empty());
+    let metrics = http.get(format!("{}/metrics", rig.bridge.url())).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("wacall_webhook_errors_total{kind=\"signature\"} 3"), "{metrics}");
+    rig.stop().await;
+}
