@@ -14,7 +14,11 @@ use crate::media::MediaStats;
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EdgeMessage {
     /// First message: who this edge is. The token is checked in constant time.
-    Hello { token: String, name: String, kind: EdgeKind },
+    Hello {
+        token: String,
+        name: String,
+        kind: EdgeKind,
+    },
     /// Whether the edge takes new calls (an agent going away, a bot at capacity).
     Available { available: bool },
     /// Our SDP answer to an offered call is ready: the bridge pre-accepts with it.
@@ -26,14 +30,22 @@ pub enum EdgeMessage {
     /// Hang up.
     Hangup { call_id: String },
     /// Place a call to a user with our SDP offer. `request_id` ties the reply to the request.
-    Dial { request_id: String, to: String, sdp: String },
+    Dial {
+        request_id: String,
+        to: String,
+        sdp: String,
+    },
     /// The edge could not set up media for a call (bad SDP, no sockets, ICE failed).
     MediaFailed { call_id: String, reason: String },
     /// Media figures, sent periodically during a call and once at its end.
     Stats { call_id: String, stats: MediaStats },
     /// The edge has torn the call down: final quality and where the recording is. The bridge
     /// adds these to the history row; the edge wrote the same record as the recording sidecar.
-    Finished { call_id: String, quality: QualitySummary, recording: Option<String> },
+    Finished {
+        call_id: String,
+        quality: QualitySummary,
+        recording: Option<String>,
+    },
     /// A DTMF key the user pressed, for the call history and routing.
     Dtmf { call_id: String, digit: char },
 }
@@ -49,22 +61,46 @@ pub enum EdgeKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum HubMessage {
-    Welcome { edge_id: String },
+    Welcome {
+        edge_id: String,
+    },
     /// A user calls: build an answer to this offer, then ring (agent) or answer (bot).
-    Incoming { call_id: String, from: String, caller_name: Option<String>, sdp: String },
+    Incoming {
+        call_id: String,
+        from: String,
+        caller_name: Option<String>,
+        sdp: String,
+    },
     /// The BSP accepted our pre_accept: media may connect, but send no audio yet.
-    PreAccepted { call_id: String },
+    PreAccepted {
+        call_id: String,
+    },
     /// The BSP accepted our accept (200 OK): start sending audio now, not earlier.
-    Accepted { call_id: String },
+    Accepted {
+        call_id: String,
+    },
     /// Our dial request became a WhatsApp call.
-    Dialing { request_id: String, call_id: String },
+    Dialing {
+        request_id: String,
+        call_id: String,
+    },
     /// The user's SDP answer to our offer.
-    RemoteAnswer { call_id: String, sdp: String },
+    RemoteAnswer {
+        call_id: String,
+        sdp: String,
+    },
     /// Progress of an outbound call: `ringing`, `accepted`, `rejected`.
-    Status { call_id: String, status: String },
+    Status {
+        call_id: String,
+        status: String,
+    },
     /// The call is over; free its media. `record` is the bridge's history row for the call, so
     /// the sidecar the edge writes next to the recording matches it.
-    Ended { call_id: String, reason: String, record: Option<Box<CallRecord>> },
+    Ended {
+        call_id: String,
+        reason: String,
+        record: Option<Box<CallRecord>>,
+    },
     /// A request failed. `call_id` or `request_id` say which; `permanent` means don't retry.
     Error {
         call_id: Option<String>,
@@ -93,7 +129,10 @@ mod tests {
 
     #[test]
     fn messages_round_trip_with_a_type_tag() {
-        let m = EdgeMessage::Answer { call_id: "wacid.1".into(), sdp: "v=0".into() };
+        let m = EdgeMessage::Answer {
+            call_id: "wacid.1".into(),
+            sdp: "v=0".into(),
+        };
         let j = m.to_json();
         assert!(j.contains(r#""type":"answer""#), "{j}");
         assert_eq!(serde_json::from_str::<EdgeMessage>(&j).unwrap(), m);

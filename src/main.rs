@@ -31,7 +31,11 @@ use wacall::sandbox::demo::{self, DemoOptions};
 )]
 struct Cli {
     /// Log filter (also RUST_LOG), e.g. `info`, `wacall=debug`.
-    #[arg(long, global = true, default_value = "warn")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "warn,rtc=error,rtc_ice=error,rtc_dtls=error,webrtc=error"
+    )]
     log: String,
     #[command(subcommand)]
     command: Option<Cmd>,
@@ -236,7 +240,11 @@ struct MediaArgs {
     ports: Option<String>,
 }
 
-fn media_config(bind: &[IpAddr], public: &[IpAddr], ports: Option<&str>) -> anyhow::Result<MediaConfig> {
+fn media_config(
+    bind: &[IpAddr],
+    public: &[IpAddr],
+    ports: Option<&str>,
+) -> anyhow::Result<MediaConfig> {
     let mut m = MediaConfig::default();
     if !bind.is_empty() {
         m.bind = bind.to_vec();
@@ -315,10 +323,19 @@ async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
         for p in &problems {
             eprintln!("config: {p}");
         }
-        anyhow::bail!("{} is not ready for `serve` (see above; `wacall config check` explains)", a.config.display());
+        anyhow::bail!(
+            "{} is not ready for `serve` (see above; `wacall config check` explains)",
+            a.config.display()
+        );
     }
     let bridge = Bridge::start(cfg.server.listen, BridgeConfig::from_config(&cfg)).await?;
-    println!("wacall bridge on {} (webhook {}{}, hub {})", bridge.url(), bridge.url(), cfg.webhook.path, bridge.hub_url());
+    println!(
+        "wacall bridge on {} (webhook {}{}, hub {})",
+        bridge.url(),
+        bridge.url(),
+        cfg.webhook.path,
+        bridge.hub_url()
+    );
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut bot = None;
     if a.bot {
@@ -369,7 +386,12 @@ async fn dial(a: DialArgs) -> anyhow::Result<ExitCode> {
     let (hub, token) = (a.hub.clone(), a.token.clone());
     let task = tokio::spawn(async move { runner::run(cfg, &hub, &token, cmd_rx, stop_rx).await });
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    cmd_tx.send(BotCommand::Dial { to: a.number.clone(), done: Some(done_tx) }).await?;
+    cmd_tx
+        .send(BotCommand::Dial {
+            to: a.number.clone(),
+            done: Some(done_tx),
+        })
+        .await?;
     match done_rx.await {
         Ok(Ok(call_id)) => println!("calling {}: {call_id} (Ctrl-C hangs up)", a.number),
         Ok(Err(e)) => {
@@ -386,14 +408,20 @@ async fn dial(a: DialArgs) -> anyhow::Result<ExitCode> {
 
 fn history(a: HistoryArgs) -> anyhow::Result<ExitCode> {
     if !a.db.exists() {
-        anyhow::bail!("no call history at {} (set --db to the bridge's server.history_db)", a.db.display());
+        anyhow::bail!(
+            "no call history at {} (set --db to the bridge's server.history_db)",
+            a.db.display()
+        );
     }
     let rows = wacall::bridge::history::History::open(&a.db)?.recent(a.limit)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:<24} {:<8} {:<16} {:<12} {:>6} {:<22} {:>6}", "offered", "dir", "customer", "name", "dur s", "end", "loss%");
+    println!(
+        "{:<24} {:<8} {:<16} {:<12} {:>6} {:<22} {:>6}",
+        "offered", "dir", "customer", "name", "dur s", "end", "loss%"
+    );
     for r in rows {
         println!(
             "{:<24} {:<8} {:<16} {:<12} {:>6} {:<22} {:>6}",
@@ -401,9 +429,18 @@ fn history(a: HistoryArgs) -> anyhow::Result<ExitCode> {
             r.direction.as_str(),
             r.customer,
             r.caller_name.as_deref().unwrap_or("-"),
-            r.duration_s.map(|d| d.to_string()).unwrap_or_else(|| "-".into()),
-            r.end_reason.as_deref().unwrap_or("(live)").chars().take(22).collect::<String>(),
-            r.quality.map(|q| format!("{:.2}", q.loss_pct)).unwrap_or_else(|| "-".into()),
+            r.duration_s
+                .map(|d| d.to_string())
+                .unwrap_or_else(|| "-".into()),
+            r.end_reason
+                .as_deref()
+                .unwrap_or("(live)")
+                .chars()
+                .take(22)
+                .collect::<String>(),
+            r.quality
+                .map(|q| format!("{:.2}", q.loss_pct))
+                .unwrap_or_else(|| "-".into()),
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -430,24 +467,35 @@ async fn media(cmd: MediaCmd) -> anyhow::Result<ExitCode> {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command.unwrap_or(Cmd::Sandbox(SandboxArgs::parse_from(["sandbox"]))) {
+    match cli
+        .command
+        .unwrap_or(Cmd::Sandbox(SandboxArgs::parse_from(["sandbox"])))
+    {
         Cmd::Sandbox(a) => sandbox(a).await,
         Cmd::Serve(a) => serve(a).await,
         Cmd::Bot(a) => bot(a).await,
         Cmd::Dial(a) => dial(a).await,
-        Cmd::Settings(SettingsCmd::Check { file }) => ops::settings_check(&file).map(|_| ExitCode::SUCCESS),
+        Cmd::Settings(SettingsCmd::Check { file }) => {
+            ops::settings_check(&file).map(|_| ExitCode::SUCCESS)
+        }
         Cmd::Settings(SettingsCmd::Set { file, config, yes }) => {
             let cfg = Config::load(&config)?;
-            ops::settings_set(&cfg, &file, yes).await.map(|_| ExitCode::SUCCESS)
+            ops::settings_set(&cfg, &file, yes)
+                .await
+                .map(|_| ExitCode::SUCCESS)
         }
-        Cmd::Config(ConfigCmd::Check { config }) => ops::config_check(&config).map(|_| ExitCode::SUCCESS),
+        Cmd::Config(ConfigCmd::Check { config }) => {
+            ops::config_check(&config).map(|_| ExitCode::SUCCESS)
+        }
         Cmd::Call(c) => {
             let (action, t) = match c {
                 CallCmd::Terminate(t) => ("terminate", t),
                 CallCmd::Reject(t) => ("reject", t),
             };
             let cfg = Config::load(&t.config)?;
-            ops::call_action(&cfg, action, &t.call_id, &t.to).await.map(|_| ExitCode::SUCCESS)
+            ops::call_action(&cfg, action, &t.call_id, &t.to)
+                .await
+                .map(|_| ExitCode::SUCCESS)
         }
         Cmd::History(a) => history(a),
         Cmd::Media(m) => media(m).await,
@@ -469,7 +517,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

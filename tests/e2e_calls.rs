@@ -24,7 +24,11 @@ fn middle(x: &[i16]) -> &[i16] {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_calls_the_bot_tones_cross_both_ways_and_the_recording_matches_history() {
-    let rig = Rig::start(Some(bot_config(&std::env::temp_dir().join("wacall-e2e-1"))), CallTimeouts::default()).await;
+    let rig = Rig::start(
+        Some(bot_config(&std::env::temp_dir().join("wacall-e2e-1"))),
+        CallTimeouts::default(),
+    )
+    .await;
     let call_id = rig
         .sandbox
         .world
@@ -41,7 +45,11 @@ async fn user_calls_the_bot_tones_cross_both_ways_and_the_recording_matches_hist
     // Signalling: one pre_accept then one accept, with the same SDP; nothing else.
     assert_eq!(rig.actions(&call_id), vec!["pre_accept", "accept"]);
     let sent = rig.sandbox.received();
-    let sdps: Vec<_> = sent.iter().filter(|r| r.call_id.as_deref() == Some(&call_id)).map(|r| r.body["sdp"].clone()).collect();
+    let sdps: Vec<_> = sent
+        .iter()
+        .filter(|r| r.call_id.as_deref() == Some(&call_id))
+        .map(|r| r.body["sdp"].clone())
+        .collect();
     assert_eq!(sdps[0], sdps[1], "accept must repeat the pre_accept SDP");
     assert_eq!(record.end_reason.as_deref(), Some("customer_hangup"));
     assert_eq!(record.caller_name.as_deref(), Some("Ana"));
@@ -50,7 +58,11 @@ async fn user_calls_the_bot_tones_cross_both_ways_and_the_recording_matches_hist
     // Audio, user side: heard the bot's 880 Hz.
     let user = rig.sandbox.world.report(&call_id).unwrap();
     assert!(user.voice.packets_heard >= 100, "{user:?}");
-    assert!(user.voice.heard_hz.is_some_and(|h| near(h, 880.0)), "user heard {:?}", user.voice.heard_hz);
+    assert!(
+        user.voice.heard_hz.is_some_and(|h| near(h, 880.0)),
+        "user heard {:?}",
+        user.voice.heard_hz
+    );
 
     // Audio, bot side, from the recording: left = the customer (440), right = the bot (880).
     let q = record.quality.expect("bot's quality report");
@@ -58,8 +70,15 @@ async fn user_calls_the_bot_tones_cross_both_ways_and_the_recording_matches_hist
     assert_eq!(q.packets_lost, 0, "{q:?}");
     let wav = record.recording.clone().expect("a recording");
     let (left, right) = read_stereo(std::path::Path::new(&wav));
-    assert!(left.len() as u32 >= 2 * RATE, "recording too short: {} samples", left.len());
-    let (l, r) = (dominant_frequency(middle(&left), RATE), dominant_frequency(middle(&right), RATE));
+    assert!(
+        left.len() as u32 >= 2 * RATE,
+        "recording too short: {} samples",
+        left.len()
+    );
+    let (l, r) = (
+        dominant_frequency(middle(&left), RATE),
+        dominant_frequency(middle(&right), RATE),
+    );
     assert!(near(l, 440.0), "left channel {l} Hz");
     assert!(near(r, 880.0), "right channel {r} Hz");
 
@@ -93,12 +112,20 @@ async fn business_calls_a_user_tones_cross_and_the_bot_hangs_up() {
     });
     let call_id = rig.dial("5215587654321").await.unwrap();
     let record = rig.wait_ended(&call_id, Duration::from_secs(20)).await;
-    assert_eq!(rig.actions(&call_id), vec!["terminate"], "connect has no call id in the log; then terminate");
+    assert_eq!(
+        rig.actions(&call_id),
+        vec!["terminate"],
+        "connect has no call id in the log; then terminate"
+    );
     assert_eq!(record.end_reason.as_deref(), Some("business_hangup"));
     assert_eq!(record.answered_by.as_deref(), Some("customer"));
     let user = rig.sandbox.world.report(&call_id).unwrap();
     assert_eq!(user.ended_by.as_deref(), Some("business"));
-    assert!(user.voice.heard_hz.is_some_and(|h| near(h, 880.0)), "user heard {:?}", user.voice.heard_hz);
+    assert!(
+        user.voice.heard_hz.is_some_and(|h| near(h, 880.0)),
+        "user heard {:?}",
+        user.voice.heard_hz
+    );
     let wav = record.recording.clone().expect("a recording");
     let (left, right) = read_stereo(std::path::Path::new(&wav));
     assert!(near(dominant_frequency(middle(&left), RATE), 520.0));
@@ -108,8 +135,16 @@ async fn business_calls_a_user_tones_cross_and_the_bot_hangs_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_rejects_the_business_call() {
-    let rig = Rig::start(Some(bot_config(&std::env::temp_dir().join("wacall-e2e-3"))), CallTimeouts::default()).await;
-    rig.sandbox.world.set_default_plan(UserPlan { answer_after: Duration::from_millis(300), reject: true, ..UserPlan::default() });
+    let rig = Rig::start(
+        Some(bot_config(&std::env::temp_dir().join("wacall-e2e-3"))),
+        CallTimeouts::default(),
+    )
+    .await;
+    rig.sandbox.world.set_default_plan(UserPlan {
+        answer_after: Duration::from_millis(300),
+        reject: true,
+        ..UserPlan::default()
+    });
     let call_id = rig.dial("5215500000077").await.unwrap();
     let record = rig.wait_ended(&call_id, Duration::from_secs(15)).await;
     assert_eq!(record.end_reason.as_deref(), Some("rejected_by_customer"));
@@ -119,11 +154,27 @@ async fn user_rejects_the_business_call() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn call_without_permission_fails_plainly_and_is_not_retried() {
-    let rig = Rig::start(Some(bot_config(&std::env::temp_dir().join("wacall-e2e-4"))), CallTimeouts::default()).await;
-    rig.sandbox.world.faults().no_permission.insert("5215500000099".into());
+    let rig = Rig::start(
+        Some(bot_config(&std::env::temp_dir().join("wacall-e2e-4"))),
+        CallTimeouts::default(),
+    )
+    .await;
+    rig.sandbox
+        .world
+        .faults()
+        .no_permission
+        .insert("5215500000099".into());
     let err = rig.dial("5215500000099").await.unwrap_err();
-    assert!(err.contains("138006") || err.contains("permission"), "{err}");
-    let connects = rig.sandbox.received().iter().filter(|r| r.action == "connect").count();
+    assert!(
+        err.contains("138006") || err.contains("permission"),
+        "{err}"
+    );
+    let connects = rig
+        .sandbox
+        .received()
+        .iter()
+        .filter(|r| r.action == "connect")
+        .count();
     assert_eq!(connects, 1, "a permanent provider error is not retried");
     let bad = rig.dial("not-a-number").await.unwrap_err();
     assert!(bad.contains("to:"), "{bad}");
@@ -134,7 +185,10 @@ async fn call_without_permission_fails_plainly_and_is_not_retried() {
 /// none left it is rejected at the BSP.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edge_that_never_answers_then_reject() {
-    let timeouts = CallTimeouts { ring: Duration::from_millis(800), ..CallTimeouts::default() };
+    let timeouts = CallTimeouts {
+        ring: Duration::from_millis(800),
+        ..CallTimeouts::default()
+    };
     let rig = Rig::start(None, timeouts).await;
     let mut silent = Vec::new();
     for name in ["agent-a", "agent-b"] {
@@ -148,11 +202,19 @@ async fn edge_that_never_answers_then_reject() {
         .unwrap();
         silent.push(conn);
     }
-    rig.bridge.wait_for_edges(2, Duration::from_secs(5)).await.unwrap();
+    rig.bridge
+        .wait_for_edges(2, Duration::from_secs(5))
+        .await
+        .unwrap();
     let call_id = rig
         .sandbox
         .world
-        .place_user_call(UserCall { user: "5215500000055".into(), name: "Eva".into(), tone_hz: 440.0, hangup_after: None })
+        .place_user_call(UserCall {
+            user: "5215500000055".into(),
+            name: "Eva".into(),
+            tone_hz: 440.0,
+            hangup_after: None,
+        })
         .await
         .unwrap();
     let record = rig.wait_ended(&call_id, Duration::from_secs(10)).await;
@@ -168,32 +230,61 @@ async fn edge_that_never_answers_then_reject() {
         }
         assert!(got_incoming);
     }
-    assert_eq!(rig.sandbox.world.report(&call_id).unwrap().state, SimState::Ended);
+    assert_eq!(
+        rig.sandbox.world.report(&call_id).unwrap().state,
+        SimState::Ended
+    );
     rig.stop().await;
 }
 
 /// ICE never connects: the bot gives up, the bridge terminates at the BSP, media is freed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn call_whose_ice_never_connects_is_terminated() {
-    let rig = Rig::start(Some(bot_config(&std::env::temp_dir().join("wacall-e2e-6"))), CallTimeouts::default()).await;
+    let rig = Rig::start(
+        Some(bot_config(&std::env::temp_dir().join("wacall-e2e-6"))),
+        CallTimeouts::default(),
+    )
+    .await;
     rig.sandbox.world.faults().unreachable_media = true;
     let call_id = rig
         .sandbox
         .world
-        .place_user_call(UserCall { user: "5215500000066".into(), name: "Ivo".into(), tone_hz: 440.0, hangup_after: None })
+        .place_user_call(UserCall {
+            user: "5215500000066".into(),
+            name: "Ivo".into(),
+            tone_hz: 440.0,
+            hangup_after: None,
+        })
         .await
         .unwrap();
     let record = rig.wait_ended(&call_id, Duration::from_secs(20)).await;
-    assert!(record.end_reason.as_deref().unwrap_or("").starts_with("media_failed"), "{record:?}");
-    assert_eq!(rig.actions(&call_id).last().map(String::as_str), Some("terminate"));
-    assert_eq!(rig.sandbox.world.report(&call_id).unwrap().state, SimState::Ended);
+    assert!(
+        record
+            .end_reason
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("media_failed"),
+        "{record:?}"
+    );
+    assert_eq!(
+        rig.actions(&call_id).last().map(String::as_str),
+        Some("terminate")
+    );
+    assert_eq!(
+        rig.sandbox.world.report(&call_id).unwrap().state,
+        SimState::Ended
+    );
     rig.stop().await;
 }
 
 /// WhatsApp may send every webhook twice: still one pre_accept, one accept, one call.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicate_webhooks_make_one_call() {
-    let rig = Rig::start(Some(bot_config(&std::env::temp_dir().join("wacall-e2e-7"))), CallTimeouts::default()).await;
+    let rig = Rig::start(
+        Some(bot_config(&std::env::temp_dir().join("wacall-e2e-7"))),
+        CallTimeouts::default(),
+    )
+    .await;
     rig.sandbox.world.faults().duplicate_webhooks = true;
     let call_id = rig
         .sandbox
@@ -215,18 +306,43 @@ async fn duplicate_webhooks_make_one_call() {
 /// A terminate that overtakes its own connect webhook: the call ends cleanly, never accepted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reordered_terminate_before_connect() {
-    let rig = Rig::start(Some(bot_config(&std::env::temp_dir().join("wacall-e2e-8"))), CallTimeouts::default()).await;
+    let rig = Rig::start(
+        Some(bot_config(&std::env::temp_dir().join("wacall-e2e-8"))),
+        CallTimeouts::default(),
+    )
+    .await;
     let biz = wacall::sandbox::demo::demo_business();
     let user = "5215500000033";
     let id = "wacid.REORDERED1";
-    let offer = wacall::media::MediaSession::new(&wacall::media::MediaConfig { ice_lite: true, ..wacall::media::MediaConfig::loopback() }, id)
-        .await
-        .unwrap()
-        .create_offer()
-        .await
-        .unwrap();
-    rig.sandbox.world.post_webhook(&wacall::sandbox::webhooks::terminate(&biz, id, user, true, "COMPLETED", None)).await;
-    rig.sandbox.world.post_webhook(&wacall::sandbox::webhooks::user_call(&biz, id, user, "Late", &offer)).await;
+    let offer = wacall::media::MediaSession::new(
+        &wacall::media::MediaConfig {
+            ice_lite: true,
+            ..wacall::media::MediaConfig::loopback()
+        },
+        id,
+    )
+    .await
+    .unwrap()
+    .create_offer()
+    .await
+    .unwrap();
+    rig.sandbox
+        .world
+        .post_webhook(&wacall::sandbox::webhooks::terminate(
+            &biz,
+            id,
+            user,
+            true,
+            "COMPLETED",
+            None,
+        ))
+        .await;
+    rig.sandbox
+        .world
+        .post_webhook(&wacall::sandbox::webhooks::user_call(
+            &biz, id, user, "Late", &offer,
+        ))
+        .await;
     let record = rig.wait_ended(id, Duration::from_secs(10)).await;
     assert_eq!(record.end_reason.as_deref(), Some("caller_cancelled"));
     assert!(record.accepted_at.is_none());
@@ -239,12 +355,22 @@ async fn reordered_terminate_before_connect() {
 async fn forged_signature_is_refused() {
     let rig = Rig::start(None, CallTimeouts::default()).await;
     let biz = wacall::sandbox::demo::demo_business();
-    let body = wacall::sandbox::webhooks::user_call(&biz, "wacid.FORGED", "5215500000011", "Eve", "v=0\r\n").to_string();
+    let body = wacall::sandbox::webhooks::user_call(
+        &biz,
+        "wacid.FORGED",
+        "5215500000011",
+        "Eve",
+        "v=0\r\n",
+    )
+    .to_string();
     let url = format!("{}/webhook", rig.bridge.url());
     let http = reqwest::Client::new();
     let forged = wacall::webhook::sign(b"not-the-app-secret", body.as_bytes());
     for sig in [Some(forged.as_str()), None, Some("sha256=zz")] {
-        let mut req = http.post(&url).header("content-type", "application/json").body(body.clone());
+        let mut req = http
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body.clone());
         if let Some(s) = sig {
             req = req.header("x-hub-signature-256", s);
         }
@@ -252,18 +378,49 @@ async fn forged_signature_is_refused() {
     }
     // Oversized bodies are refused before anything is parsed.
     let big = vec![b'x'; 300 * 1024];
-    let r = http.post(&url).header("x-hub-signature-256", wacall::webhook::sign(common::APP_SECRET.as_bytes(), &big)).body(big).send().await.unwrap();
+    let r = http
+        .post(&url)
+        .header(
+            "x-hub-signature-256",
+            wacall::webhook::sign(common::APP_SECRET.as_bytes(), &big),
+        )
+        .body(big)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 413);
     // The verification handshake.
-    let ok = http.get(format!("{url}?hub.mode=subscribe&hub.verify_token=sandbox-verify&hub.challenge=12345")).send().await.unwrap();
+    let ok = http
+        .get(format!(
+            "{url}?hub.mode=subscribe&hub.verify_token=sandbox-verify&hub.challenge=12345"
+        ))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ok.status().as_u16(), 200);
     assert_eq!(ok.text().await.unwrap(), "12345");
-    let bad = http.get(format!("{url}?hub.mode=subscribe&hub.verify_token=nope&hub.challenge=1")).send().await.unwrap();
+    let bad = http
+        .get(format!(
+            "{url}?hub.mode=subscribe&hub.verify_token=nope&hub.challenge=1"
+        ))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bad.status().as_u16(), 403);
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(rig.bridge.record("wacid.FORGED").is_none());
     assert!(rig.sandbox.received().is_empty());
-    let metrics = http.get(format!("{}/metrics", rig.bridge.url())).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("wacall_webhook_errors_total{kind=\"signature\"} 3"), "{metrics}");
+    let metrics = http
+        .get(format!("{}/metrics", rig.bridge.url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("wacall_webhook_errors_total{kind=\"signature\"} 3"),
+        "{metrics}"
+    );
     rig.stop().await;
 }

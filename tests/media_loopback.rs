@@ -69,9 +69,14 @@ async fn listen(session: Arc<MediaSession>) -> Vec<i16> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whatsapp_shaped_call_carries_audio_both_ways_and_dtmf() {
-    let wa_cfg = MediaConfig { ice_lite: true, ..MediaConfig::loopback() };
+    let wa_cfg = MediaConfig {
+        ice_lite: true,
+        ..MediaConfig::loopback()
+    };
     let wa = MediaSession::new(&wa_cfg, "sim-user").await.unwrap();
-    let biz = MediaSession::new(&MediaConfig::loopback(), "biz").await.unwrap();
+    let biz = MediaSession::new(&MediaConfig::loopback(), "biz")
+        .await
+        .unwrap();
 
     let offer = wa.create_offer().await.unwrap();
     assert!(offer.contains("a=ice-lite"), "{offer}");
@@ -80,11 +85,17 @@ async fn whatsapp_shaped_call_carries_audio_both_ways_and_dtmf() {
 
     let answer = biz.answer(&offer).await.unwrap();
     assert!(answer.contains("a=setup:active"), "{answer}");
-    assert!(answer.contains("a=candidate:"), "answer has no candidates: {answer}");
+    assert!(
+        answer.contains("a=candidate:"),
+        "answer has no candidates: {answer}"
+    );
     assert!(answer.contains("a=rtpmap:111 opus/48000/2"));
     assert!(answer.contains("a=rtpmap:126 telephone-event/8000"));
     assert!(!answer.contains("a=ice-lite"));
-    let fps: Vec<&str> = answer.lines().filter(|l| l.starts_with("a=fingerprint:")).collect();
+    let fps: Vec<&str> = answer
+        .lines()
+        .filter(|l| l.starts_with("a=fingerprint:"))
+        .collect();
     assert!(!fps.is_empty() && fps.iter().all(|l| l.starts_with("a=fingerprint:sha-256 ")));
     assert!(answer.contains("\r\n"));
 
@@ -104,8 +115,16 @@ async fn whatsapp_shaped_call_carries_audio_both_ways_and_dtmf() {
         listen(biz.clone()),
         listen(wa.clone()),
     );
-    assert!(heard_by_biz.len() >= (SECONDS * 48_000) * 9 / 10, "{}", heard_by_biz.len());
-    assert!(heard_by_wa.len() >= (SECONDS * 48_000) * 9 / 10, "{}", heard_by_wa.len());
+    assert!(
+        heard_by_biz.len() >= (SECONDS * 48_000) * 9 / 10,
+        "{}",
+        heard_by_biz.len()
+    );
+    assert!(
+        heard_by_wa.len() >= (SECONDS * 48_000) * 9 / 10,
+        "{}",
+        heard_by_wa.len()
+    );
     let skip = 48_000 / 5; // the decoder's start-up
     let f_biz = dominant(&heard_by_biz[skip..]);
     let f_wa = dominant(&heard_by_wa[skip..]);
@@ -124,7 +143,9 @@ async fn whatsapp_shaped_call_carries_audio_both_ways_and_dtmf() {
         let biz = biz.clone();
         tokio::spawn(async move {
             for _ in 0..20 {
-                biz.send_opus(bytes::Bytes::from_static(&[0xf8, 0xff, 0xfe])).await.unwrap();
+                biz.send_opus(bytes::Bytes::from_static(&[0xf8, 0xff, 0xfe]))
+                    .await
+                    .unwrap();
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         })

@@ -19,13 +19,18 @@ pub struct PromptClip {
 }
 
 impl PromptClip {
-    pub fn encode(frames: Vec<Frame>, cfg: EncoderConfig) -> Result<Self, crate::audio::codec::CodecError> {
+    pub fn encode(
+        frames: Vec<Frame>,
+        cfg: EncoderConfig,
+    ) -> Result<Self, crate::audio::codec::CodecError> {
         let mut enc = OpusEncoder::new(cfg)?;
         let mut out = Vec::with_capacity(frames.len());
         for f in frames {
             out.push((Bytes::from(enc.encode(&f)?), f));
         }
-        Ok(PromptClip { frames: Arc::new(out) })
+        Ok(PromptClip {
+            frames: Arc::new(out),
+        })
     }
 
     pub fn len_frames(&self) -> usize {
@@ -54,7 +59,10 @@ impl Behaviour for Prompt {
         match self.clip.frames.get(self.pos) {
             Some((opus, pcm)) => {
                 self.pos += 1;
-                Outgoing::Packet { opus: opus.clone(), pcm: pcm.clone() }
+                Outgoing::Packet {
+                    opus: opus.clone(),
+                    pcm: pcm.clone(),
+                }
             }
             None => Outgoing::Silence,
         }
@@ -68,7 +76,10 @@ pub struct Echo;
 impl Behaviour for Echo {
     fn next(&mut self, heard: &Frame, arrived: &[Bytes]) -> Outgoing {
         match arrived.last() {
-            Some(p) => Outgoing::Packet { opus: p.clone(), pcm: heard.clone() },
+            Some(p) => Outgoing::Packet {
+                opus: p.clone(),
+                pcm: heard.clone(),
+            },
             None => Outgoing::Silence,
         }
     }
@@ -91,8 +102,16 @@ pub struct Sequence {
 }
 
 impl Sequence {
-    pub fn new(prompt: Option<Prompt>, then: Option<Box<dyn Behaviour>>, hangup_after_prompt: bool) -> Self {
-        Sequence { prompt, then, hangup_after_prompt }
+    pub fn new(
+        prompt: Option<Prompt>,
+        then: Option<Box<dyn Behaviour>>,
+        hangup_after_prompt: bool,
+    ) -> Self {
+        Sequence {
+            prompt,
+            then,
+            hangup_after_prompt,
+        }
     }
 }
 
@@ -122,7 +141,10 @@ pub struct MaxDuration {
 
 impl MaxDuration {
     pub fn new(inner: Box<dyn Behaviour>, max: std::time::Duration) -> Self {
-        MaxDuration { inner, left: (max.as_millis() / 20) as u64 }
+        MaxDuration {
+            inner,
+            left: (max.as_millis() / 20) as u64,
+        }
     }
 }
 
@@ -175,7 +197,9 @@ mod tests {
         let pkt = Bytes::from_static(b"x");
         s.next(&Frame::silence(), &[]);
         s.next(&Frame::silence(), &[]);
-        assert!(matches!(s.next(&Frame::silence(), &[pkt.clone()]), Outgoing::Packet { opus, .. } if opus == pkt));
+        assert!(
+            matches!(s.next(&Frame::silence(), std::slice::from_ref(&pkt)), Outgoing::Packet { opus, .. } if opus == pkt)
+        );
         assert!(!s.wants_hangup());
         let mut once = Sequence::new(Some(Prompt::new(clip)), None, true);
         once.next(&Frame::silence(), &[]);

@@ -62,7 +62,10 @@ impl BotConfig {
 /// Commands for a running bot from its own process (the sandbox, `wacall dial`).
 #[derive(Debug)]
 pub enum BotCommand {
-    Dial { to: String, done: Option<tokio::sync::oneshot::Sender<Result<String, String>>> },
+    Dial {
+        to: String,
+        done: Option<tokio::sync::oneshot::Sender<Result<String, String>>>,
+    },
 }
 
 /// Connects to the hub and serves calls until `shutdown` turns true or the hub goes away.
@@ -73,8 +76,11 @@ pub async fn run(
     mut commands: mpsc::Receiver<BotCommand>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), HubError> {
-    let HubConnection { edge_id, tx, mut rx } =
-        hub_client::connect(hub_url, token, &cfg.name, EdgeKind::Bot).await?;
+    let HubConnection {
+        edge_id,
+        tx,
+        mut rx,
+    } = hub_client::connect(hub_url, token, &cfg.name, EdgeKind::Bot).await?;
     info!(edge_id, name = %cfg.name, "bot connected to the hub");
     let cfg = Arc::new(cfg);
     // Per-call tasks, keyed by call id (and by dial request id until the call id is known).
@@ -181,13 +187,28 @@ async fn inbound(
         Ok(x) => x,
         Err(e) => {
             warn!(error = %e, "cannot set up media");
-            let _ = tx.send(EdgeMessage::MediaFailed { call_id: call_id.clone(), reason: e.to_string() }).await;
+            let _ = tx
+                .send(EdgeMessage::MediaFailed {
+                    call_id: call_id.clone(),
+                    reason: e.to_string(),
+                })
+                .await;
             let _ = gone.send(call_id).await;
             return;
         }
     };
-    let audio = CallAudio::start(media.clone(), cfg.behaviour(), cfg.encoder.clone(), recorder_for(&cfg, &call_id));
-    let _ = tx.send(EdgeMessage::Answer { call_id: call_id.clone(), sdp: answer }).await;
+    let audio = CallAudio::start(
+        media.clone(),
+        cfg.behaviour(),
+        cfg.encoder.clone(),
+        recorder_for(&cfg, &call_id),
+    );
+    let _ = tx
+        .send(EdgeMessage::Answer {
+            call_id: call_id.clone(),
+            sdp: answer,
+        })
+        .await;
     // Accept after the configured delay; the bridge ignores it if the call ended meanwhile.
     let accept = {
         let (tx, call_id, delay) = (tx.clone(), call_id.clone(), cfg.accept_delay);
@@ -214,7 +235,12 @@ async fn talk(
         Ok(a) => a,
         Err(e) => {
             warn!(error = %e, "cannot start the audio engine");
-            let _ = tx.send(EdgeMessage::MediaFailed { call_id: call_id.to_string(), reason: e.to_string() }).await;
+            let _ = tx
+                .send(EdgeMessage::MediaFailed {
+                    call_id: call_id.to_string(),
+                    reason: e.to_string(),
+                })
+                .await;
             media.close().await;
             return;
         }
@@ -290,7 +316,11 @@ async fn talk(
         }
     }
     let _ = tx
-        .send(EdgeMessage::Finished { call_id: call_id.to_string(), quality, recording })
+        .send(EdgeMessage::Finished {
+            call_id: call_id.to_string(),
+            quality,
+            recording,
+        })
         .await;
 }
 
@@ -326,7 +356,13 @@ async fn outbound(
             return;
         }
     };
-    let _ = tx.send(EdgeMessage::Dial { request_id: request_id.clone(), to: to.clone(), sdp: offer }).await;
+    let _ = tx
+        .send(EdgeMessage::Dial {
+            request_id: request_id.clone(),
+            to: to.clone(),
+            sdp: offer,
+        })
+        .await;
     let call_id = loop {
         match rx.recv().await {
             Some(HubMessage::Dialing { call_id, .. }) => break call_id,
@@ -347,7 +383,12 @@ async fn outbound(
     };
     info!(%call_id, "dialing");
     reply(Ok(call_id.clone()));
-    let audio = CallAudio::start(media.clone(), cfg.behaviour(), cfg.encoder.clone(), recorder_for(&cfg, &call_id));
+    let audio = CallAudio::start(
+        media.clone(),
+        cfg.behaviour(),
+        cfg.encoder.clone(),
+        recorder_for(&cfg, &call_id),
+    );
     talk(&cfg, &call_id, media, audio, &mut rx, &tx).await;
     let _ = gone.send(call_id).await;
     let _ = gone.send(request_id).await;

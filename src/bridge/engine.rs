@@ -29,13 +29,38 @@ use crate::webhook::{CallEvent, CallStatus};
 const ORPHAN_TTL: Duration = Duration::from_secs(15);
 
 pub enum EngineInput {
-    Webhook { events: Vec<CallEvent>, received: DateTime<Utc> },
-    EdgeJoined { edge_id: String, name: String, kind: EdgeKind, tx: mpsc::Sender<HubMessage> },
-    Edge { edge_id: String, msg: EdgeMessage },
-    EdgeLeft { edge_id: String },
-    ActionResult { call_id: String, action: &'static str, result: Result<(), ActionFailure> },
-    DialResult { edge_id: String, request_id: String, to: String, result: Result<String, ActionFailure> },
-    Timer { call_id: String, timer: Timer },
+    Webhook {
+        events: Vec<CallEvent>,
+        received: DateTime<Utc>,
+    },
+    EdgeJoined {
+        edge_id: String,
+        name: String,
+        kind: EdgeKind,
+        tx: mpsc::Sender<HubMessage>,
+    },
+    Edge {
+        edge_id: String,
+        msg: EdgeMessage,
+    },
+    EdgeLeft {
+        edge_id: String,
+    },
+    ActionResult {
+        call_id: String,
+        action: &'static str,
+        result: Result<(), ActionFailure>,
+    },
+    DialResult {
+        edge_id: String,
+        request_id: String,
+        to: String,
+        result: Result<String, ActionFailure>,
+    },
+    Timer {
+        call_id: String,
+        timer: Timer,
+    },
     Sweep,
     /// Stop: end live calls at the BSP and return.
     Shutdown,
@@ -49,7 +74,10 @@ pub struct ActionFailure {
 
 impl From<&ApiError> for ActionFailure {
     fn from(e: &ApiError) -> Self {
-        ActionFailure { message: e.to_string(), permanent: e.is_permanent() }
+        ActionFailure {
+            message: e.to_string(),
+            permanent: e.is_permanent(),
+        }
     }
 }
 
@@ -139,11 +167,12 @@ impl Engine {
         let live: Vec<String> = self.registry.live().map(|c| c.id.clone()).collect();
         for id in live {
             if let Some(call) = self.registry.get(&id) {
-                let action = if call.record.accepted_at.is_some() || call.record.pre_accepted_at.is_some() {
-                    "terminate"
-                } else {
-                    "reject"
-                };
+                let action =
+                    if call.record.accepted_at.is_some() || call.record.pre_accepted_at.is_some() {
+                        "terminate"
+                    } else {
+                        "reject"
+                    };
                 let to = call.record.customer.clone();
                 let r = if action == "terminate" {
                     self.bsp.terminate(&id, &to).await
@@ -164,8 +193,17 @@ impl Engine {
                     self.webhook_event(ev, received);
                 }
             }
-            EngineInput::EdgeJoined { edge_id, name, kind, tx } => {
-                let max = if kind == EdgeKind::Bot { self.cfg.bot_max_calls } else { 1 };
+            EngineInput::EdgeJoined {
+                edge_id,
+                name,
+                kind,
+                tx,
+            } => {
+                let max = if kind == EdgeKind::Bot {
+                    self.cfg.bot_max_calls
+                } else {
+                    1
+                };
                 self.router.join(&edge_id, max, Instant::now());
                 info!(%edge_id, %name, ?kind, "edge joined");
                 self.edges.insert(edge_id, EdgeInfo { name, tx });
@@ -174,30 +212,53 @@ impl Engine {
             EngineInput::EdgeLeft { edge_id } => {
                 self.router.leave(&edge_id);
                 self.edges.remove(&edge_id);
-                let held: Vec<String> =
-                    self.slots.iter().filter(|(_, e)| **e == edge_id).map(|(c, _)| c.clone()).collect();
+                let held: Vec<String> = self
+                    .slots
+                    .iter()
+                    .filter(|(_, e)| **e == edge_id)
+                    .map(|(c, _)| c.clone())
+                    .collect();
                 for call_id in held {
                     self.slots.remove(&call_id);
-                    self.feed(&call_id, Input::EdgeLeft { edge: edge_id.clone() }, Utc::now());
+                    self.feed(
+                        &call_id,
+                        Input::EdgeLeft {
+                            edge: edge_id.clone(),
+                        },
+                        Utc::now(),
+                    );
                 }
                 self.publish();
             }
             EngineInput::Edge { edge_id, msg } => self.edge_message(edge_id, msg),
-            EngineInput::ActionResult { call_id, action, result } => {
+            EngineInput::ActionResult {
+                call_id,
+                action,
+                result,
+            } => {
                 let input = match result {
                     Ok(()) => Input::ActionDone { action },
                     Err(f) => {
                         self.metrics.bsp_errors.inc();
                         warn!(%call_id, action, error = %f.message, "BSP action failed");
-                        Input::ActionFailed { action, message: f.message, permanent: f.permanent }
+                        Input::ActionFailed {
+                            action,
+                            message: f.message,
+                            permanent: f.permanent,
+                        }
                     }
                 };
                 self.feed(&call_id, input, Utc::now());
             }
-            EngineInput::DialResult { edge_id, request_id, to, result } => {
-                self.dial_result(edge_id, request_id, to, result)
+            EngineInput::DialResult {
+                edge_id,
+                request_id,
+                to,
+                result,
+            } => self.dial_result(edge_id, request_id, to, result),
+            EngineInput::Timer { call_id, timer } => {
+                self.feed(&call_id, Input::Timeout(timer), Utc::now())
             }
-            EngineInput::Timer { call_id, timer } => self.feed(&call_id, Input::Timeout(timer), Utc::now()),
             EngineInput::Shutdown => {}
             EngineInput::Sweep => {
                 let now = Instant::now();
@@ -227,7 +288,14 @@ impl Engine {
             debug!(?ev, "webhook event without a call ignored");
             return;
         };
-        if let CallEvent::Offer { customer, business, caller_name, sdp, .. } = &ev {
+        if let CallEvent::Offer {
+            customer,
+            business,
+            caller_name,
+            sdp,
+            ..
+        } = &ev
+        {
             if self.registry.contains(&call_id) {
                 debug!(%call_id, "repeated connect webhook ignored");
                 self.feed(&call_id, Input::OfferRepeated, received);
@@ -263,9 +331,16 @@ impl Engine {
                     return;
                 }
             },
-            CallEvent::Terminate { status, duration_s, errors, .. } => {
-                Input::Terminated { status, duration_s, errors }
-            }
+            CallEvent::Terminate {
+                status,
+                duration_s,
+                errors,
+                ..
+            } => Input::Terminated {
+                status,
+                duration_s,
+                errors,
+            },
             CallEvent::Ignored { what, .. } => {
                 debug!(%call_id, %what, "webhook event ignored");
                 return;
@@ -276,7 +351,10 @@ impl Engine {
             self.feed(&call_id, input, received);
         } else {
             // Possibly the answer to a dial whose `connect` reply is still on its way.
-            let entry = self.orphans.entry(call_id).or_insert_with(|| (Instant::now(), Vec::new()));
+            let entry = self
+                .orphans
+                .entry(call_id)
+                .or_insert_with(|| (Instant::now(), Vec::new()));
             entry.1.push(input);
         }
     }
@@ -294,17 +372,40 @@ impl Engine {
         match msg {
             EdgeMessage::Hello { .. } => {}
             EdgeMessage::Available { available } => self.router.set_available(&edge_id, available),
-            EdgeMessage::Answer { call_id, sdp } => self.feed(&call_id, Input::EdgeAnswer { edge: edge_id, sdp }, now),
-            EdgeMessage::Accept { call_id } => self.feed(&call_id, Input::EdgeAccept { edge: edge_id }, now),
-            EdgeMessage::Reject { call_id } => self.feed(&call_id, Input::EdgeReject { edge: edge_id }, now),
-            EdgeMessage::Hangup { call_id } => self.feed(&call_id, Input::EdgeHangup { edge: edge_id }, now),
-            EdgeMessage::MediaFailed { call_id, reason } => {
-                self.feed(&call_id, Input::EdgeMediaFailed { edge: edge_id, reason }, now)
+            EdgeMessage::Answer { call_id, sdp } => {
+                self.feed(&call_id, Input::EdgeAnswer { edge: edge_id, sdp }, now)
             }
+            EdgeMessage::Accept { call_id } => {
+                self.feed(&call_id, Input::EdgeAccept { edge: edge_id }, now)
+            }
+            EdgeMessage::Reject { call_id } => {
+                self.feed(&call_id, Input::EdgeReject { edge: edge_id }, now)
+            }
+            EdgeMessage::Hangup { call_id } => {
+                self.feed(&call_id, Input::EdgeHangup { edge: edge_id }, now)
+            }
+            EdgeMessage::MediaFailed { call_id, reason } => self.feed(
+                &call_id,
+                Input::EdgeMediaFailed {
+                    edge: edge_id,
+                    reason,
+                },
+                now,
+            ),
             EdgeMessage::Dtmf { call_id, digit } => self.feed(&call_id, Input::Dtmf { digit }, now),
-            EdgeMessage::Finished { call_id, quality, recording } => {
-                self.feed(&call_id, Input::EdgeFinished { edge: edge_id, quality, recording }, now)
-            }
+            EdgeMessage::Finished {
+                call_id,
+                quality,
+                recording,
+            } => self.feed(
+                &call_id,
+                Input::EdgeFinished {
+                    edge: edge_id,
+                    quality,
+                    recording,
+                },
+                now,
+            ),
             EdgeMessage::Stats { call_id, stats } => {
                 if let Ok(mut s) = self.shared.lock()
                     && let Some(r) = s.records.get_mut(&call_id)
@@ -312,7 +413,11 @@ impl Engine {
                     r.quality = Some((&stats).into());
                 }
             }
-            EdgeMessage::Dial { request_id, to, sdp } => self.dial(edge_id, request_id, to, sdp),
+            EdgeMessage::Dial {
+                request_id,
+                to,
+                sdp,
+            } => self.dial(edge_id, request_id, to, sdp),
         }
     }
 
@@ -320,7 +425,12 @@ impl Engine {
         if let Err(problem) = check_recipient(&to) {
             self.send_edge(
                 &edge_id,
-                HubMessage::Error { call_id: None, request_id: Some(request_id), message: problem, permanent: true },
+                HubMessage::Error {
+                    call_id: None,
+                    request_id: Some(request_id),
+                    message: problem,
+                    permanent: true,
+                },
             );
             return;
         }
@@ -329,14 +439,30 @@ impl Engine {
         let span = info_span!("dial", %request_id, %to);
         tokio::spawn(
             async move {
-                let result = bsp.connect(&to, &sdp, Some(&request_id)).await.map_err(|e| ActionFailure::from(&e));
-                let _ = tx.send(EngineInput::DialResult { edge_id, request_id, to, result }).await;
+                let result = bsp
+                    .connect(&to, &sdp, Some(&request_id))
+                    .await
+                    .map_err(|e| ActionFailure::from(&e));
+                let _ = tx
+                    .send(EngineInput::DialResult {
+                        edge_id,
+                        request_id,
+                        to,
+                        result,
+                    })
+                    .await;
             }
             .instrument(span),
         );
     }
 
-    fn dial_result(&mut self, edge_id: String, request_id: String, to: String, result: Result<String, ActionFailure>) {
+    fn dial_result(
+        &mut self,
+        edge_id: String,
+        request_id: String,
+        to: String,
+        result: Result<String, ActionFailure>,
+    ) {
         match result {
             Ok(call_id) => {
                 if !self.edges.contains_key(&edge_id) {
@@ -347,10 +473,22 @@ impl Engine {
                 }
                 info!(%call_id, %to, "outbound call placed");
                 self.metrics.calls_outbound.inc();
-                let (call, cmds) =
-                    Call::outbound(&call_id, &to, &self.cfg.business, &edge_id, self.cfg.timeouts, Utc::now());
+                let (call, cmds) = Call::outbound(
+                    &call_id,
+                    &to,
+                    &self.cfg.business,
+                    &edge_id,
+                    self.cfg.timeouts,
+                    Utc::now(),
+                );
                 self.registry.insert(call);
-                self.send_edge(&edge_id, HubMessage::Dialing { request_id, call_id: call_id.clone() });
+                self.send_edge(
+                    &edge_id,
+                    HubMessage::Dialing {
+                        request_id,
+                        call_id: call_id.clone(),
+                    },
+                );
                 self.sync_slot(&call_id);
                 self.run_commands(&call_id, cmds);
                 self.publish_call(&call_id);
@@ -393,7 +531,10 @@ impl Engine {
         for cmd in cmds {
             match cmd {
                 Command::Route => {
-                    let pick = self.registry.get(call_id).and_then(|c| self.router.pick(&c.tried));
+                    let pick = self
+                        .registry
+                        .get(call_id)
+                        .and_then(|c| self.router.pick(&c.tried));
                     let input = match pick {
                         Some(edge) => Input::Assigned { edge },
                         None => Input::NoEdge,
@@ -401,7 +542,11 @@ impl Engine {
                     self.feed(call_id, input, Utc::now());
                 }
                 Command::Submit(action) => {
-                    let to = self.registry.get(call_id).map(|c| c.record.customer.clone()).unwrap_or_default();
+                    let to = self
+                        .registry
+                        .get(call_id)
+                        .map(|c| c.record.customer.clone())
+                        .unwrap_or_default();
                     if matches!(action, Action::PreAccept { .. })
                         && let Some(ms) = self.registry.get(call_id).and_then(|c| c.setup_ms)
                     {
@@ -446,7 +591,13 @@ impl Engine {
                     Action::Terminate => bsp.terminate(&call_id, &to).await,
                 };
                 let result = r.map_err(|e| ActionFailure::from(&e));
-                let _ = tx.send(EngineInput::ActionResult { call_id, action: name, result }).await;
+                let _ = tx
+                    .send(EngineInput::ActionResult {
+                        call_id,
+                        action: name,
+                        result,
+                    })
+                    .await;
             }
             .instrument(span),
         );
@@ -454,7 +605,11 @@ impl Engine {
 
     /// Keeps the router's view of who is busy in step with the calls.
     fn sync_slot(&mut self, call_id: &str) {
-        let want = self.registry.get(call_id).filter(|c| !c.is_ended()).and_then(|c| c.edge.clone());
+        let want = self
+            .registry
+            .get(call_id)
+            .filter(|c| !c.is_ended())
+            .and_then(|c| c.edge.clone());
         let have = self.slots.get(call_id).cloned();
         if want == have {
             return;
@@ -487,7 +642,9 @@ impl Engine {
     }
 
     fn publish_call(&self, call_id: &str) {
-        let Some(call) = self.registry.get(call_id) else { return };
+        let Some(call) = self.registry.get(call_id) else {
+            return;
+        };
         if let Ok(mut s) = self.shared.lock() {
             s.records.insert(call_id.to_string(), call.record.clone());
             if let Some(ms) = call.setup_ms {
@@ -513,10 +670,15 @@ impl Engine {
 pub fn check_recipient(to: &str) -> Result<(), String> {
     let digits = to.strip_prefix('+').unwrap_or(to);
     let is_number = (7..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
-    let is_user_id = to.len() > 3 && to.len() <= 64 && to.contains('.') && to.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.');
+    let is_user_id = to.len() > 3
+        && to.len() <= 64
+        && to.contains('.')
+        && to.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.');
     if is_number || is_user_id {
         Ok(())
     } else {
-        Err(format!("to: {to:?} is not a phone number (7 to 15 digits, country code first) or a WhatsApp user id"))
+        Err(format!(
+            "to: {to:?} is not a phone number (7 to 15 digits, country code first) or a WhatsApp user id"
+        ))
     }
 }

@@ -45,21 +45,33 @@ CREATE INDEX IF NOT EXISTS calls_offered ON calls(offered_at);
 
 impl History {
     pub fn open(path: &Path) -> Result<History, HistoryError> {
-        let err = |source| HistoryError { path: path.to_path_buf(), source };
+        let err = |source| HistoryError {
+            path: path.to_path_buf(),
+            source,
+        };
         let conn = Connection::open(path).map_err(err)?;
         // WAL: readers (`wacall history`) don't block the bridge's writes, and a crash loses at
         // most the last transaction.
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
-        Ok(History { conn, path: path.to_path_buf() })
+        Ok(History {
+            conn,
+            path: path.to_path_buf(),
+        })
     }
 
     fn err(&self, source: rusqlite::Error) -> HistoryError {
-        HistoryError { path: self.path.clone(), source }
+        HistoryError {
+            path: self.path.clone(),
+            source,
+        }
     }
 
     pub fn upsert(&self, r: &CallRecord) -> Result<(), HistoryError> {
-        let quality = r.quality.map(|q| serde_json::to_string(&q).unwrap_or_default());
+        let quality = r
+            .quality
+            .map(|q| serde_json::to_string(&q).unwrap_or_default());
         self.conn
             .execute(
                 "INSERT INTO calls (call_id, direction, customer, business, caller_name, edge, answered_by,
@@ -103,7 +115,11 @@ impl History {
         let duration: Option<i64> = row.get(12)?;
         Ok(CallRecord {
             call_id: row.get(0)?,
-            direction: if direction == "outbound" { Direction::Outbound } else { Direction::Inbound },
+            direction: if direction == "outbound" {
+                Direction::Outbound
+            } else {
+                Direction::Inbound
+            },
             customer: row.get(2)?,
             business: row.get(3)?,
             caller_name: row.get(4)?,
@@ -121,12 +137,17 @@ impl History {
         })
     }
 
-    const COLUMNS: &'static str = "call_id, direction, customer, business, caller_name, edge, answered_by, offered_at,
+    const COLUMNS: &'static str =
+        "call_id, direction, customer, business, caller_name, edge, answered_by, offered_at,
         pre_accepted_at, accepted_at, ended_at, end_reason, duration_s, quality, recording, dtmf";
 
     pub fn get(&self, call_id: &str) -> Result<Option<CallRecord>, HistoryError> {
         self.conn
-            .query_row(&format!("SELECT {} FROM calls WHERE call_id = ?1", Self::COLUMNS), [call_id], Self::row)
+            .query_row(
+                &format!("SELECT {} FROM calls WHERE call_id = ?1", Self::COLUMNS),
+                [call_id],
+                Self::row,
+            )
             .optional()
             .map_err(|e| self.err(e))
     }
@@ -135,9 +156,14 @@ impl History {
     pub fn recent(&self, limit: usize) -> Result<Vec<CallRecord>, HistoryError> {
         let mut stmt = self
             .conn
-            .prepare(&format!("SELECT {} FROM calls ORDER BY offered_at DESC LIMIT ?1", Self::COLUMNS))
+            .prepare(&format!(
+                "SELECT {} FROM calls ORDER BY offered_at DESC LIMIT ?1",
+                Self::COLUMNS
+            ))
             .map_err(|e| self.err(e))?;
-        let rows = stmt.query_map([limit as i64], Self::row).map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([limit as i64], Self::row)
+            .map_err(|e| self.err(e))?;
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
 }
@@ -175,14 +201,24 @@ mod tests {
 
     #[test]
     fn rows_round_trip_and_update_in_place() {
-        let path = std::env::temp_dir().join(format!("wacall-hist-{}.sqlite3", rand::random::<u64>()));
+        let path =
+            std::env::temp_dir().join(format!("wacall-hist-{}.sqlite3", rand::random::<u64>()));
         let h = History::open(&path).unwrap();
-        let mut r = CallRecord::new("wacid.1", Direction::Inbound, "5215500000002", "5215500000001");
+        let mut r = CallRecord::new(
+            "wacid.1",
+            Direction::Inbound,
+            "5215500000002",
+            "5215500000001",
+        );
         r.caller_name = Some("Ana".into());
         h.upsert(&r).unwrap();
         r.end_reason = Some("customer_hangup".into());
         r.duration_s = Some(12);
-        r.quality = Some(QualitySummary { packets_received: 600, jitter_ms: 1.5, ..Default::default() });
+        r.quality = Some(QualitySummary {
+            packets_received: 600,
+            jitter_ms: 1.5,
+            ..Default::default()
+        });
         r.recording = Some("recordings/x.wav".into());
         h.upsert(&r).unwrap();
         // A later update without quality keeps the stored one.

@@ -20,9 +20,9 @@ pub const MAX_MESSAGE: usize = 256 * 1024;
 
 /// True when `given` matches one of the configured tokens, compared in constant time.
 pub fn token_ok(tokens: &[Secret], given: &str) -> bool {
-    tokens
-        .iter()
-        .fold(false, |ok, t| ok | bool::from(t.expose().as_bytes().ct_eq(given.as_bytes())))
+    tokens.iter().fold(false, |ok, t| {
+        ok | bool::from(t.expose().as_bytes().ct_eq(given.as_bytes()))
+    })
 }
 
 /// Serves one edge connection until it closes.
@@ -31,14 +31,20 @@ pub async fn serve_edge(ws: WebSocket, tokens: Vec<Secret>, engine: mpsc::Sender
     let hello = tokio::time::timeout(HELLO_TIMEOUT, stream.next()).await;
     let (name, kind) = match hello {
         Ok(Some(Ok(Message::Text(t)))) => match serde_json::from_str::<EdgeMessage>(&t) {
-            Ok(EdgeMessage::Hello { token, name, kind }) if token_ok(&tokens, &token) => (name, kind),
+            Ok(EdgeMessage::Hello { token, name, kind }) if token_ok(&tokens, &token) => {
+                (name, kind)
+            }
             Ok(EdgeMessage::Hello { name, .. }) => {
                 warn!(edge = %name, "edge refused: bad token");
-                let _ = sink.send(Message::text(refusal("invalid edge token"))).await;
+                let _ = sink
+                    .send(Message::text(refusal("invalid edge token")))
+                    .await;
                 return;
             }
             _ => {
-                let _ = sink.send(Message::text(refusal("the first message must be hello"))).await;
+                let _ = sink
+                    .send(Message::text(refusal("the first message must be hello")))
+                    .await;
                 return;
             }
         },
@@ -51,13 +57,22 @@ pub async fn serve_edge(ws: WebSocket, tokens: Vec<Secret>, engine: mpsc::Sender
     let span = info_span!("edge", edge_id = %edge_id);
     let (tx, mut rx) = mpsc::channel::<HubMessage>(256);
     if engine
-        .send(EngineInput::EdgeJoined { edge_id: edge_id.clone(), name, kind, tx: tx.clone() })
+        .send(EngineInput::EdgeJoined {
+            edge_id: edge_id.clone(),
+            name,
+            kind,
+            tx: tx.clone(),
+        })
         .await
         .is_err()
     {
         return;
     }
-    let _ = tx.send(HubMessage::Welcome { edge_id: edge_id.clone() }).await;
+    let _ = tx
+        .send(HubMessage::Welcome {
+            edge_id: edge_id.clone(),
+        })
+        .await;
     drop(tx);
     info!(parent: &span, "edge connected");
 
@@ -83,7 +98,14 @@ pub async fn serve_edge(ws: WebSocket, tokens: Vec<Secret>, engine: mpsc::Sender
         }
         match serde_json::from_str::<EdgeMessage>(&text) {
             Ok(msg) => {
-                if engine.send(EngineInput::Edge { edge_id: edge_id.clone(), msg }).await.is_err() {
+                if engine
+                    .send(EngineInput::Edge {
+                        edge_id: edge_id.clone(),
+                        msg,
+                    })
+                    .await
+                    .is_err()
+                {
                     break;
                 }
             }
@@ -96,8 +118,13 @@ pub async fn serve_edge(ws: WebSocket, tokens: Vec<Secret>, engine: mpsc::Sender
 }
 
 fn refusal(message: &str) -> String {
-    HubMessage::Error { call_id: None, request_id: None, message: message.to_string(), permanent: true }
-        .to_json()
+    HubMessage::Error {
+        call_id: None,
+        request_id: None,
+        message: message.to_string(),
+        permanent: true,
+    }
+    .to_json()
 }
 
 #[cfg(test)]

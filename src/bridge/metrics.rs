@@ -46,9 +46,16 @@ impl Histogram {
         let (buckets, count, sum) = self.inner.lock().map(|h| h.clone()).unwrap_or_default();
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
         for (i, b) in BUCKETS.iter().enumerate() {
-            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {}", buckets.get(i).copied().unwrap_or(0));
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{b}\"}} {}",
+                buckets.get(i).copied().unwrap_or(0)
+            );
         }
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}\n{name}_sum {sum}\n{name}_count {count}");
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{le=\"+Inf\"}} {count}\n{name}_sum {sum}\n{name}_count {count}"
+        );
     }
 }
 
@@ -67,7 +74,12 @@ pub struct Metrics {
 impl Metrics {
     /// Counts an ended call by the first word of its reason (`media_failed: ...` → `media_failed`).
     pub fn ended(&self, reason: &str) {
-        let key = reason.split(':').next().unwrap_or(reason).trim().to_string();
+        let key = reason
+            .split(':')
+            .next()
+            .unwrap_or(reason)
+            .trim()
+            .to_string();
         if let Ok(mut m) = self.ended.lock() {
             *m.entry(key).or_default() += 1;
         }
@@ -77,27 +89,71 @@ impl Metrics {
     pub fn render(&self, phases: &[(&str, usize)], edges: usize) -> String {
         let mut out = String::new();
         let counter = |out: &mut String, name: &str, help: &str, v: u64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+            );
         };
-        let _ = writeln!(out, "# HELP wacall_calls_started_total Calls seen, by direction\n# TYPE wacall_calls_started_total counter");
-        let _ = writeln!(out, "wacall_calls_started_total{{direction=\"inbound\"}} {}", self.calls_inbound.get());
-        let _ = writeln!(out, "wacall_calls_started_total{{direction=\"outbound\"}} {}", self.calls_outbound.get());
-        counter(&mut out, "wacall_webhooks_total", "Webhook requests accepted", self.webhooks.get());
-        let _ = writeln!(out, "# HELP wacall_webhook_errors_total Webhook requests refused\n# TYPE wacall_webhook_errors_total counter");
-        let _ = writeln!(out, "wacall_webhook_errors_total{{kind=\"signature\"}} {}", self.webhook_bad_signature.get());
-        let _ = writeln!(out, "wacall_webhook_errors_total{{kind=\"malformed\"}} {}", self.webhook_malformed.get());
-        counter(&mut out, "wacall_bsp_errors_total", "BSP actions that failed", self.bsp_errors.get());
-        let _ = writeln!(out, "# HELP wacall_calls_ended_total Calls ended, by reason\n# TYPE wacall_calls_ended_total counter");
+        let _ = writeln!(
+            out,
+            "# HELP wacall_calls_started_total Calls seen, by direction\n# TYPE wacall_calls_started_total counter"
+        );
+        let _ = writeln!(
+            out,
+            "wacall_calls_started_total{{direction=\"inbound\"}} {}",
+            self.calls_inbound.get()
+        );
+        let _ = writeln!(
+            out,
+            "wacall_calls_started_total{{direction=\"outbound\"}} {}",
+            self.calls_outbound.get()
+        );
+        counter(
+            &mut out,
+            "wacall_webhooks_total",
+            "Webhook requests accepted",
+            self.webhooks.get(),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP wacall_webhook_errors_total Webhook requests refused\n# TYPE wacall_webhook_errors_total counter"
+        );
+        let _ = writeln!(
+            out,
+            "wacall_webhook_errors_total{{kind=\"signature\"}} {}",
+            self.webhook_bad_signature.get()
+        );
+        let _ = writeln!(
+            out,
+            "wacall_webhook_errors_total{{kind=\"malformed\"}} {}",
+            self.webhook_malformed.get()
+        );
+        counter(
+            &mut out,
+            "wacall_bsp_errors_total",
+            "BSP actions that failed",
+            self.bsp_errors.get(),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP wacall_calls_ended_total Calls ended, by reason\n# TYPE wacall_calls_ended_total counter"
+        );
         if let Ok(m) = self.ended.lock() {
             for (reason, n) in m.iter() {
                 let _ = writeln!(out, "wacall_calls_ended_total{{reason=\"{reason}\"}} {n}");
             }
         }
-        let _ = writeln!(out, "# HELP wacall_calls Live calls by state\n# TYPE wacall_calls gauge");
+        let _ = writeln!(
+            out,
+            "# HELP wacall_calls Live calls by state\n# TYPE wacall_calls gauge"
+        );
         for (phase, n) in phases {
             let _ = writeln!(out, "wacall_calls{{state=\"{phase}\"}} {n}");
         }
-        let _ = writeln!(out, "# HELP wacall_edges Connected edges\n# TYPE wacall_edges gauge\nwacall_edges {edges}");
+        let _ = writeln!(
+            out,
+            "# HELP wacall_edges Connected edges\n# TYPE wacall_edges gauge\nwacall_edges {edges}"
+        );
         self.setup_latency.render(
             "wacall_setup_latency_seconds",
             "Webhook received to pre_accept submitted",

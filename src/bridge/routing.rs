@@ -23,7 +23,12 @@ impl Router {
     pub fn join(&mut self, edge: &str, max_calls: usize, now: Instant) {
         self.edges.insert(
             edge.to_string(),
-            Presence { available: true, idle_since: now, calls: 0, max_calls: max_calls.max(1) },
+            Presence {
+                available: true,
+                idle_since: now,
+                calls: 0,
+                max_calls: max_calls.max(1),
+            },
         );
     }
 

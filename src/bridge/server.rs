@@ -116,7 +116,10 @@ pub struct Bridge {
 #[derive(Debug, thiserror::Error)]
 pub enum BridgeError {
     #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: String, source: std::io::Error },
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Bsp(#[from] crate::api::ApiError),
     #[error(transparent)]
@@ -127,14 +130,20 @@ impl Bridge {
     pub async fn start(addr: SocketAddr, cfg: BridgeConfig) -> Result<Bridge, BridgeError> {
         let listener = TcpListener::bind(addr)
             .await
-            .map_err(|source| BridgeError::Listen { addr: addr.to_string(), source })?;
+            .map_err(|source| BridgeError::Listen {
+                addr: addr.to_string(),
+                source,
+            })?;
         Self::start_on(listener, cfg).await
     }
 
     pub async fn start_on(listener: TcpListener, cfg: BridgeConfig) -> Result<Bridge, BridgeError> {
         let addr = listener
             .local_addr()
-            .map_err(|source| BridgeError::Listen { addr: "?".into(), source })?;
+            .map_err(|source| BridgeError::Listen {
+                addr: "?".into(),
+                source,
+            })?;
         let bsp = Arc::new(BspClient::new(&cfg.bsp)?);
         let history = match &cfg.history_db {
             Some(p) => Some(HistoryWriter::start(History::open(p)?)),
@@ -178,12 +187,23 @@ impl Bridge {
             let shutdown = async move {
                 let _ = stopped.changed().await;
             };
-            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
                 warn!(error = %e, "bridge server stopped");
             }
         });
         info!(%addr, "bridge listening");
-        Ok(Bridge { addr, shared, server, engine, stop, engine_tx: tx, history_db: cfg.history_db })
+        Ok(Bridge {
+            addr,
+            shared,
+            server,
+            engine,
+            stop,
+            engine_tx: tx,
+            history_db: cfg.history_db,
+        })
     }
 
     pub fn hub_url(&self) -> String {
@@ -267,7 +287,9 @@ async fn verify(State(s): State<AppState>, Query(q): Query<VerifyParams>) -> Res
 
 async fn webhook_post(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let received = chrono::Utc::now();
-    let sig = headers.get("x-hub-signature-256").and_then(|v| v.to_str().ok());
+    let sig = headers
+        .get("x-hub-signature-256")
+        .and_then(|v| v.to_str().ok());
     if let Err(e) = webhook::verify_signature(s.app_secret.expose().as_bytes(), &body, sig) {
         s.metrics.webhook_bad_signature.inc();
         warn!(error = %e, "webhook refused: signature");
@@ -282,7 +304,11 @@ async fn webhook_post(State(s): State<AppState>, headers: HeaderMap, body: Bytes
         }
     };
     s.metrics.webhooks.inc();
-    if s.engine.send(EngineInput::Webhook { events, received }).await.is_err() {
+    if s.engine
+        .send(EngineInput::Webhook { events, received })
+        .await
+        .is_err()
+    {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
     }
     StatusCode::OK.into_response()
@@ -295,19 +321,31 @@ async fn hub_upgrade(State(s): State<AppState>, ws: WebSocketUpgrade) -> Respons
 }
 
 async fn health(State(s): State<AppState>) -> Response {
-    let (edges, live) =
-        s.shared.lock().map(|sh| (sh.edges, sh.phases.values().sum::<usize>())).unwrap_or((0, 0));
-    axum::Json(serde_json::json!({ "status": "ok", "edges": edges, "live_calls": live })).into_response()
+    let (edges, live) = s
+        .shared
+        .lock()
+        .map(|sh| (sh.edges, sh.phases.values().sum::<usize>()))
+        .unwrap_or((0, 0));
+    axum::Json(serde_json::json!({ "status": "ok", "edges": edges, "live_calls": live }))
+        .into_response()
 }
 
 async fn metrics_text(State(s): State<AppState>) -> Response {
     let (phases, edges) = s
         .shared
         .lock()
-        .map(|sh| (sh.phases.iter().map(|(k, v)| (*k, *v)).collect::<Vec<_>>(), sh.edges))
+        .map(|sh| {
+            (
+                sh.phases.iter().map(|(k, v)| (*k, *v)).collect::<Vec<_>>(),
+                sh.edges,
+            )
+        })
         .unwrap_or_default();
     (
-        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
         s.metrics.render(&phases, edges),
     )
         .into_response()
@@ -319,7 +357,11 @@ struct CallsParams {
 }
 
 /// Recent calls from the history (edges show it; needs an edge token as Bearer).
-async fn calls(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<CallsParams>) -> Response {
+async fn calls(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<CallsParams>,
+) -> Response {
     let token = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -332,7 +374,9 @@ async fn calls(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<Ca
         return axum::Json(Vec::<CallRecord>::new()).into_response();
     };
     let limit = q.limit.unwrap_or(50).min(1000);
-    let rows = tokio::task::spawn_blocking(move || History::open(&path).and_then(|h| h.recent(limit))).await;
+    let rows =
+        tokio::task::spawn_blocking(move || History::open(&path).and_then(|h| h.recent(limit)))
+            .await;
     match rows {
         Ok(Ok(rows)) => axum::Json(rows).into_response(),
         Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),

@@ -64,29 +64,63 @@ pub enum Progress {
 pub enum Input {
     // -- webhooks --
     /// The user's answer to our offer (outbound).
-    RemoteAnswer { sdp: String },
+    RemoteAnswer {
+        sdp: String,
+    },
     Status(Progress),
     /// WhatsApp ended the call (either side hung up, or it was not answered in time).
-    Terminated { status: Option<String>, duration_s: Option<u64>, errors: Vec<String> },
+    Terminated {
+        status: Option<String>,
+        duration_s: Option<u64>,
+        errors: Vec<String>,
+    },
     /// The same `connect` offer again (webhook retries): ignored.
     OfferRepeated,
     // -- routing --
     /// The router chose an edge for this inbound call.
-    Assigned { edge: String },
+    Assigned {
+        edge: String,
+    },
     /// No edge is left to take it.
     NoEdge,
     // -- edge decisions --
-    EdgeAnswer { edge: String, sdp: String },
-    EdgeAccept { edge: String },
-    EdgeReject { edge: String },
-    EdgeHangup { edge: String },
-    EdgeMediaFailed { edge: String, reason: String },
-    EdgeLeft { edge: String },
-    EdgeFinished { edge: String, quality: QualitySummary, recording: Option<String> },
-    Dtmf { digit: char },
+    EdgeAnswer {
+        edge: String,
+        sdp: String,
+    },
+    EdgeAccept {
+        edge: String,
+    },
+    EdgeReject {
+        edge: String,
+    },
+    EdgeHangup {
+        edge: String,
+    },
+    EdgeMediaFailed {
+        edge: String,
+        reason: String,
+    },
+    EdgeLeft {
+        edge: String,
+    },
+    EdgeFinished {
+        edge: String,
+        quality: QualitySummary,
+        recording: Option<String>,
+    },
+    Dtmf {
+        digit: char,
+    },
     // -- BSP results --
-    ActionDone { action: &'static str },
-    ActionFailed { action: &'static str, message: String, permanent: bool },
+    ActionDone {
+        action: &'static str,
+    },
+    ActionFailed {
+        action: &'static str,
+        message: String,
+        permanent: bool,
+    },
     // -- time --
     Timeout(Timer),
 }
@@ -97,11 +131,19 @@ pub enum Command {
     /// `NoEdge`.
     Route,
     Submit(Action),
-    ToEdge { edge: String, msg: HubMessage },
-    SetTimer { timer: Timer, after: Duration },
+    ToEdge {
+        edge: String,
+        msg: HubMessage,
+    },
+    SetTimer {
+        timer: Timer,
+        after: Duration,
+    },
     /// The call is over at WhatsApp and here: write the history row, free the edge's slot.
     /// The call object stays a little longer to take the edge's final `Finished` report.
-    Finished { reason: String },
+    Finished {
+        reason: String,
+    },
     /// The record changed after the end (quality or recording arrived): rewrite the history row.
     RecordUpdated,
 }
@@ -125,7 +167,10 @@ pub struct CallTimeouts {
 
 impl Default for CallTimeouts {
     fn default() -> Self {
-        CallTimeouts { ring: Duration::from_secs(20), answer: Duration::from_secs(45) }
+        CallTimeouts {
+            ring: Duration::from_secs(20),
+            answer: Duration::from_secs(45),
+        }
     }
 }
 
@@ -254,7 +299,10 @@ impl Call {
             started: now,
             setup_ms: None,
         };
-        let cmds = vec![Command::SetTimer { timer: Timer::Answer, after: timeouts.answer }];
+        let cmds = vec![Command::SetTimer {
+            timer: Timer::Answer,
+            after: timeouts.answer,
+        }];
         (call, cmds)
     }
 
@@ -276,13 +324,20 @@ impl Call {
         let name = format!("{input:?}");
         CallError {
             call_id: self.id.clone(),
-            input: name.split([' ', '(', '{']).next().unwrap_or("input").to_string(),
+            input: name
+                .split([' ', '(', '{'])
+                .next()
+                .unwrap_or("input")
+                .to_string(),
             phase: self.phase.as_str(),
         }
     }
 
     fn to_edge(&self, msg: HubMessage) -> Option<Command> {
-        self.edge.as_ref().map(|e| Command::ToEdge { edge: e.clone(), msg })
+        self.edge.as_ref().map(|e| Command::ToEdge {
+            edge: e.clone(),
+            msg,
+        })
     }
 
     /// Ends the call here: tells the edge, asks the BSP to end it at WhatsApp when `action` is
@@ -309,7 +364,9 @@ impl Call {
         }) {
             cmds.push(c);
         }
-        cmds.push(Command::Finished { reason: reason.to_string() });
+        cmds.push(Command::Finished {
+            reason: reason.to_string(),
+        });
         cmds
     }
 
@@ -328,14 +385,19 @@ impl Call {
         use Input::*;
         if self.phase == Phase::Ended {
             return Ok(match input {
-                EdgeFinished { quality, recording, .. } => {
+                EdgeFinished {
+                    quality, recording, ..
+                } => {
                     self.record.quality = Some(quality);
                     if recording.is_some() {
                         self.record.recording = recording;
                     }
                     vec![Command::RecordUpdated]
                 }
-                Terminated { duration_s: Some(d), .. } if self.record.duration_s.is_none() => {
+                Terminated {
+                    duration_s: Some(d),
+                    ..
+                } if self.record.duration_s.is_none() => {
                     self.record.duration_s = Some(d);
                     vec![Command::RecordUpdated]
                 }
@@ -348,7 +410,11 @@ impl Call {
                 self.record.dtmf.push(digit);
                 Ok(vec![])
             }
-            Terminated { status, duration_s, errors } => {
+            Terminated {
+                status,
+                duration_s,
+                errors,
+            } => {
                 if let Some(d) = duration_s {
                     self.record.duration_s = Some(d);
                 }
@@ -382,7 +448,10 @@ impl Call {
                             sdp: self.offer.clone().unwrap_or_default(),
                         },
                     },
-                    Command::SetTimer { timer: Timer::Ring, after: self.timeouts.ring },
+                    Command::SetTimer {
+                        timer: Timer::Ring,
+                        after: self.timeouts.ring,
+                    },
                 ])
             }
             NoEdge => {
@@ -459,7 +528,9 @@ impl Call {
                 let action = self.hangup_action();
                 Ok(self.end("edge_lost", Some(action), now))
             }
-            EdgeFinished { quality, recording, .. } => {
+            EdgeFinished {
+                quality, recording, ..
+            } => {
                 // Normally after the end; an edge that gives up early still ends the call.
                 self.record.quality = Some(quality);
                 self.record.recording = recording;
@@ -470,8 +541,12 @@ impl Call {
                 ("pre_accept", Phase::PreAccepting) => {
                     self.phase = Phase::PreAccepted;
                     self.record.pre_accepted_at = Some(stamp(now));
-                    let mut cmds: Vec<Command> =
-                        self.to_edge(HubMessage::PreAccepted { call_id: self.id.clone() }).into_iter().collect();
+                    let mut cmds: Vec<Command> = self
+                        .to_edge(HubMessage::PreAccepted {
+                            call_id: self.id.clone(),
+                        })
+                        .into_iter()
+                        .collect();
                     if self.accept_wanted {
                         cmds.extend(self.submit_accept());
                     }
@@ -481,19 +556,30 @@ impl Call {
                     self.phase = Phase::Active;
                     self.record.accepted_at = Some(stamp(now));
                     self.record.answered_by = self.edge.clone();
-                    Ok(self.to_edge(HubMessage::Accepted { call_id: self.id.clone() }).into_iter().collect())
+                    Ok(self
+                        .to_edge(HubMessage::Accepted {
+                            call_id: self.id.clone(),
+                        })
+                        .into_iter()
+                        .collect())
                 }
                 // Late confirmations of actions that no longer matter.
                 _ => Ok(vec![]),
             },
-            ActionFailed { action, message, permanent } => {
+            ActionFailed {
+                action,
+                message,
+                permanent,
+            } => {
                 let reason = format!("bsp_{action}_failed: {message}");
                 match (action, &self.phase) {
                     ("pre_accept", Phase::PreAccepting) => {
                         // The SDP never reached WhatsApp: tell the caller no.
                         Ok(self.end(&reason, Some(Action::Reject), now))
                     }
-                    ("accept", Phase::Accepting) => Ok(self.end(&reason, Some(Action::Terminate), now)),
+                    ("accept", Phase::Accepting) => {
+                        Ok(self.end(&reason, Some(Action::Terminate), now))
+                    }
                     _ => {
                         let _ = permanent;
                         Ok(vec![])
@@ -510,7 +596,10 @@ impl Call {
                     Progress::Rejected => "rejected",
                 };
                 let mut cmds: Vec<Command> = self
-                    .to_edge(HubMessage::Status { call_id: self.id.clone(), status: status.into() })
+                    .to_edge(HubMessage::Status {
+                        call_id: self.id.clone(),
+                        status: status.into(),
+                    })
                     .into_iter()
                     .collect();
                 match p {
@@ -538,7 +627,13 @@ impl Call {
                 }
                 self.remote_answered = true;
                 self.setup_ms = Some((now - self.started).num_milliseconds().max(0) as u64);
-                Ok(self.to_edge(HubMessage::RemoteAnswer { call_id: self.id.clone(), sdp }).into_iter().collect())
+                Ok(self
+                    .to_edge(HubMessage::RemoteAnswer {
+                        call_id: self.id.clone(),
+                        sdp,
+                    })
+                    .into_iter()
+                    .collect())
             }
             Timeout(timer) => match (timer, &self.phase) {
                 (Timer::Ring, Phase::Ringing) => {

@@ -2,7 +2,9 @@ use super::*;
 use chrono::TimeZone;
 
 fn t(ms: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(1_760_000_000_000 + ms).single().unwrap()
+    Utc.timestamp_millis_opt(1_760_000_000_000 + ms)
+        .single()
+        .unwrap()
 }
 
 fn inbound() -> Call {
@@ -46,16 +48,62 @@ fn finished(cmds: &[Command]) -> Option<String> {
 
 /// Routing, answer, pre_accept, accept: the happy inbound path.
 fn to_active(call: &mut Call) {
-    let c = call.handle(Input::Assigned { edge: "bot-1".into() }, t(1)).unwrap();
-    assert!(matches!(&edge_msgs(&c)[0].1, HubMessage::Incoming { sdp, caller_name: Some(n), .. } if sdp == "offer-sdp" && n == "Ana"));
-    let c = call.handle(Input::EdgeAnswer { edge: "bot-1".into(), sdp: "answer".into() }, t(40)).unwrap();
-    assert_eq!(c, vec![Command::Submit(Action::PreAccept { sdp: "answer".into() })]);
+    let c = call
+        .handle(
+            Input::Assigned {
+                edge: "bot-1".into(),
+            },
+            t(1),
+        )
+        .unwrap();
+    assert!(
+        matches!(&edge_msgs(&c)[0].1, HubMessage::Incoming { sdp, caller_name: Some(n), .. } if sdp == "offer-sdp" && n == "Ana")
+    );
+    let c = call
+        .handle(
+            Input::EdgeAnswer {
+                edge: "bot-1".into(),
+                sdp: "answer".into(),
+            },
+            t(40),
+        )
+        .unwrap();
+    assert_eq!(
+        c,
+        vec![Command::Submit(Action::PreAccept {
+            sdp: "answer".into()
+        })]
+    );
     assert_eq!(call.setup_ms, Some(40));
-    let c = call.handle(Input::ActionDone { action: "pre_accept" }, t(60)).unwrap();
-    assert!(matches!(&edge_msgs(&c)[0].1, HubMessage::PreAccepted { .. }));
-    let c = call.handle(Input::EdgeAccept { edge: "bot-1".into() }, t(300)).unwrap();
-    assert_eq!(c, vec![Command::Submit(Action::Accept { sdp: "answer".into() })]);
-    let c = call.handle(Input::ActionDone { action: "accept" }, t(320)).unwrap();
+    let c = call
+        .handle(
+            Input::ActionDone {
+                action: "pre_accept",
+            },
+            t(60),
+        )
+        .unwrap();
+    assert!(matches!(
+        &edge_msgs(&c)[0].1,
+        HubMessage::PreAccepted { .. }
+    ));
+    let c = call
+        .handle(
+            Input::EdgeAccept {
+                edge: "bot-1".into(),
+            },
+            t(300),
+        )
+        .unwrap();
+    assert_eq!(
+        c,
+        vec![Command::Submit(Action::Accept {
+            sdp: "answer".into()
+        })]
+    );
+    let c = call
+        .handle(Input::ActionDone { action: "accept" }, t(320))
+        .unwrap();
     assert!(matches!(&edge_msgs(&c)[0].1, HubMessage::Accepted { .. }));
     assert_eq!(call.phase, Phase::Active);
     assert_eq!(call.record.answered_by.as_deref(), Some("bot-1"));
@@ -66,16 +114,32 @@ fn inbound_call_answered_then_customer_hangs_up() {
     let mut call = inbound();
     to_active(&mut call);
     let c = call
-        .handle(Input::Terminated { status: Some("COMPLETED".into()), duration_s: Some(12), errors: vec![] }, t(12_400))
+        .handle(
+            Input::Terminated {
+                status: Some("COMPLETED".into()),
+                duration_s: Some(12),
+                errors: vec![],
+            },
+            t(12_400),
+        )
         .unwrap();
     assert!(submits(&c).is_empty(), "WhatsApp already ended it");
     assert_eq!(finished(&c).as_deref(), Some("customer_hangup"));
     let ended = edge_msgs(&c);
-    assert!(matches!(&ended[0].1, HubMessage::Ended { record: Some(r), .. } if r.duration_s == Some(12)));
+    assert!(
+        matches!(&ended[0].1, HubMessage::Ended { record: Some(r), .. } if r.duration_s == Some(12))
+    );
     assert!(call.is_ended());
     // The same terminate again: nothing happens.
     let again = call
-        .handle(Input::Terminated { status: Some("COMPLETED".into()), duration_s: Some(12), errors: vec![] }, t(12_500))
+        .handle(
+            Input::Terminated {
+                status: Some("COMPLETED".into()),
+                duration_s: Some(12),
+                errors: vec![],
+            },
+            t(12_500),
+        )
         .unwrap();
     assert!(again.is_empty());
 }
@@ -84,7 +148,14 @@ fn inbound_call_answered_then_customer_hangs_up() {
 fn business_hangup_terminates_at_the_bsp() {
     let mut call = inbound();
     to_active(&mut call);
-    let c = call.handle(Input::EdgeHangup { edge: "bot-1".into() }, t(5_320)).unwrap();
+    let c = call
+        .handle(
+            Input::EdgeHangup {
+                edge: "bot-1".into(),
+            },
+            t(5_320),
+        )
+        .unwrap();
     assert_eq!(submits(&c), vec!["terminate"]);
     assert_eq!(finished(&c).as_deref(), Some("business_hangup"));
     assert_eq!(call.record.duration_s, Some(5));
@@ -93,46 +164,110 @@ fn business_hangup_terminates_at_the_bsp() {
 #[test]
 fn accept_requested_while_pre_accept_in_flight_is_sent_after_it() {
     let mut call = inbound();
-    call.handle(Input::Assigned { edge: "e".into() }, t(1)).unwrap();
-    call.handle(Input::EdgeAnswer { edge: "e".into(), sdp: "a".into() }, t(2)).unwrap();
-    let c = call.handle(Input::EdgeAccept { edge: "e".into() }, t(3)).unwrap();
+    call.handle(Input::Assigned { edge: "e".into() }, t(1))
+        .unwrap();
+    call.handle(
+        Input::EdgeAnswer {
+            edge: "e".into(),
+            sdp: "a".into(),
+        },
+        t(2),
+    )
+    .unwrap();
+    let c = call
+        .handle(Input::EdgeAccept { edge: "e".into() }, t(3))
+        .unwrap();
     assert!(c.is_empty(), "accept must wait for pre_accept's 200");
-    let c = call.handle(Input::ActionDone { action: "pre_accept" }, t(4)).unwrap();
+    let c = call
+        .handle(
+            Input::ActionDone {
+                action: "pre_accept",
+            },
+            t(4),
+        )
+        .unwrap();
     assert_eq!(submits(&c), vec!["accept"]);
 }
 
 #[test]
 fn terminate_before_pre_accept_returns_ends_cleanly() {
     let mut call = inbound();
-    call.handle(Input::Assigned { edge: "e".into() }, t(1)).unwrap();
-    call.handle(Input::EdgeAnswer { edge: "e".into(), sdp: "a".into() }, t(2)).unwrap();
-    let c = call.handle(Input::Terminated { status: Some("COMPLETED".into()), duration_s: None, errors: vec![] }, t(3)).unwrap();
+    call.handle(Input::Assigned { edge: "e".into() }, t(1))
+        .unwrap();
+    call.handle(
+        Input::EdgeAnswer {
+            edge: "e".into(),
+            sdp: "a".into(),
+        },
+        t(2),
+    )
+    .unwrap();
+    let c = call
+        .handle(
+            Input::Terminated {
+                status: Some("COMPLETED".into()),
+                duration_s: None,
+                errors: vec![],
+            },
+            t(3),
+        )
+        .unwrap();
     assert_eq!(finished(&c).as_deref(), Some("caller_cancelled"));
     // The late 200 for pre_accept and the edge's accept change nothing.
-    assert!(call.handle(Input::ActionDone { action: "pre_accept" }, t(5)).unwrap().is_empty());
-    assert!(call.handle(Input::EdgeAccept { edge: "e".into() }, t(6)).unwrap().is_empty());
+    assert!(
+        call.handle(
+            Input::ActionDone {
+                action: "pre_accept"
+            },
+            t(5)
+        )
+        .unwrap()
+        .is_empty()
+    );
+    assert!(
+        call.handle(Input::EdgeAccept { edge: "e".into() }, t(6))
+            .unwrap()
+            .is_empty()
+    );
     assert!(call.is_ended());
 }
 
 #[test]
 fn terminate_before_any_edge_answers() {
     let mut call = inbound();
-    let c = call.handle(Input::Terminated { status: None, duration_s: None, errors: vec![] }, t(1)).unwrap();
+    let c = call
+        .handle(
+            Input::Terminated {
+                status: None,
+                duration_s: None,
+                errors: vec![],
+            },
+            t(1),
+        )
+        .unwrap();
     assert_eq!(finished(&c).as_deref(), Some("caller_cancelled"));
     assert!(edge_msgs(&c).is_empty(), "no edge held it");
     // The router's late answer is ignored.
-    assert!(call.handle(Input::Assigned { edge: "e".into() }, t(2)).unwrap().is_empty());
+    assert!(
+        call.handle(Input::Assigned { edge: "e".into() }, t(2))
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]
 fn edge_that_never_answers_passes_the_call_on_then_it_is_rejected() {
     let mut call = inbound();
-    call.handle(Input::Assigned { edge: "a".into() }, t(1)).unwrap();
+    call.handle(Input::Assigned { edge: "a".into() }, t(1))
+        .unwrap();
     let c = call.handle(Input::Timeout(Timer::Ring), t(20_001)).unwrap();
     assert!(c.contains(&Command::Route));
     assert!(matches!(&edge_msgs(&c)[0], (e, HubMessage::Ended { .. }) if e == "a"));
-    call.handle(Input::Assigned { edge: "b".into() }, t(20_002)).unwrap();
-    let c = call.handle(Input::EdgeReject { edge: "b".into() }, t(20_003)).unwrap();
+    call.handle(Input::Assigned { edge: "b".into() }, t(20_002))
+        .unwrap();
+    let c = call
+        .handle(Input::EdgeReject { edge: "b".into() }, t(20_003))
+        .unwrap();
     assert_eq!(c.last(), Some(&Command::Route));
     let c = call.handle(Input::NoEdge, t(20_004)).unwrap();
     assert_eq!(submits(&c), vec!["reject"]);
@@ -144,16 +279,34 @@ fn edge_that_never_answers_passes_the_call_on_then_it_is_rejected() {
 fn stale_ring_timer_is_ignored() {
     let mut call = inbound();
     to_active(&mut call);
-    assert!(call.handle(Input::Timeout(Timer::Ring), t(20_001)).unwrap().is_empty());
+    assert!(
+        call.handle(Input::Timeout(Timer::Ring), t(20_001))
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(call.phase, Phase::Active);
 }
 
 #[test]
 fn pre_accepted_but_never_accepted_is_terminated() {
     let mut call = inbound();
-    call.handle(Input::Assigned { edge: "e".into() }, t(1)).unwrap();
-    call.handle(Input::EdgeAnswer { edge: "e".into(), sdp: "a".into() }, t(2)).unwrap();
-    call.handle(Input::ActionDone { action: "pre_accept" }, t(3)).unwrap();
+    call.handle(Input::Assigned { edge: "e".into() }, t(1))
+        .unwrap();
+    call.handle(
+        Input::EdgeAnswer {
+            edge: "e".into(),
+            sdp: "a".into(),
+        },
+        t(2),
+    )
+    .unwrap();
+    call.handle(
+        Input::ActionDone {
+            action: "pre_accept",
+        },
+        t(3),
+    )
+    .unwrap();
     let c = call.handle(Input::Timeout(Timer::Ring), t(20_001)).unwrap();
     assert_eq!(submits(&c), vec!["terminate"]);
     assert_eq!(finished(&c).as_deref(), Some("not_answered"));
@@ -162,13 +315,44 @@ fn pre_accepted_but_never_accepted_is_terminated() {
 #[test]
 fn media_failure_after_pre_accept_terminates_and_before_it_reroutes() {
     let mut call = inbound();
-    call.handle(Input::Assigned { edge: "e".into() }, t(1)).unwrap();
-    let c = call.handle(Input::EdgeMediaFailed { edge: "e".into(), reason: "no sockets".into() }, t(2)).unwrap();
+    call.handle(Input::Assigned { edge: "e".into() }, t(1))
+        .unwrap();
+    let c = call
+        .handle(
+            Input::EdgeMediaFailed {
+                edge: "e".into(),
+                reason: "no sockets".into(),
+            },
+            t(2),
+        )
+        .unwrap();
     assert_eq!(c.last(), Some(&Command::Route));
-    call.handle(Input::Assigned { edge: "f".into() }, t(3)).unwrap();
-    call.handle(Input::EdgeAnswer { edge: "f".into(), sdp: "a".into() }, t(4)).unwrap();
-    call.handle(Input::ActionDone { action: "pre_accept" }, t(5)).unwrap();
-    let c = call.handle(Input::EdgeMediaFailed { edge: "f".into(), reason: "ICE failed".into() }, t(6)).unwrap();
+    call.handle(Input::Assigned { edge: "f".into() }, t(3))
+        .unwrap();
+    call.handle(
+        Input::EdgeAnswer {
+            edge: "f".into(),
+            sdp: "a".into(),
+        },
+        t(4),
+    )
+    .unwrap();
+    call.handle(
+        Input::ActionDone {
+            action: "pre_accept",
+        },
+        t(5),
+    )
+    .unwrap();
+    let c = call
+        .handle(
+            Input::EdgeMediaFailed {
+                edge: "f".into(),
+                reason: "ICE failed".into(),
+            },
+            t(6),
+        )
+        .unwrap();
     assert_eq!(submits(&c), vec!["terminate"]);
     assert_eq!(finished(&c).as_deref(), Some("media_failed: ICE failed"));
 }
@@ -176,10 +360,25 @@ fn media_failure_after_pre_accept_terminates_and_before_it_reroutes() {
 #[test]
 fn pre_accept_refused_by_the_bsp_rejects_the_call() {
     let mut call = inbound();
-    call.handle(Input::Assigned { edge: "e".into() }, t(1)).unwrap();
-    call.handle(Input::EdgeAnswer { edge: "e".into(), sdp: "a".into() }, t(2)).unwrap();
+    call.handle(Input::Assigned { edge: "e".into() }, t(1))
+        .unwrap();
+    call.handle(
+        Input::EdgeAnswer {
+            edge: "e".into(),
+            sdp: "a".into(),
+        },
+        t(2),
+    )
+    .unwrap();
     let c = call
-        .handle(Input::ActionFailed { action: "pre_accept", message: "bad sdp".into(), permanent: true }, t(3))
+        .handle(
+            Input::ActionFailed {
+                action: "pre_accept",
+                message: "bad sdp".into(),
+                permanent: true,
+            },
+            t(3),
+        )
         .unwrap();
     assert_eq!(submits(&c), vec!["reject"]);
     assert!(finished(&c).unwrap().contains("bad sdp"));
@@ -189,46 +388,124 @@ fn pre_accept_refused_by_the_bsp_rejects_the_call() {
 fn impossible_inputs_are_errors_not_panics() {
     let mut call = inbound();
     // Accept before anyone holds the call.
-    let e = call.handle(Input::EdgeAccept { edge: "x".into() }, t(1)).unwrap_err();
+    let e = call
+        .handle(Input::EdgeAccept { edge: "x".into() }, t(1))
+        .unwrap_err();
     assert_eq!(e.phase, "routing");
     assert!(e.to_string().contains("wacid.1"));
-    call.handle(Input::Assigned { edge: "e".into() }, t(1)).unwrap();
+    call.handle(Input::Assigned { edge: "e".into() }, t(1))
+        .unwrap();
     // Another edge meddling.
-    assert!(call.handle(Input::EdgeHangup { edge: "intruder".into() }, t(2)).is_err());
+    assert!(
+        call.handle(
+            Input::EdgeHangup {
+                edge: "intruder".into()
+            },
+            t(2)
+        )
+        .is_err()
+    );
     // A status webhook for an inbound call.
     assert!(call.handle(Input::Status(Progress::Ringing), t(3)).is_err());
     // Accept without an answer.
-    assert!(call.handle(Input::EdgeAccept { edge: "e".into() }, t(4)).is_err());
-    assert_eq!(call.phase, Phase::Ringing, "errors leave the call as it was");
+    assert!(
+        call.handle(Input::EdgeAccept { edge: "e".into() }, t(4))
+            .is_err()
+    );
+    assert_eq!(
+        call.phase,
+        Phase::Ringing,
+        "errors leave the call as it was"
+    );
 }
 
 #[test]
 fn duplicate_answer_from_the_edge_is_harmless() {
     let mut call = inbound();
-    call.handle(Input::Assigned { edge: "e".into() }, t(1)).unwrap();
-    call.handle(Input::EdgeAnswer { edge: "e".into(), sdp: "a".into() }, t(2)).unwrap();
-    assert!(call.handle(Input::EdgeAnswer { edge: "e".into(), sdp: "a".into() }, t(3)).unwrap().is_empty());
-    assert!(call.handle(Input::EdgeAnswer { edge: "e".into(), sdp: "other".into() }, t(3)).is_err());
+    call.handle(Input::Assigned { edge: "e".into() }, t(1))
+        .unwrap();
+    call.handle(
+        Input::EdgeAnswer {
+            edge: "e".into(),
+            sdp: "a".into(),
+        },
+        t(2),
+    )
+    .unwrap();
+    assert!(
+        call.handle(
+            Input::EdgeAnswer {
+                edge: "e".into(),
+                sdp: "a".into()
+            },
+            t(3)
+        )
+        .unwrap()
+        .is_empty()
+    );
+    assert!(
+        call.handle(
+            Input::EdgeAnswer {
+                edge: "e".into(),
+                sdp: "other".into()
+            },
+            t(3)
+        )
+        .is_err()
+    );
 }
 
 fn outbound() -> Call {
-    let (call, cmds) =
-        Call::outbound("wacid.out", "5215500000002", "5215500000001", "bot-1", CallTimeouts::default(), t(0));
-    assert_eq!(cmds, vec![Command::SetTimer { timer: Timer::Answer, after: Duration::from_secs(45) }]);
+    let (call, cmds) = Call::outbound(
+        "wacid.out",
+        "5215500000002",
+        "5215500000001",
+        "bot-1",
+        CallTimeouts::default(),
+        t(0),
+    );
+    assert_eq!(
+        cmds,
+        vec![Command::SetTimer {
+            timer: Timer::Answer,
+            after: Duration::from_secs(45)
+        }]
+    );
     call
 }
 
 #[test]
 fn outbound_call_answered_and_hung_up_by_the_business() {
     let mut call = outbound();
-    let c = call.handle(Input::Status(Progress::Ringing), t(100)).unwrap();
-    assert!(matches!(&edge_msgs(&c)[0].1, HubMessage::Status { status, .. } if status == "ringing"));
-    let c = call.handle(Input::RemoteAnswer { sdp: "their-answer".into() }, t(900)).unwrap();
-    assert!(matches!(&edge_msgs(&c)[0].1, HubMessage::RemoteAnswer { sdp, .. } if sdp == "their-answer"));
-    call.handle(Input::Status(Progress::Accepted), t(950)).unwrap();
+    let c = call
+        .handle(Input::Status(Progress::Ringing), t(100))
+        .unwrap();
+    assert!(
+        matches!(&edge_msgs(&c)[0].1, HubMessage::Status { status, .. } if status == "ringing")
+    );
+    let c = call
+        .handle(
+            Input::RemoteAnswer {
+                sdp: "their-answer".into(),
+            },
+            t(900),
+        )
+        .unwrap();
+    assert!(
+        matches!(&edge_msgs(&c)[0].1, HubMessage::RemoteAnswer { sdp, .. } if sdp == "their-answer")
+    );
+    call.handle(Input::Status(Progress::Accepted), t(950))
+        .unwrap();
     assert_eq!(call.phase, Phase::Active);
     assert_eq!(call.record.answered_by.as_deref(), Some("customer"));
-    let c = call.handle(Input::EdgeHangup { edge: "bot-1".into() }, t(10_950)).unwrap();
+    let c = call
+        .handle(
+            Input::EdgeHangup {
+                edge: "bot-1".into(),
+            },
+            t(10_950),
+        )
+        .unwrap();
     assert_eq!(submits(&c), vec!["terminate"]);
     assert_eq!(call.record.duration_s, Some(10));
 }
@@ -237,19 +514,33 @@ fn outbound_call_answered_and_hung_up_by_the_business() {
 fn outbound_status_before_answer_and_duplicates() {
     let mut call = outbound();
     // ACCEPTED overtakes the answer webhook; then both arrive twice.
-    call.handle(Input::Status(Progress::Accepted), t(10)).unwrap();
-    let c = call.handle(Input::RemoteAnswer { sdp: "s".into() }, t(11)).unwrap();
+    call.handle(Input::Status(Progress::Accepted), t(10))
+        .unwrap();
+    let c = call
+        .handle(Input::RemoteAnswer { sdp: "s".into() }, t(11))
+        .unwrap();
     assert_eq!(edge_msgs(&c).len(), 1);
-    assert!(call.handle(Input::RemoteAnswer { sdp: "s".into() }, t(12)).unwrap().is_empty());
-    call.handle(Input::Status(Progress::Accepted), t(13)).unwrap();
-    assert_eq!(call.record.accepted_at.as_deref(), Some(stamp(t(10)).as_str()), "first accept wins");
+    assert!(
+        call.handle(Input::RemoteAnswer { sdp: "s".into() }, t(12))
+            .unwrap()
+            .is_empty()
+    );
+    call.handle(Input::Status(Progress::Accepted), t(13))
+        .unwrap();
+    assert_eq!(
+        call.record.accepted_at.as_deref(),
+        Some(stamp(t(10)).as_str()),
+        "first accept wins"
+    );
     assert_eq!(call.phase, Phase::Active);
 }
 
 #[test]
 fn outbound_rejected_by_the_user() {
     let mut call = outbound();
-    let c = call.handle(Input::Status(Progress::Rejected), t(10)).unwrap();
+    let c = call
+        .handle(Input::Status(Progress::Rejected), t(10))
+        .unwrap();
     assert_eq!(finished(&c).as_deref(), Some("rejected_by_customer"));
     assert!(submits(&c).is_empty());
 }
@@ -257,7 +548,9 @@ fn outbound_rejected_by_the_user() {
 #[test]
 fn outbound_not_answered_in_time_is_terminated() {
     let mut call = outbound();
-    let c = call.handle(Input::Timeout(Timer::Answer), t(45_000)).unwrap();
+    let c = call
+        .handle(Input::Timeout(Timer::Answer), t(45_000))
+        .unwrap();
     assert_eq!(submits(&c), vec!["terminate"]);
     assert_eq!(finished(&c).as_deref(), Some("not_answered"));
 }
@@ -275,17 +568,36 @@ fn failed_terminate_keeps_the_provider_errors() {
             t(10),
         )
         .unwrap();
-    assert_eq!(finished(&c).as_deref(), Some("failed: 138006: no permission"));
+    assert_eq!(
+        finished(&c).as_deref(),
+        Some("failed: 138006: no permission")
+    );
 }
 
 #[test]
 fn edge_report_after_the_end_completes_the_record() {
     let mut call = inbound();
     to_active(&mut call);
-    call.handle(Input::EdgeHangup { edge: "bot-1".into() }, t(2_000)).unwrap();
-    let q = QualitySummary { packets_received: 100, ..Default::default() };
+    call.handle(
+        Input::EdgeHangup {
+            edge: "bot-1".into(),
+        },
+        t(2_000),
+    )
+    .unwrap();
+    let q = QualitySummary {
+        packets_received: 100,
+        ..Default::default()
+    };
     let c = call
-        .handle(Input::EdgeFinished { edge: "bot-1".into(), quality: q, recording: Some("r.wav".into()) }, t(2_100))
+        .handle(
+            Input::EdgeFinished {
+                edge: "bot-1".into(),
+                quality: q,
+                recording: Some("r.wav".into()),
+            },
+            t(2_100),
+        )
         .unwrap();
     assert_eq!(c, vec![Command::RecordUpdated]);
     assert_eq!(call.record.quality.unwrap().packets_received, 100);
@@ -296,7 +608,14 @@ fn edge_report_after_the_end_completes_the_record() {
 fn edge_lost_mid_call_terminates() {
     let mut call = inbound();
     to_active(&mut call);
-    let c = call.handle(Input::EdgeLeft { edge: "bot-1".into() }, t(3_000)).unwrap();
+    let c = call
+        .handle(
+            Input::EdgeLeft {
+                edge: "bot-1".into(),
+            },
+            t(3_000),
+        )
+        .unwrap();
     assert_eq!(submits(&c), vec!["terminate"]);
     assert!(edge_msgs(&c).is_empty());
 }

@@ -19,7 +19,7 @@ use crate::audio::Frame;
 use crate::audio::codec::{EncoderConfig, OpusDecoder, OpusEncoder};
 use crate::audio::jitter::JitterBuffer;
 use crate::audio::recorder::CallRecorder;
-use crate::media::{MediaSession, RtpAudio};
+use crate::media::{ConnState, MediaSession, RtpAudio};
 
 /// What we say in one 20 ms slot.
 pub enum Outgoing {
@@ -77,8 +77,13 @@ impl CallAudio {
         let (hangup_tx, hangup_rx) = watch::channel(false);
         let mut audio_rx = media.take_audio();
 
-        let (s, m, r, li, lo) =
-            (sending.clone(), muted.clone(), recording.clone(), level_in.clone(), level_out.clone());
+        let (s, m, r, li, lo) = (
+            sending.clone(),
+            muted.clone(),
+            recording.clone(),
+            level_in.clone(),
+            level_out.clone(),
+        );
         let task = tokio::spawn(
             async move {
                 let mut jitter = JitterBuffer::new();
@@ -93,13 +98,23 @@ impl CallAudio {
                     arrived.clear();
                     if let Some(rx) = audio_rx.as_mut() {
                         while let Ok(p) = rx.try_recv() {
-                            let RtpAudio { seq, timestamp, payload, arrival_ms } = p;
+                            let RtpAudio {
+                                seq,
+                                timestamp,
+                                payload,
+                                arrival_ms,
+                            } = p;
                             arrived.push(payload.clone());
                             jitter.push(seq, timestamp, payload, arrival_ms);
                         }
                     }
                     let heard = jitter.pop_frame(&mut decoder);
                     li.store((heard.level_dbfs() * 100.0) as i32, Ordering::Relaxed);
+                    // Until accept returned 200 OK (and SRTP is up) nothing is sent, and the
+                    // behaviour does not advance: a prompt must start at its first word.
+                    if !s.load(Ordering::Relaxed) || media.state() != ConnState::Connected {
+                        continue;
+                    }
                     let out = behaviour.next(&heard, &arrived);
                     let muted_now = m.load(Ordering::Relaxed);
                     let (packet, ours) = match out {
@@ -115,9 +130,7 @@ impl CallAudio {
                         },
                     };
                     lo.store((ours.level_dbfs() * 100.0) as i32, Ordering::Relaxed);
-                    if s.load(Ordering::Relaxed)
-                        && let Err(e) = media.send_opus(packet).await
-                    {
+                    if let Err(e) = media.send_opus(packet).await {
                         debug!(error = %e, "send failed; the call is ending");
                     }
                     if r.load(Ordering::Relaxed)

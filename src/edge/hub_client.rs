@@ -37,26 +37,48 @@ pub async fn connect(
 ) -> Result<HubConnection, HubError> {
     let (ws, _) = tokio_tungstenite::connect_async(url)
         .await
-        .map_err(|source| HubError::Connect { url: url.to_string(), source })?;
+        .map_err(|source| HubError::Connect {
+            url: url.to_string(),
+            source,
+        })?;
     let (mut sink, mut stream) = ws.split();
-    let hello = EdgeMessage::Hello { token: token.to_string(), name: name.to_string(), kind };
+    let hello = EdgeMessage::Hello {
+        token: token.to_string(),
+        name: name.to_string(),
+        kind,
+    };
     sink.send(Message::text(hello.to_json()))
         .await
-        .map_err(|source| HubError::Connect { url: url.to_string(), source })?;
+        .map_err(|source| HubError::Connect {
+            url: url.to_string(),
+            source,
+        })?;
 
     let edge_id = loop {
         match stream.next().await {
             Some(Ok(Message::Text(t))) => match serde_json::from_str::<HubMessage>(&t) {
                 Ok(HubMessage::Welcome { edge_id }) => break edge_id,
                 Ok(HubMessage::Error { message, .. }) => {
-                    return Err(HubError::Refused { url: url.to_string(), message });
+                    return Err(HubError::Refused {
+                        url: url.to_string(),
+                        message,
+                    });
                 }
                 Ok(other) => debug!(?other, "hub message before welcome"),
                 Err(e) => warn!(error = %e, "unreadable hub message"),
             },
             Some(Ok(_)) => {}
-            Some(Err(source)) => return Err(HubError::Connect { url: url.to_string(), source }),
-            None => return Err(HubError::ClosedEarly { url: url.to_string() }),
+            Some(Err(source)) => {
+                return Err(HubError::Connect {
+                    url: url.to_string(),
+                    source,
+                });
+            }
+            None => {
+                return Err(HubError::ClosedEarly {
+                    url: url.to_string(),
+                });
+            }
         }
     };
 
@@ -86,5 +108,9 @@ pub async fn connect(
             }
         }
     });
-    Ok(HubConnection { edge_id, tx: out_tx, rx: in_rx })
+    Ok(HubConnection {
+        edge_id,
+        tx: out_tx,
+        rx: in_rx,
+    })
 }

@@ -51,6 +51,9 @@ impl Default for MediaConfig {
 impl MediaConfig {
     /// Everything on 127.0.0.1: the sandbox and the tests.
     pub fn loopback() -> Self {
-        MediaConfig { bind: vec![IpAddr::from([127, 0, 0, 1])], ..Default::default() }
+        MediaConfig {
+            bind: vec![IpAddr::from([127, 0, 0, 1])],
+            ..Default::default()
+        }
     }
 }

@@ -71,10 +71,20 @@ pub fn key_press_packets(digit: char) -> Option<Vec<DtmfPayload>> {
     let mut out = Vec::new();
     let mut duration = STEP_UNITS;
     while duration < TONE_UNITS {
-        out.push(DtmfPayload { event, end: false, volume: 10, duration });
+        out.push(DtmfPayload {
+            event,
+            end: false,
+            volume: 10,
+            duration,
+        });
         duration += STEP_UNITS;
     }
-    let end = DtmfPayload { event, end: true, volume: 10, duration: TONE_UNITS };
+    let end = DtmfPayload {
+        event,
+        end: true,
+        volume: 10,
+        duration: TONE_UNITS,
+    };
     out.extend([end; 3]);
     Some(out)
 }
@@ -115,7 +125,12 @@ mod tests {
 
     #[test]
     fn payload_round_trip_matches_rfc_layout() {
-        let p = DtmfPayload { event: 5, end: true, volume: 10, duration: 800 };
+        let p = DtmfPayload {
+            event: 5,
+            end: true,
+            volume: 10,
+            duration: 800,
+        };
         assert_eq!(p.encode(), [5, 0x8a, 0x03, 0x20]);
         assert_eq!(DtmfPayload::decode(&p.encode()), Some(p));
         assert_eq!(DtmfPayload::decode(&[1, 2]), None);

@@ -79,7 +79,13 @@ impl Packetizer {
         }
         let ts = self.ts;
         self.ts = self.ts.wrapping_add(OPUS_TS_STEP);
-        OutPacket { payload_type: self.opus_pt, sequence: seq, timestamp: ts, marker: false, payload: opus }
+        OutPacket {
+            payload_type: self.opus_pt,
+            sequence: seq,
+            timestamp: ts,
+            marker: false,
+            payload: opus,
+        }
     }
 }
 

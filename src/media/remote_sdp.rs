@@ -51,7 +51,11 @@ pub enum SdpError {
     BadSetup(String),
 }
 
-fn attr<'a>(session: &'a SessionDescription, media: &'a MediaDescription, key: &str) -> Option<&'a str> {
+fn attr<'a>(
+    session: &'a SessionDescription,
+    media: &'a MediaDescription,
+    key: &str,
+) -> Option<&'a str> {
     media
         .attribute(key)
         .flatten()
@@ -95,8 +99,12 @@ pub fn check_remote_sdp(text: &str) -> Result<RemoteAudio, SdpError> {
     let mut opus = None;
     let mut dtmf_pt = None;
     for rtpmap in all_attrs(&session, media, "rtpmap") {
-        let Some((pt, codec)) = rtpmap.split_once(' ') else { continue };
-        let Ok(pt) = pt.trim().parse::<u8>() else { continue };
+        let Some((pt, codec)) = rtpmap.split_once(' ') else {
+            continue;
+        };
+        let Ok(pt) = pt.trim().parse::<u8>() else {
+            continue;
+        };
         let codec = codec.trim().to_ascii_lowercase();
         if codec.starts_with("opus/48000") && opus.is_none() {
             opus = Some(pt);
@@ -131,7 +139,9 @@ pub fn check_remote_sdp(text: &str) -> Result<RemoteAudio, SdpError> {
     if attr(&session, media, "ice-pwd").is_none_or(str::is_empty) {
         return Err(SdpError::MissingIce("a=ice-pwd"));
     }
-    let setup = attr(&session, media, "setup").unwrap_or("actpass").to_string();
+    let setup = attr(&session, media, "setup")
+        .unwrap_or("actpass")
+        .to_string();
     if !matches!(setup.as_str(), "actpass" | "active" | "passive") {
         return Err(SdpError::BadSetup(setup));
     }
@@ -162,7 +172,10 @@ pub fn sanitize_local_sdp(text: &str) -> String {
             continue;
         }
         if line.starts_with("a=candidate:")
-            && line.split_whitespace().nth(4).is_some_and(|a| a.ends_with(".local"))
+            && line
+                .split_whitespace()
+                .nth(4)
+                .is_some_and(|a| a.ends_with(".local"))
         {
             continue;
         }
@@ -240,18 +253,29 @@ a=ssrc:1234 cname:whatsapp\r\n";
 
     #[test]
     fn bad_inputs_are_errors_not_panics() {
-        for text in ["", "garbage", "v=0\r\n", "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nt=0 0\r\n"] {
+        for text in [
+            "",
+            "garbage",
+            "v=0\r\n",
+            "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nt=0 0\r\n",
+        ] {
             assert!(check_remote_sdp(text).is_err(), "{text:?}");
         }
         let video = WHATSAPP_OFFER.replace("m=audio", "m=video");
-        assert!(matches!(check_remote_sdp(&video), Err(SdpError::NoAudio(_))));
+        assert!(matches!(
+            check_remote_sdp(&video),
+            Err(SdpError::NoAudio(_))
+        ));
         let sha1 = WHATSAPP_OFFER.replace("sha-256", "sha-1");
         assert_eq!(
             check_remote_sdp(&sha1).unwrap_err(),
             SdpError::NoSha256Fingerprint("sha-1".into())
         );
         let port0 = WHATSAPP_OFFER.replace("m=audio 3480", "m=audio 0");
-        assert_eq!(check_remote_sdp(&port0).unwrap_err(), SdpError::AudioDisabled);
+        assert_eq!(
+            check_remote_sdp(&port0).unwrap_err(),
+            SdpError::AudioDisabled
+        );
     }
 
     #[test]

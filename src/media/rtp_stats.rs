@@ -76,7 +76,11 @@ impl RecvStats {
             bytes: self.bytes,
             expected,
             lost,
-            loss_pct: if expected == 0 { 0.0 } else { lost as f64 * 100.0 / expected as f64 },
+            loss_pct: if expected == 0 {
+                0.0
+            } else {
+                lost as f64 * 100.0 / expected as f64
+            },
             jitter_ms: (self.jitter_q4 >> 4) as f64 * 1000.0 / f64::from(clock_rate),
         }
     }

@@ -257,7 +257,10 @@ fn media_engine() -> Result<(MediaEngine, Registry), MediaError> {
     let mut media_engine = MediaEngine::default();
     media_engine
         .register_codec(
-            RTCRtpCodecParameters { rtp_codec: opus_codec(), payload_type: OPUS_PT },
+            RTCRtpCodecParameters {
+                rtp_codec: opus_codec(),
+                payload_type: OPUS_PT,
+            },
             RtpCodecKind::Audio,
         )
         .map_err(step("registering Opus"))?;
@@ -282,7 +285,10 @@ fn media_engine() -> Result<(MediaEngine, Registry), MediaError> {
 /// the sandbox as it would against WhatsApp.
 fn rename_mid(sdp: &str, from: &str, to: &str) -> String {
     sdp.replace(&format!("a=mid:{from}\r\n"), &format!("a=mid:{to}\r\n"))
-        .replace(&format!("a=group:BUNDLE {from}\r\n"), &format!("a=group:BUNDLE {to}\r\n"))
+        .replace(
+            &format!("a=group:BUNDLE {from}\r\n"),
+            &format!("a=group:BUNDLE {to}\r\n"),
+        )
 }
 
 impl MediaSession {
@@ -318,7 +324,9 @@ impl MediaSession {
                 credential: s.credential.clone(),
             })
             .collect();
-        let configuration = RTCConfigurationBuilder::new().with_ice_servers(ice_servers).build();
+        let configuration = RTCConfigurationBuilder::new()
+            .with_ice_servers(ice_servers)
+            .build();
 
         let shared = Arc::new(Shared {
             started: Instant::now(),
@@ -344,13 +352,20 @@ impl MediaSession {
         // One attempt per candidate address set; with a port range a race with another process
         // for the same port just moves on to the next port.
         let mut attempts: Vec<Vec<SocketAddr>> = Vec::new();
-        let per_ip: Vec<Vec<SocketAddr>> =
-            cfg.bind.iter().map(|ip| candidate_ports(*ip, cfg.port_range)).collect();
+        let per_ip: Vec<Vec<SocketAddr>> = cfg
+            .bind
+            .iter()
+            .map(|ip| candidate_ports(*ip, cfg.port_range))
+            .collect();
         for i in 0..per_ip.iter().map(Vec::len).max().unwrap_or(0) {
             attempts.push(per_ip.iter().filter_map(|v| v.get(i).copied()).collect());
         }
         if attempts.is_empty() {
-            let ip = cfg.bind.first().copied().unwrap_or(IpAddr::from([0, 0, 0, 0]));
+            let ip = cfg
+                .bind
+                .first()
+                .copied()
+                .unwrap_or(IpAddr::from([0, 0, 0, 0]));
             let (lo, hi) = cfg.port_range.unwrap_or((0, 0));
             return Err(MediaError::NoPort(lo, hi, ip));
         }
@@ -429,19 +444,31 @@ impl MediaSession {
         if waited.is_err() {
             warn!(parent: &self.span, timeout = ?self.gather_timeout, "ICE gathering incomplete; sending the candidates we have");
         }
-        let desc = self.pc.local_description().await.ok_or(MediaError::Closed)?;
+        let desc = self
+            .pc
+            .local_description()
+            .await
+            .ok_or(MediaError::Closed)?;
         Ok(sanitize_local_sdp(&desc.sdp))
     }
 
     /// Builds an offer (business-initiated call) with ICE gathered.
     pub async fn create_offer(&self) -> Result<String, MediaError> {
-        let offer = self.pc.create_offer(None).await.map_err(step("creating the offer"))?;
+        let offer = self
+            .pc
+            .create_offer(None)
+            .await
+            .map_err(step("creating the offer"))?;
         self.pc
             .set_local_description(offer)
             .await
             .map_err(step("applying our offer"))?;
         let sdp = self.local_sdp_after_gathering().await?;
-        Ok(if self.lite { rename_mid(&sdp, "0", "audio") } else { sdp })
+        Ok(if self.lite {
+            rename_mid(&sdp, "0", "audio")
+        } else {
+            sdp
+        })
     }
 
     /// Answers a remote offer (user-initiated call) with ICE gathered.
@@ -453,7 +480,11 @@ impl MediaSession {
             .set_remote_description(desc)
             .await
             .map_err(step("applying the remote offer"))?;
-        let answer = self.pc.create_answer(None).await.map_err(step("creating the answer"))?;
+        let answer = self
+            .pc
+            .create_answer(None)
+            .await
+            .map_err(step("creating the answer"))?;
         self.pc
             .set_local_description(answer)
             .await
@@ -517,16 +548,24 @@ impl MediaSession {
             },
             payload: out.payload,
         };
-        self.track.write_rtp(packet).await.map_err(step("sending RTP"))?;
+        self.track
+            .write_rtp(packet)
+            .await
+            .map_err(step("sending RTP"))?;
         self.shared.sent_packets.fetch_add(1, Ordering::Relaxed);
-        self.shared.sent_bytes.fetch_add(len as u64, Ordering::Relaxed);
+        self.shared
+            .sent_bytes
+            .fetch_add(len as u64, Ordering::Relaxed);
         Ok(())
     }
 
     /// Queues a DTMF key press (RFC 4733); it goes out in the next `send_opus` slots.
     pub async fn send_dtmf(&self, digit: char) -> Result<(), MediaError> {
         let mut p = self.packetizer.lock().await;
-        p.as_mut().ok_or(MediaError::NotNegotiated)?.queue_dtmf(digit).map_err(MediaError::Dtmf)
+        p.as_mut()
+            .ok_or(MediaError::NotNegotiated)?
+            .queue_dtmf(digit)
+            .map_err(MediaError::Dtmf)
     }
 
     /// The received audio packets. Can be taken once.
@@ -548,7 +587,12 @@ impl MediaSession {
         let mut state = self.state.clone();
         let r = tokio::time::timeout(
             timeout,
-            state.wait_for(|s| matches!(s, ConnState::Connected | ConnState::Failed | ConnState::Closed)),
+            state.wait_for(|s| {
+                matches!(
+                    s,
+                    ConnState::Connected | ConnState::Failed | ConnState::Closed
+                )
+            }),
         )
         .await;
         match r {

@@ -79,7 +79,9 @@ fn success() -> Response {
 fn required<'a>(field: &str, v: &'a Option<String>) -> Result<&'a str, ActionError> {
     match v.as_deref() {
         Some(s) if !s.is_empty() => Ok(s),
-        _ => Err(ActionError::bad(format!("The parameter {field} is required"))),
+        _ => Err(ActionError::bad(format!(
+            "The parameter {field} is required"
+        ))),
     }
 }
 
@@ -97,7 +99,11 @@ async fn call_action(State(st): State<Arc<BspState>>, headers: HeaderMap, raw: B
     };
     let action = parsed.action.clone().unwrap_or_default();
     if let Ok(mut log) = st.log.lock() {
-        log.push(Received { action: action.clone(), call_id: parsed.call_id.clone(), body });
+        log.push(Received {
+            action: action.clone(),
+            call_id: parsed.call_id.clone(),
+            body,
+        });
     }
     {
         let mut faults = st.world.faults();
@@ -124,16 +130,29 @@ async fn handle(st: &BspState, action: &str, b: ActionBody) -> Result<Response, 
     }
     let to = required("to", &b.to)?;
     if !to.chars().all(|c| c.is_ascii_digit()) {
-        return Err(ActionError::bad(format!("Invalid parameter to: {to:?} is not a phone number")));
+        return Err(ActionError::bad(format!(
+            "Invalid parameter to: {to:?} is not a phone number"
+        )));
     }
     match action {
         "connect" => {
             let sdp = required("sdp", &b.sdp)?;
-            if b.biz_opaque_callback_data.as_ref().is_some_and(|o| o.len() > 512) {
-                return Err(ActionError::bad("Invalid parameter biz_opaque_callback_data: over 512 characters"));
+            if b.biz_opaque_callback_data
+                .as_ref()
+                .is_some_and(|o| o.len() > 512)
+            {
+                return Err(ActionError::bad(
+                    "Invalid parameter biz_opaque_callback_data: over 512 characters",
+                ));
             }
-            let id = st.world.on_connect(to, sdp, b.biz_opaque_callback_data).await?;
-            Ok(Json(json!({"messaging_product": "whatsapp", "calls": [{"id": id}]})).into_response())
+            let id = st
+                .world
+                .on_connect(to, sdp, b.biz_opaque_callback_data)
+                .await?;
+            Ok(
+                Json(json!({"messaging_product": "whatsapp", "calls": [{"id": id}]}))
+                    .into_response(),
+            )
         }
         "pre_accept" => {
             let id = required("call_id", &b.call_id)?;
@@ -150,10 +169,14 @@ async fn handle(st: &BspState, action: &str, b: ActionBody) -> Result<Response, 
             Ok(success())
         }
         "terminate" => {
-            st.world.on_terminate(required("call_id", &b.call_id)?).await?;
+            st.world
+                .on_terminate(required("call_id", &b.call_id)?)
+                .await?;
             Ok(success())
         }
-        other => Err(ActionError::bad(format!("Invalid parameter action: {other:?}"))),
+        other => Err(ActionError::bad(format!(
+            "Invalid parameter action: {other:?}"
+        ))),
     }
 }
 
@@ -168,14 +191,22 @@ async fn call_settings(
     }
     let biz = st.world.business();
     if waba != biz.waba_id || phone != biz.phone_number {
-        return error(404, 100, format!("Unknown phone number {phone} in WABA {waba}"));
+        return error(
+            404,
+            100,
+            format!("Unknown phone number {phone} in WABA {waba}"),
+        );
     }
     let body: Value = match serde_json::from_slice(&raw) {
         Ok(v) => v,
         Err(e) => return error(400, 100, format!("Request body is not valid JSON: {e}")),
     };
     if let Ok(mut log) = st.log.lock() {
-        log.push(Received { action: "call_settings".into(), call_id: None, body: body.clone() });
+        log.push(Received {
+            action: "call_settings".into(),
+            call_id: None,
+            body: body.clone(),
+        });
     }
     if let Err(message) = super::validate_settings(&body) {
         return error(400, 100, message);

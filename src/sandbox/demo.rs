@@ -132,9 +132,10 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoOutcome> {
     let (cmd_tx, cmd_rx) = mpsc::channel(16);
     let (stop_tx, stop_rx) = watch::channel(false);
     let hub_url = bridge.hub_url();
-    let bot = tokio::spawn(async move {
-        runner::run(bot_cfg, &hub_url, &edge_token, cmd_rx, stop_rx).await
-    });
+    let bot =
+        tokio::spawn(
+            async move { runner::run(bot_cfg, &hub_url, &edge_token, cmd_rx, stop_rx).await },
+        );
     bridge.wait_for_edges(1, Duration::from_secs(5)).await?;
 
     let mut call_ids = Vec::new();
@@ -160,7 +161,10 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoOutcome> {
     for i in 0..opts.calls_out {
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         cmd_tx
-            .send(BotCommand::Dial { to: format!("52155{:08}", 20_000_000 + i), done: Some(done_tx) })
+            .send(BotCommand::Dial {
+                to: format!("52155{:08}", 20_000_000 + i),
+                done: Some(done_tx),
+            })
             .await?;
         match tokio::time::timeout(Duration::from_secs(10), done_rx).await {
             Ok(Ok(Ok(id))) => call_ids.push(id),
@@ -173,10 +177,17 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoOutcome> {
     let started = Instant::now();
     let deadline = opts.talk + Duration::from_secs(30);
     loop {
-        let reports: Vec<_> = call_ids.iter().filter_map(|id| sandbox.world.report(id)).collect();
+        let reports: Vec<_> = call_ids
+            .iter()
+            .filter_map(|id| sandbox.world.report(id))
+            .collect();
         let all_ended = reports.len() == call_ids.len()
             && reports.iter().all(|r| r.state == SimState::Ended)
-            && call_ids.iter().all(|id| bridge.record(id).is_some_and(|r| r.recording.is_some() || r.quality.is_some()));
+            && call_ids.iter().all(|id| {
+                bridge
+                    .record(id)
+                    .is_some_and(|r| r.recording.is_some() || r.quality.is_some())
+            });
         if opts.live {
             let line: Vec<String> = reports
                 .iter()
@@ -187,11 +198,18 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoOutcome> {
                         r.state,
                         r.voice.packets_sent,
                         r.voice.packets_heard,
-                        r.voice.heard_hz.map(|h| format!(" ({h:.0} Hz)")).unwrap_or_default()
+                        r.voice
+                            .heard_hz
+                            .map(|h| format!(" ({h:.0} Hz)"))
+                            .unwrap_or_default()
                     )
                 })
                 .collect();
-            eprint!("\r[{:>4.1}s] {}   ", started.elapsed().as_secs_f32(), line.join(" | "));
+            eprint!(
+                "\r[{:>4.1}s] {}   ",
+                started.elapsed().as_secs_f32(),
+                line.join(" | ")
+            );
         }
         if all_ended || started.elapsed() > deadline {
             break;
@@ -206,7 +224,12 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoOutcome> {
     for id in &call_ids {
         let report = sandbox.world.report(id);
         let record = bridge.record(id).unwrap_or_else(|| {
-            CallRecord::new(id, crate::call_record::Direction::Inbound, "?", &business.phone_number)
+            CallRecord::new(
+                id,
+                crate::call_record::Direction::Inbound,
+                "?",
+                &business.phone_number,
+            )
         });
         let heard = report.as_ref().map_or(0, |r| r.voice.packets_heard);
         let bot_heard = record.quality.map_or(0, |q| q.packets_received);
@@ -234,7 +257,15 @@ pub fn format_table(outcome: &DemoOutcome) -> String {
     let mut out = String::new();
     out.push_str(&format!(
         "{:<28} {:<9} {:>8} {:>6} {:>9} {:>9} {:>6}  {:<4} {}\n",
-        "call id", "direction", "setup ms", "dur s", "bot rx", "user rx", "loss%", "ok", "recording"
+        "call id",
+        "direction",
+        "setup ms",
+        "dur s",
+        "bot rx",
+        "user rx",
+        "loss%",
+        "ok",
+        "recording"
     ));
     for r in &outcome.rows {
         let q = r.record.quality.unwrap_or_default();
@@ -242,8 +273,13 @@ pub fn format_table(outcome: &DemoOutcome) -> String {
             "{:<28} {:<9} {:>8} {:>6} {:>9} {:>9} {:>6.2}  {:<4} {}\n",
             r.record.call_id,
             r.record.direction.as_str(),
-            r.setup_ms.map(|m| m.to_string()).unwrap_or_else(|| "-".into()),
-            r.record.duration_s.map(|d| d.to_string()).unwrap_or_else(|| "-".into()),
+            r.setup_ms
+                .map(|m| m.to_string())
+                .unwrap_or_else(|| "-".into()),
+            r.record
+                .duration_s
+                .map(|d| d.to_string())
+                .unwrap_or_else(|| "-".into()),
             q.packets_received,
             r.user_heard_packets,
             q.loss_pct,

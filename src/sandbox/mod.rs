@@ -68,7 +68,12 @@ impl Sandbox {
                 tracing::error!(error = %e, "sandbox BSP server stopped");
             }
         });
-        Ok(Sandbox { world, bsp_url: format!("http://{addr}"), state, server })
+        Ok(Sandbox {
+            world,
+            bsp_url: format!("http://{addr}"),
+            state,
+            server,
+        })
     }
 
     /// Requests the BSP has received so far, in order.
@@ -84,10 +89,14 @@ impl Sandbox {
 
 /// The BSP checks call settings like the real one before storing them.
 fn validate_settings(body: &Value) -> Result<(), String> {
-    let settings: crate::settings::CallSettings = serde_json::from_value(body.clone())
-        .map_err(|e| format!("Invalid call settings: {e}"))?;
+    let settings: crate::settings::CallSettings =
+        serde_json::from_value(body.clone()).map_err(|e| format!("Invalid call settings: {e}"))?;
     let today = chrono::Utc::now().date_naive();
     crate::settings::validate(&settings, today).map_err(|errors| {
-        errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+        errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
     })
 }

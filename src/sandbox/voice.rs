@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 use crate::audio::codec::{EncoderConfig, OpusDecoder, OpusEncoder};
 use crate::audio::tone::{ToneGenerator, dominant_frequency};
 use crate::audio::{FRAME_SAMPLES, SAMPLE_RATE};
-use crate::media::MediaSession;
+use crate::media::{ConnState, MediaSession};
 
 /// One second of heard audio is enough to name a tone to ±2 Hz.
 const KEEP_SAMPLES: usize = SAMPLE_RATE as usize;
@@ -74,7 +74,9 @@ impl Voice {
             let heard = heard.clone();
             let count = heard_packets.clone();
             tasks.push(tokio::spawn(async move {
-                let Ok(mut decoder) = OpusDecoder::new() else { return };
+                let Ok(mut decoder) = OpusDecoder::new() else {
+                    return;
+                };
                 while let Some(p) = rx.recv().await {
                     count.fetch_add(1, Ordering::Relaxed);
                     let frame = decoder.decode(&p.payload);
@@ -98,7 +100,7 @@ impl Voice {
                 let mut i = 0usize;
                 loop {
                     tick.tick().await;
-                    if !talking.load(Ordering::Relaxed) {
+                    if !talking.load(Ordering::Relaxed) || media.state() != ConnState::Connected {
                         continue;
                     }
                     let p = packets[i % packets.len()].clone();
@@ -110,7 +112,13 @@ impl Voice {
                 }
             }));
         }
-        Voice { sent, heard_packets, heard, talking, tasks }
+        Voice {
+            sent,
+            heard_packets,
+            heard,
+            talking,
+            tasks,
+        }
     }
 
     pub fn talk(&self) {

@@ -179,7 +179,17 @@ mod tests {
         let call = &v["entry"][0]["changes"][0]["value"]["calls"][0];
         assert_eq!(call["session"]["sdp_type"], "offer");
         assert_eq!(call["direction"], "USER_INITIATED");
-        let t = terminate(&biz, "wacid.X", "5215500000002", true, "COMPLETED", Some((10, 25)));
-        assert_eq!(t["entry"][0]["changes"][0]["value"]["calls"][0]["duration"], 15);
+        let t = terminate(
+            &biz,
+            "wacid.X",
+            "5215500000002",
+            true,
+            "COMPLETED",
+            Some((10, 25)),
+        );
+        assert_eq!(
+            t["entry"][0]["changes"][0]["value"]["calls"][0]["duration"],
+            15
+        );
     }
 }

@@ -93,6 +93,10 @@ pub struct Faults {
     pub unreachable_media: bool,
 }
 
+/// What a terminate webhook needs about an ended call: the user, whether they placed it, and
+/// (accept, end) unix times when it was connected.
+type Ended = (String, bool, Option<(u64, u64)>);
+
 /// Points every candidate of an SDP at port 9 (discard), where nothing answers ICE checks.
 fn break_candidates(sdp: &str) -> String {
     sdp.split("\r\n")
@@ -147,7 +151,10 @@ pub struct World {
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// An error the BSP returns, in Meta's shape.
@@ -160,7 +167,11 @@ pub struct ActionError {
 
 impl ActionError {
     pub fn bad(message: impl Into<String>) -> Self {
-        ActionError { status: 400, code: 100, message: message.into() }
+        ActionError {
+            status: 400,
+            code: 100,
+            message: message.into(),
+        }
     }
 }
 
@@ -210,24 +221,35 @@ impl World {
     fn plan_for(&self, user: &str) -> UserPlan {
         let plans = self.plans.lock().unwrap_or_else(|e| e.into_inner());
         plans.get(user).cloned().unwrap_or_else(|| {
-            self.default_plan.lock().map(|p| p.clone()).unwrap_or_default()
+            self.default_plan
+                .lock()
+                .map(|p| p.clone())
+                .unwrap_or_default()
         })
     }
 
     fn tone(&self, hz: f32) -> Arc<Vec<Bytes>> {
         let key = hz.to_bits();
         let mut tones = self.tones.lock().unwrap_or_else(|e| e.into_inner());
-        tones.entry(key).or_insert_with(|| Arc::new(encode_tone(hz, 1))).clone()
+        tones
+            .entry(key)
+            .or_insert_with(|| Arc::new(encode_tone(hz, 1)))
+            .clone()
     }
 
     fn emit(&self, call_id: &str, what: impl Into<String>) {
         let what = what.into();
         info!(call_id, "{what}");
-        let _ = self.events.send(SandboxEvent { call_id: call_id.to_string(), what });
+        let _ = self.events.send(SandboxEvent {
+            call_id: call_id.to_string(),
+            what,
+        });
     }
 
     fn new_call_id(&self) -> String {
-        let n = self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let n = self
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         format!("wacid.SBX{n:06}{:08X}", rand::random::<u32>())
     }
 
@@ -235,7 +257,11 @@ impl World {
     pub async fn post_webhook(&self, payload: &Value) {
         let body = payload.to_string().into_bytes();
         let sig = webhooks::signature(self.cfg.app_secret.as_bytes(), &body);
-        let copies = if self.faults().duplicate_webhooks { 2 } else { 1 };
+        let copies = if self.faults().duplicate_webhooks {
+            2
+        } else {
+            1
+        };
         for _ in 0..copies {
             let r = self
                 .http
@@ -261,7 +287,11 @@ impl World {
             .await
             .map_err(|e| e.to_string())?;
         let offer = media.create_offer().await.map_err(|e| e.to_string())?;
-        let offer = if self.faults().unreachable_media { break_candidates(&offer) } else { offer };
+        let offer = if self.faults().unreachable_media {
+            break_candidates(&offer)
+        } else {
+            offer
+        };
         let voice = Voice::start(media.clone(), self.tone(call.tone_hz));
         self.calls.lock().unwrap_or_else(|e| e.into_inner()).insert(
             call_id.clone(),
@@ -279,8 +309,12 @@ impl World {
                 final_voice: None,
             },
         );
-        self.emit(&call_id, format!("{} ({}) calls the business", call.name, call.user));
-        let payload = webhooks::user_call(&self.cfg.business, &call_id, &call.user, &call.name, &offer);
+        self.emit(
+            &call_id,
+            format!("{} ({}) calls the business", call.name, call.user),
+        );
+        let payload =
+            webhooks::user_call(&self.cfg.business, &call_id, &call.user, &call.name, &offer);
         self.post_webhook(&payload).instrument(span).await;
         if let Some(after) = call.hangup_after {
             let world = self.clone();
@@ -294,21 +328,32 @@ impl World {
     }
 
     fn lite_media(&self) -> MediaConfig {
-        MediaConfig { ice_lite: true, ..self.cfg.media.clone() }
+        MediaConfig {
+            ice_lite: true,
+            ..self.cfg.media.clone()
+        }
     }
 
     /// The user ends the call: media closes, WhatsApp reports `terminate`.
     pub async fn user_hangs_up(&self, call_id: &str) {
-        let Some((user, initiated, connected)) = self.end_call(call_id, "user") else { return };
+        let Some((user, initiated, connected)) = self.end_call(call_id, "user") else {
+            return;
+        };
         self.emit(call_id, "user hung up");
-        let payload =
-            webhooks::terminate(&self.cfg.business, call_id, &user, initiated, "COMPLETED", connected);
+        let payload = webhooks::terminate(
+            &self.cfg.business,
+            call_id,
+            &user,
+            initiated,
+            "COMPLETED",
+            connected,
+        );
         self.post_webhook(&payload).await;
     }
 
     /// Marks a call ended, stops its media; returns what the terminate webhook needs, or None
     /// when it had already ended (so a second hang-up is a no-op).
-    fn end_call(&self, call_id: &str, by: &str) -> Option<(String, bool, Option<(u64, u64)>)> {
+    fn end_call(&self, call_id: &str, by: &str) -> Option<Ended> {
         let (media, out) = {
             let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
             let c = calls.get_mut(call_id)?;
@@ -322,7 +367,10 @@ impl World {
             c.final_voice = c.voice.as_ref().map(Voice::report);
             c.voice = None;
             let connected = c.accepted_at.map(|a| (a, now));
-            (c.media.clone(), (c.user.clone(), c.user_initiated, connected))
+            (
+                c.media.clone(),
+                (c.user.clone(), c.user_initiated, connected),
+            )
         };
         tokio::spawn(async move { media.close().await });
         Some(out)
@@ -380,7 +428,11 @@ impl World {
         let call_id = self.new_call_id();
         let media = MediaSession::new(&self.lite_media(), &call_id)
             .await
-            .map_err(|e| ActionError { status: 500, code: 1, message: e.to_string() })?;
+            .map_err(|e| ActionError {
+                status: 500,
+                code: 1,
+                message: e.to_string(),
+            })?;
         let plan = self.plan_for(to);
         self.calls.lock().unwrap_or_else(|e| e.into_inner()).insert(
             call_id.clone(),
@@ -405,7 +457,8 @@ impl World {
         let offer = offer.to_string();
         let span = info_span!("sim_user", call_id = %call_id, user = %to);
         tokio::spawn(
-            async move { world.ring_user(id, to, offer, opaque, media, plan).await }.instrument(span),
+            async move { world.ring_user(id, to, offer, opaque, media, plan).await }
+                .instrument(span),
         );
         Ok(call_id)
     }
@@ -426,19 +479,32 @@ impl World {
             Err(e) => {
                 warn!(error = %e, "simulated user cannot answer the business offer");
                 if let Some((u, i, c)) = self.end_call(&call_id, "user") {
-                    self.post_webhook(&webhooks::terminate(&biz, &call_id, &u, i, "FAILED", c)).await;
+                    self.post_webhook(&webhooks::terminate(&biz, &call_id, &u, i, "FAILED", c))
+                        .await;
                 }
                 return;
             }
         };
         let voice = Voice::start(media, self.tone(plan.tone_hz));
-        if let Some(c) = self.calls.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&call_id) {
+        if let Some(c) = self
+            .calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(&call_id)
+        {
             c.voice = Some(voice);
         }
         // WhatsApp sends the user's SDP answer as soon as the phone has it, then progress.
-        self.post_webhook(&webhooks::user_answer(&biz, &call_id, &user, &answer, opaque.as_deref()))
+        self.post_webhook(&webhooks::user_answer(
+            &biz,
+            &call_id,
+            &user,
+            &answer,
+            opaque.as_deref(),
+        ))
+        .await;
+        self.post_webhook(&webhooks::status(&biz, &call_id, &user, "RINGING"))
             .await;
-        self.post_webhook(&webhooks::status(&biz, &call_id, &user, "RINGING")).await;
         if plan.no_answer {
             return;
         }
@@ -448,15 +514,18 @@ impl World {
         }
         if plan.reject {
             self.emit(&call_id, "user rejected");
-            self.post_webhook(&webhooks::status(&biz, &call_id, &user, "REJECTED")).await;
+            self.post_webhook(&webhooks::status(&biz, &call_id, &user, "REJECTED"))
+                .await;
             if let Some((u, i, c)) = self.end_call(&call_id, "user") {
-                self.post_webhook(&webhooks::terminate(&biz, &call_id, &u, i, "COMPLETED", c)).await;
+                self.post_webhook(&webhooks::terminate(&biz, &call_id, &u, i, "COMPLETED", c))
+                    .await;
             }
             return;
         }
         self.mark_active(&call_id);
         self.emit(&call_id, "user answered");
-        self.post_webhook(&webhooks::status(&biz, &call_id, &user, "ACCEPTED")).await;
+        self.post_webhook(&webhooks::status(&biz, &call_id, &user, "ACCEPTED"))
+            .await;
         if let Some(after) = plan.hangup_after {
             tokio::time::sleep(after).await;
             self.user_hangs_up(&call_id).await;
@@ -464,11 +533,20 @@ impl World {
     }
 
     fn state(&self, call_id: &str) -> Option<SimState> {
-        self.calls.lock().unwrap_or_else(|e| e.into_inner()).get(call_id).map(|c| c.state)
+        self.calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(call_id)
+            .map(|c| c.state)
     }
 
     fn mark_active(&self, call_id: &str) {
-        if let Some(c) = self.calls.lock().unwrap_or_else(|e| e.into_inner()).get_mut(call_id) {
+        if let Some(c) = self
+            .calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(call_id)
+        {
             c.state = SimState::Active;
             c.accepted_at = Some(unix_now());
             if let Some(v) = &c.voice {
@@ -485,7 +563,11 @@ impl World {
             match c.state {
                 SimState::Offering => {}
                 SimState::PreAccepted if c.pre_accept_sdp.as_deref() == Some(sdp) => return Ok(()),
-                s => return Err(ActionError::bad(format!("call {call_id} cannot be pre-accepted in state {s:?}"))),
+                s => {
+                    return Err(ActionError::bad(format!(
+                        "call {call_id} cannot be pre-accepted in state {s:?}"
+                    )));
+                }
             }
             c.pre_accept_sdp = Some(sdp.to_string());
             c.state = SimState::PreAccepted;
@@ -513,7 +595,11 @@ impl World {
                 }
                 (SimState::PreAccepted, _) => None,
                 (SimState::Offering, _) => Some(c.media.clone()),
-                (s, _) => return Err(ActionError::bad(format!("call {call_id} cannot be accepted in state {s:?}"))),
+                (s, _) => {
+                    return Err(ActionError::bad(format!(
+                        "call {call_id} cannot be accepted in state {s:?}"
+                    )));
+                }
             }
         };
         if let Some(media) = needs_answer {
@@ -536,20 +622,29 @@ impl World {
         if let Some((u, i, c)) = self.end_call(call_id, "business") {
             self.emit(call_id, "rejected by the business");
             let biz = self.cfg.business.clone();
-            self.post_webhook(&webhooks::terminate(&biz, call_id, &u, i, "COMPLETED", c)).await;
+            self.post_webhook(&webhooks::terminate(&biz, call_id, &u, i, "COMPLETED", c))
+                .await;
         }
         Ok(())
     }
 
     /// `terminate`: the business hangs up. Ending an ended call is accepted (idempotent).
     pub(crate) async fn on_terminate(&self, call_id: &str) -> Result<(), ActionError> {
-        if !self.calls.lock().unwrap_or_else(|e| e.into_inner()).contains_key(call_id) {
-            return Err(ActionError::bad(format!("Invalid parameter call_id: unknown call {call_id}")));
+        if !self
+            .calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(call_id)
+        {
+            return Err(ActionError::bad(format!(
+                "Invalid parameter call_id: unknown call {call_id}"
+            )));
         }
         if let Some((u, i, c)) = self.end_call(call_id, "business") {
             self.emit(call_id, "terminated by the business");
             let biz = self.cfg.business.clone();
-            self.post_webhook(&webhooks::terminate(&biz, call_id, &u, i, "COMPLETED", c)).await;
+            self.post_webhook(&webhooks::terminate(&biz, call_id, &u, i, "COMPLETED", c))
+                .await;
         }
         Ok(())
     }
@@ -558,9 +653,9 @@ impl World {
         calls: &'a mut HashMap<String, SimCall>,
         call_id: &str,
     ) -> Result<&'a mut SimCall, ActionError> {
-        let c = calls
-            .get_mut(call_id)
-            .ok_or_else(|| ActionError::bad(format!("Invalid parameter call_id: unknown call {call_id}")))?;
+        let c = calls.get_mut(call_id).ok_or_else(|| {
+            ActionError::bad(format!("Invalid parameter call_id: unknown call {call_id}"))
+        })?;
         if !c.user_initiated {
             return Err(ActionError::bad(format!(
                 "call {call_id} was placed by the business; only user calls are answered"
@@ -571,11 +666,15 @@ impl World {
 
     /// Ends every call and frees its media (sandbox shutdown).
     pub async fn shutdown(&self) {
-        let ids: Vec<String> =
-            self.calls.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
+        let ids: Vec<String> = self
+            .calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect();
         for id in ids {
             self.end_call(&id, "shutdown");
         }
     }
-
 }

@@ -95,12 +95,25 @@ impl Rig {
             let (tx, rx) = mpsc::channel(16);
             let hub = bridge.hub_url();
             bot_task = Some(tokio::spawn(async move {
-                runner::run(bot, &hub, EDGE_TOKEN, rx, stop_rx).await.unwrap();
+                runner::run(bot, &hub, EDGE_TOKEN, rx, stop_rx)
+                    .await
+                    .unwrap();
             }));
             bot_cmd = Some(tx);
-            bridge.wait_for_edges(1, Duration::from_secs(5)).await.unwrap();
+            bridge
+                .wait_for_edges(1, Duration::from_secs(5))
+                .await
+                .unwrap();
         }
-        Rig { sandbox, bridge, dir, db, bot_cmd, stop, bot: bot_task }
+        Rig {
+            sandbox,
+            bridge,
+            dir,
+            db,
+            bot_cmd,
+            stop,
+            bot: bot_task,
+        }
     }
 
     pub async fn dial(&self, to: &str) -> Result<String, String> {
@@ -108,19 +121,32 @@ impl Rig {
         self.bot_cmd
             .as_ref()
             .expect("a bot")
-            .send(BotCommand::Dial { to: to.into(), done: Some(tx) })
+            .send(BotCommand::Dial {
+                to: to.into(),
+                done: Some(tx),
+            })
             .await
             .unwrap();
-        tokio::time::timeout(Duration::from_secs(10), rx).await.expect("dial answered").unwrap()
+        tokio::time::timeout(Duration::from_secs(10), rx)
+            .await
+            .expect("dial answered")
+            .unwrap()
     }
 
     /// Waits until the sandbox says the call ended and the bridge has its final record
     /// (with the edge's quality report when an edge had media for the call).
-    pub async fn wait_ended(&self, call_id: &str, timeout: Duration) -> wacall::call_record::CallRecord {
+    pub async fn wait_ended(
+        &self,
+        call_id: &str,
+        timeout: Duration,
+    ) -> wacall::call_record::CallRecord {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let user_ended =
-                self.sandbox.world.report(call_id).is_none_or(|r| r.state == SimState::Ended);
+            let user_ended = self
+                .sandbox
+                .world
+                .report(call_id)
+                .is_none_or(|r| r.state == SimState::Ended);
             if let Some(r) = self.bridge.record(call_id)
                 && user_ended
                 && r.end_reason.is_some()

@@ -153,14 +153,19 @@ pub enum InboundError {
 
 pub fn parse_inbound(text: &str) -> Result<Inbound, InboundError> {
     let v: Value = serde_json::from_str(text).map_err(|e| InboundError::Json(e.to_string()))?;
-    let event = v.get("event").and_then(Value::as_str).ok_or(InboundError::NoEvent)?;
+    let event = v
+        .get("event")
+        .and_then(Value::as_str)
+        .ok_or(InboundError::NoEvent)?;
     match event {
         "media" => {
             let payload = v
                 .pointer("/media/payload")
                 .and_then(Value::as_str)
                 .ok_or_else(|| InboundError::Payload("missing".into()))?;
-            let bytes = B64.decode(payload).map_err(|e| InboundError::Payload(e.to_string()))?;
+            let bytes = B64
+                .decode(payload)
+                .map_err(|e| InboundError::Payload(e.to_string()))?;
             Ok(Inbound::Media(bytes))
         }
         "mark" => v
@@ -204,13 +209,19 @@ mod tests {
             Ok(Inbound::Mark("greeting".into()))
         );
         assert_eq!(parse_inbound(r#"{"event":"clear"}"#), Ok(Inbound::Clear));
-        assert_eq!(parse_inbound(r#"{"event":"hello"}"#), Ok(Inbound::Other("hello".into())));
+        assert_eq!(
+            parse_inbound(r#"{"event":"hello"}"#),
+            Ok(Inbound::Other("hello".into()))
+        );
         assert_eq!(parse_inbound(r#"{"x":1}"#), Err(InboundError::NoEvent));
         assert!(matches!(parse_inbound("nope"), Err(InboundError::Json(_))));
         assert!(matches!(
             parse_inbound(r#"{"event":"media","media":{"payload":"!!"}}"#),
             Err(InboundError::Payload(_))
         ));
-        assert_eq!(parse_inbound(r#"{"event":"mark"}"#), Err(InboundError::MarkName));
+        assert_eq!(
+            parse_inbound(r#"{"event":"mark"}"#),
+            Err(InboundError::MarkName)
+        );
     }
 }
