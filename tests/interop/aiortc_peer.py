@@ -25,6 +25,7 @@ import json
 import math
 import os
 import signal
+import stat
 import sys
 import time
 
@@ -161,6 +162,9 @@ async def read_json_line(reader, what, timeout):
 
 async def run(args):
     loop = asyncio.get_running_loop()
+    mode = os.fstat(sys.stdin.fileno()).st_mode
+    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or sys.stdin.isatty()):
+        raise RuntimeError("stdin must be a pipe (the SDP and the end signal come that way)")
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
 
