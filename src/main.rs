@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, watch};
 use wacall::audio::codec::EncoderConfig;
 use wacall::bot::behaviours::PromptClip;
 use wacall::bot::runner::{self, BotCommand, BotConfig};
+use wacall::bot::voice_ai::{StreamFormat, VoiceAiConfig};
 use wacall::bridge::{Bridge, BridgeConfig};
 use wacall::cli::ops;
 use wacall::config::Config;
@@ -132,6 +133,12 @@ struct BotBehaviour {
     /// Public address to announce (1:1 NAT).
     #[arg(long)]
     public_ip: Option<IpAddr>,
+    /// Stream calls to this voice-AI WebSocket (Twilio Media Streams messages) after the prompt.
+    #[arg(long)]
+    voice_ai: Option<String>,
+    /// Audio on the voice-AI stream: `mulaw8k` (Twilio's) or `pcm16k`.
+    #[arg(long, default_value = "mulaw8k")]
+    voice_ai_format: String,
 }
 
 #[derive(Args)]
@@ -269,6 +276,23 @@ fn bot_config(name: &str, b: &BotBehaviour) -> anyhow::Result<BotConfig> {
         }
         None => None,
     };
+    let voice_ai = match &b.voice_ai {
+        None => None,
+        Some(url) => {
+            if !(url.starts_with("ws://") || url.starts_with("wss://")) {
+                anyhow::bail!("--voice-ai: {url:?} is not a ws:// or wss:// URL");
+            }
+            let format = match b.voice_ai_format.as_str() {
+                "mulaw8k" => StreamFormat::Mulaw8k,
+                "pcm16k" => StreamFormat::Pcm16k,
+                other => anyhow::bail!("--voice-ai-format: {other:?} is not mulaw8k or pcm16k"),
+            };
+            Some(VoiceAiConfig {
+                url: url.clone(),
+                format,
+            })
+        }
+    };
     let mut media = MediaConfig::default();
     if let Some(ip) = b.media_bind {
         media.bind = vec![ip];
@@ -288,6 +312,7 @@ fn bot_config(name: &str, b: &BotBehaviour) -> anyhow::Result<BotConfig> {
         media,
         encoder: EncoderConfig::default(),
         media_timeout: Duration::from_secs(10),
+        voice_ai,
     })
 }
 

@@ -126,6 +126,12 @@ impl Behaviour for Sequence {
         }
     }
 
+    fn on_dtmf(&mut self, digit: char) {
+        if let Some(b) = self.then.as_mut() {
+            b.on_dtmf(digit);
+        }
+    }
+
     fn wants_hangup(&self) -> bool {
         let prompt_done = self.prompt.as_ref().is_none_or(Prompt::done);
         (self.hangup_after_prompt && prompt_done && self.prompt.is_some())
@@ -156,6 +162,10 @@ impl Behaviour for MaxDuration {
 
     fn wants_hangup(&self) -> bool {
         self.left == 0 || self.inner.wants_hangup()
+    }
+
+    fn on_dtmf(&mut self, digit: char) {
+        self.inner.on_dtmf(digit);
     }
 }
 

@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{Instrument, info, info_span, warn};
 
 use super::behaviours::{Echo, MaxDuration, Prompt, PromptClip, Sequence, Tone};
+use super::voice_ai::{VoiceAi, VoiceAiConfig};
 use crate::audio::codec::EncoderConfig;
 use crate::audio::recorder::{CallRecorder, recording_stem};
 use crate::audio::tone::ToneGenerator;
@@ -38,14 +39,28 @@ pub struct BotConfig {
     pub encoder: EncoderConfig,
     /// Give up on media that has not connected by then.
     pub media_timeout: Duration,
+    /// Stream the call to a voice-AI server after the prompt (instead of echo or tone).
+    pub voice_ai: Option<VoiceAiConfig>,
 }
 
 impl BotConfig {
-    fn behaviour(&self) -> Box<dyn Behaviour> {
-        let then: Option<Box<dyn Behaviour>> = match (self.tone_hz, self.echo) {
-            (Some(hz), _) => Some(Box::new(Tone(ToneGenerator::new(hz, 0.3)))),
-            (None, true) => Some(Box::new(Echo)),
-            (None, false) => None,
+    /// The behaviour for one call. `customer` and `business` are the two parties (for the
+    /// voice-AI stream's `start`).
+    fn behaviour(&self, call_id: &str, customer: &str) -> Box<dyn Behaviour> {
+        let ai: Option<Box<dyn Behaviour>> = self.voice_ai.as_ref().and_then(|cfg| {
+            match VoiceAi::start(cfg, call_id, customer, &self.name) {
+                Ok(v) => Some(Box::new(v) as Box<dyn Behaviour>),
+                Err(e) => {
+                    warn!(error = %e, "cannot start the voice-AI stream");
+                    None
+                }
+            }
+        });
+        let then: Option<Box<dyn Behaviour>> = match (ai, self.tone_hz, self.echo) {
+            (Some(ai), _, _) => Some(ai),
+            (None, Some(hz), _) => Some(Box::new(Tone(ToneGenerator::new(hz, 0.3)))),
+            (None, None, true) => Some(Box::new(Echo)),
+            (None, None, false) => None,
         };
         let seq: Box<dyn Behaviour> = Box::new(Sequence::new(
             self.prompt.clone().map(Prompt::new),
@@ -199,7 +214,7 @@ async fn inbound(
     };
     let audio = CallAudio::start(
         media.clone(),
-        cfg.behaviour(),
+        cfg.behaviour(&call_id, &from),
         cfg.encoder.clone(),
         recorder_for(&cfg, &call_id),
     );
@@ -246,6 +261,7 @@ async fn talk(
         }
     };
     let mut hangup = audio.hangup_requested();
+    let mut dtmf = audio.take_dtmf();
     let mut stats_tick = tokio::time::interval(Duration::from_secs(2));
     let media_deadline = tokio::time::sleep(cfg.media_timeout);
     tokio::pin!(media_deadline);
@@ -265,6 +281,10 @@ async fn talk(
                     info!("bot hangs up");
                     let _ = tx.send(EdgeMessage::Hangup { call_id: call_id.to_string() }).await;
                 }
+            }
+            Some(digit) = async { match dtmf.as_mut() { Some(d) => d.recv().await, None => None } } => {
+                info!(%digit, "caller pressed a key");
+                let _ = tx.send(EdgeMessage::Dtmf { call_id: call_id.to_string(), digit }).await;
             }
             _ = stats_tick.tick() => {
                 let stats = media.stats().await;
@@ -385,7 +405,7 @@ async fn outbound(
     reply(Ok(call_id.clone()));
     let audio = CallAudio::start(
         media.clone(),
-        cfg.behaviour(),
+        cfg.behaviour(&call_id, &to),
         cfg.encoder.clone(),
         recorder_for(&cfg, &call_id),
     );

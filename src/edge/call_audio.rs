@@ -6,12 +6,12 @@
 //! as a ready Opus packet to relay), and the recorder gets both sides, aligned.
 //! Nothing is sent before `unmute` (WhatsApp: no audio until `accept` returned 200 OK).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, warn};
 
@@ -19,7 +19,7 @@ use crate::audio::Frame;
 use crate::audio::codec::{EncoderConfig, OpusDecoder, OpusEncoder};
 use crate::audio::jitter::JitterBuffer;
 use crate::audio::recorder::CallRecorder;
-use crate::media::{ConnState, MediaSession, RtpAudio};
+use crate::media::{ConnState, MediaEvent, MediaSession, RtpAudio};
 
 /// What we say in one 20 ms slot.
 pub enum Outgoing {
@@ -42,6 +42,9 @@ pub trait Behaviour: Send + 'static {
     fn wants_hangup(&self) -> bool {
         false
     }
+
+    /// The caller pressed a key (RFC 4733).
+    fn on_dtmf(&mut self, _digit: char) {}
 }
 
 /// Live controls and meters of a running engine.
@@ -55,6 +58,7 @@ pub struct CallAudio {
     hangup: watch::Receiver<bool>,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<Option<CallRecorder>>>,
+    dtmf: StdMutex<Option<mpsc::Receiver<char>>>,
 }
 
 impl CallAudio {
@@ -76,6 +80,8 @@ impl CallAudio {
         let (stop_tx, mut stop_rx) = watch::channel(false);
         let (hangup_tx, hangup_rx) = watch::channel(false);
         let mut audio_rx = media.take_audio();
+        let mut events_rx = media.take_events();
+        let (dtmf_tx, dtmf_rx) = mpsc::channel::<char>(32);
 
         let (s, m, r, li, lo) = (
             sending.clone(),
@@ -94,6 +100,14 @@ impl CallAudio {
                     tokio::select! {
                         _ = tick.tick() => {}
                         _ = stop_rx.changed() => break,
+                    }
+                    if let Some(ev) = events_rx.as_mut() {
+                        while let Ok(e) = ev.try_recv() {
+                            if let MediaEvent::Dtmf(d) = e {
+                                behaviour.on_dtmf(d);
+                                let _ = dtmf_tx.try_send(d);
+                            }
+                        }
                     }
                     arrived.clear();
                     if let Some(rx) = audio_rx.as_mut() {
@@ -162,6 +176,7 @@ impl CallAudio {
             hangup: hangup_rx,
             stop: stop_tx,
             task: Some(task),
+            dtmf: StdMutex::new(Some(dtmf_rx)),
         })
     }
 
@@ -186,6 +201,11 @@ impl CallAudio {
             self.level_in.load(Ordering::Relaxed) as f32 / 100.0,
             self.level_out.load(Ordering::Relaxed) as f32 / 100.0,
         )
+    }
+
+    /// DTMF keys the caller pressed (once; the owner reports them).
+    pub fn take_dtmf(&self) -> Option<mpsc::Receiver<char>> {
+        self.dtmf.lock().ok()?.take()
     }
 
     /// Resolves when the behaviour asks to hang up.

@@ -128,6 +128,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoOutcome> {
         media: MediaConfig::loopback(),
         encoder: EncoderConfig::default(),
         media_timeout: Duration::from_secs(10),
+        voice_ai: None,
     };
     let (cmd_tx, cmd_rx) = mpsc::channel(16);
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -334,6 +334,18 @@ impl World {
         }
     }
 
+    /// The user presses a key on the phone's keypad (RFC 4733 telephone-event).
+    pub async fn press_key(&self, call_id: &str, digit: char) -> Result<(), String> {
+        let media = {
+            let calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+            calls
+                .get(call_id)
+                .map(|c| c.media.clone())
+                .ok_or_else(|| format!("no call {call_id}"))?
+        };
+        media.send_dtmf(digit).await.map_err(|e| e.to_string())
+    }
+
     /// The user ends the call: media closes, WhatsApp reports `terminate`.
     pub async fn user_hangs_up(&self, call_id: &str) {
         let Some((user, initiated, connected)) = self.end_call(call_id, "user") else {

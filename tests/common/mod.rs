@@ -46,6 +46,7 @@ pub fn bot_config(dir: &std::path::Path) -> BotConfig {
         media: MediaConfig::loopback(),
         encoder: EncoderConfig::default(),
         media_timeout: Duration::from_secs(4),
+        voice_ai: None,
     }
 }
 
