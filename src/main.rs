@@ -344,10 +344,10 @@ async fn sandbox(a: SandboxArgs) -> anyhow::Result<ExitCode> {
 async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
     let cfg = Config::load(&a.config)?;
     let problems = cfg.problems();
-    if !problems.is_empty() {
-        for p in &problems {
-            eprintln!("config: {p}");
-        }
+    for p in &problems {
+        eprintln!("config: {p}");
+    }
+    if problems.iter().any(|p| !p.starts_with("note:")) {
         anyhow::bail!(
             "{} is not ready for `serve` (see above; `wacall config check` explains)",
             a.config.display()

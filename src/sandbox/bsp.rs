@@ -26,6 +26,8 @@ pub struct Received {
     pub action: String,
     pub call_id: Option<String>,
     pub body: Value,
+    /// When it arrived (setup latency = this − when the webhook was sent).
+    pub at: std::time::Instant,
 }
 
 pub(crate) struct BspState {
@@ -103,6 +105,7 @@ async fn call_action(State(st): State<Arc<BspState>>, headers: HeaderMap, raw: B
             action: action.clone(),
             call_id: parsed.call_id.clone(),
             body,
+            at: std::time::Instant::now(),
         });
     }
     {
@@ -206,6 +209,7 @@ async fn call_settings(
             action: "call_settings".into(),
             call_id: None,
             body: body.clone(),
+            at: std::time::Instant::now(),
         });
     }
     if let Err(message) = super::validate_settings(&body) {

@@ -42,13 +42,58 @@ pub fn encode_tone(freq_hz: f32, seconds: usize) -> Vec<Bytes> {
 pub struct VoiceReport {
     pub packets_sent: u64,
     pub packets_heard: u64,
-    /// Dominant frequency of the last second heard, if a second was heard.
+    /// Dominant frequency of the last second heard, if a second was heard (not in light mode).
     pub heard_hz: Option<f32>,
+    /// Packets that arrived more than [`LATE_MS`] behind their 20 ms schedule.
+    pub late: u64,
+    /// Packets never received (gaps in the sequence numbers).
+    pub missing: u64,
+}
+
+/// A packet this far behind its schedule would have missed a 2-frame jitter buffer.
+pub const LATE_MS: i64 = 40;
+
+/// Measures arrivals against the sender's 20 ms schedule, from RTP timestamps: the earliest
+/// (arrival − media time) seen is the on-time baseline, and a packet later than that by more than
+/// [`LATE_MS`] is late.
+#[derive(Default)]
+struct Schedule {
+    base: Option<i64>,
+    ts0: Option<u32>,
+    last_seq: Option<u16>,
+    late: u64,
+    missing: u64,
+}
+
+impl Schedule {
+    fn on_packet(&mut self, seq: u16, ts: u32, arrival_ms: u64) {
+        let ts0 = *self.ts0.get_or_insert(ts);
+        let media_ms = (ts.wrapping_sub(ts0) / 48) as i64;
+        let offset = arrival_ms as i64 - media_ms;
+        let base = self.base.map_or(offset, |b| b.min(offset));
+        self.base = Some(base);
+        if offset - base > LATE_MS {
+            self.late += 1;
+        }
+        if let Some(last) = self.last_seq {
+            let step = seq.wrapping_sub(last);
+            // Forward jumps are losses; a small backward step is reordering, not loss.
+            if (2..0x8000).contains(&step) {
+                self.missing += u64::from(step - 1);
+            }
+            if step < 0x8000 {
+                self.last_seq = Some(seq);
+            }
+        } else {
+            self.last_seq = Some(seq);
+        }
+    }
 }
 
 #[derive(Default)]
 struct Heard {
     pcm: VecDeque<i16>,
+    schedule: Schedule,
 }
 
 /// Talking and listening tasks of one simulated user in one call.
@@ -63,7 +108,7 @@ pub struct Voice {
 impl Voice {
     /// Starts listening at once (media flows from pre_accept on) and talking when `talk()` is
     /// called (after the call is accepted, as a phone would).
-    pub fn start(media: Arc<MediaSession>, packets: Arc<Vec<Bytes>>) -> Voice {
+    pub fn start(media: Arc<MediaSession>, packets: Arc<Vec<Bytes>>, light: bool) -> Voice {
         let sent = Arc::new(AtomicU64::new(0));
         let heard_packets = Arc::new(AtomicU64::new(0));
         let heard = Arc::new(Mutex::new(Heard::default()));
@@ -79,6 +124,13 @@ impl Voice {
                 };
                 while let Some(p) = rx.recv().await {
                     count.fetch_add(1, Ordering::Relaxed);
+                    if let Ok(mut h) = heard.lock() {
+                        h.schedule.on_packet(p.seq, p.timestamp, p.arrival_ms);
+                    }
+                    // Light mode (load tests): count and time arrivals, don't decode.
+                    if light {
+                        continue;
+                    }
                     let frame = decoder.decode(&p.payload);
                     if let Ok(mut h) = heard.lock() {
                         h.pcm.extend(frame.samples());
@@ -126,16 +178,23 @@ impl Voice {
     }
 
     pub fn report(&self) -> VoiceReport {
-        let heard_hz = self.heard.lock().ok().and_then(|h| {
-            (h.pcm.len() >= KEEP_SAMPLES / 2).then(|| {
-                let pcm: Vec<i16> = h.pcm.iter().copied().collect();
-                dominant_frequency(&pcm, SAMPLE_RATE)
+        let (heard_hz, late, missing) = self
+            .heard
+            .lock()
+            .map(|h| {
+                let hz = (h.pcm.len() >= KEEP_SAMPLES / 2).then(|| {
+                    let pcm: Vec<i16> = h.pcm.iter().copied().collect();
+                    dominant_frequency(&pcm, SAMPLE_RATE)
+                });
+                (hz, h.schedule.late, h.schedule.missing)
             })
-        });
+            .unwrap_or_default();
         VoiceReport {
             packets_sent: self.sent.load(Ordering::Relaxed),
             packets_heard: self.heard_packets.load(Ordering::Relaxed),
             heard_hz,
+            late,
+            missing,
         }
     }
 }
@@ -149,3 +208,29 @@ impl Drop for Voice {
 }
 
 const _: () = assert!(FRAME_SAMPLES == 960);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_counts_late_and_missing_packets() {
+        let mut s = Schedule::default();
+        // On time, 20 ms apart, first one a little late (the baseline adapts down).
+        s.on_packet(10, 0, 1_005);
+        s.on_packet(11, 960, 1_020);
+        s.on_packet(12, 1_920, 1_040);
+        // 13 lost; 14 arrives 60 ms behind schedule.
+        s.on_packet(14, 3_840, 1_140);
+        // Reordered old packet: neither missing nor a sequence reset.
+        s.on_packet(13, 2_880, 1_141);
+        s.on_packet(15, 4_800, 1_100);
+        assert_eq!(s.missing, 1);
+        assert_eq!(s.late, 2, "14 (+60 ms) and the reordered 13 (+81 ms)");
+        // Sequence wraparound is not loss.
+        let mut w = Schedule::default();
+        w.on_packet(65_535, 0, 0);
+        w.on_packet(0, 960, 20);
+        assert_eq!(w.missing, 0);
+    }
+}

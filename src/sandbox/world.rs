@@ -91,6 +91,9 @@ pub struct Faults {
     pub duplicate_webhooks: bool,
     /// Users' offers point at a dead port: ICE never connects.
     pub unreachable_media: bool,
+    /// Users time arrivals but don't decode what they hear (load tests: the generator must not
+    /// be the bottleneck). `heard_hz` is then absent.
+    pub light_users: bool,
 }
 
 /// What a terminate webhook needs about an ended call: the user, whether they placed it, and
@@ -128,6 +131,8 @@ struct SimCall {
     ended_at: Option<u64>,
     ended_by: Option<String>,
     final_voice: Option<VoiceReport>,
+    /// When the user's connect webhook was sent (user calls).
+    offered_at: Option<std::time::Instant>,
 }
 
 pub(crate) struct WorldConfig {
@@ -292,7 +297,7 @@ impl World {
         } else {
             offer
         };
-        let voice = Voice::start(media.clone(), self.tone(call.tone_hz));
+        let voice = Voice::start(media.clone(), self.tone(call.tone_hz), self.light());
         self.calls.lock().unwrap_or_else(|e| e.into_inner()).insert(
             call_id.clone(),
             SimCall {
@@ -307,6 +312,7 @@ impl World {
                 ended_at: None,
                 ended_by: None,
                 final_voice: None,
+                offered_at: None,
             },
         );
         self.emit(
@@ -325,6 +331,10 @@ impl World {
             });
         }
         Ok(call_id)
+    }
+
+    fn light(&self) -> bool {
+        self.faults().light_users
     }
 
     fn lite_media(&self) -> MediaConfig {
@@ -386,6 +396,11 @@ impl World {
         };
         tokio::spawn(async move { media.close().await });
         Some(out)
+    }
+
+    /// When the connect webhook of a user's call was sent.
+    pub fn offered_at(&self, call_id: &str) -> Option<std::time::Instant> {
+        self.calls.lock().unwrap_or_else(|e| e.into_inner()).get(call_id)?.offered_at
     }
 
     pub fn report(&self, call_id: &str) -> Option<CallReport> {
@@ -460,6 +475,7 @@ impl World {
                 ended_at: None,
                 ended_by: None,
                 final_voice: None,
+                offered_at: None,
             },
         );
         self.emit(&call_id, format!("business calls {to}"));
@@ -497,7 +513,7 @@ impl World {
                 return;
             }
         };
-        let voice = Voice::start(media, self.tone(plan.tone_hz));
+        let voice = Voice::start(media, self.tone(plan.tone_hz), self.light());
         if let Some(c) = self
             .calls
             .lock()

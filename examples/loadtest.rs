@@ -1,0 +1,326 @@
+//! Capacity and setup-time benchmark (issue: capacity, setup-time and latency benchmarks).
+//!
+//! Runs `wacall serve --bot` as a child process (so its CPU and memory are measured apart from the
+//! load generator) against the sandbox in this process: a local BSP and simulated WhatsApp users
+//! that are real WebRTC peers replaying pre-encoded Opus and timing arrivals without decoding.
+//!
+//! 1. The floor: libopus encode + decode per call-second, measured here in the same run.
+//! 2. Setup: `--burst` users call at once; webhook sent → `pre_accept` received at the BSP.
+//! 3. Capacity: ramps simultaneous two-way calls step by step; per step it reports the bridge+bot
+//!    process's CPU per call (and as a ratio of the floor), RSS per call, late and missing frames
+//!    at the users, and stops at the first step over 1% late or missing frames.
+//!
+//! ```sh
+//! cargo build --release --bin wacall --example loadtest
+//! target/release/examples/loadtest --workload prompt --steps 25,50,100,200,400 --hold-secs 10
+//! ```
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use wacall::audio::codec::{EncoderConfig, OpusDecoder, OpusEncoder};
+use wacall::audio::Frame;
+use wacall::media::MediaConfig;
+use wacall::sandbox::demo::demo_business;
+use wacall::sandbox::{Sandbox, SandboxConfig, SimState, UserCall};
+
+#[derive(Parser)]
+struct Args {
+    /// prompt (cached prompt packets out, decode + record in), transcode (live tone encoded per
+    /// call + decode + record), echo (payload relayed, no codec).
+    #[arg(long, default_value = "prompt")]
+    workload: String,
+    /// Simultaneous calls per step (cumulative ramp).
+    #[arg(long, default_value = "25,50,100,200")]
+    steps: String,
+    /// Seconds measured per step.
+    #[arg(long, default_value_t = 10)]
+    hold_secs: u64,
+    /// Calls arriving at once for the setup-latency measurement.
+    #[arg(long, default_value_t = 50)]
+    burst: usize,
+    /// The wacall binary (default: next to this example's directory).
+    #[arg(long)]
+    wacall: Option<PathBuf>,
+}
+
+/// Speech-like test signal: two partials with a slow syllable-rate envelope.
+fn speechlike(n: usize) -> Vec<Frame> {
+    let mut t = 0f32;
+    (0..n)
+        .map(|_| {
+            let mut f = Frame::silence();
+            for s in f.samples_mut().iter_mut() {
+                let env = 0.5 + 0.5 * (2.0 * std::f32::consts::PI * 4.0 * t).sin();
+                let v = 0.25 * env
+                    * ((2.0 * std::f32::consts::PI * 180.0 * t).sin()
+                        + 0.5 * (2.0 * std::f32::consts::PI * 720.0 * t).sin());
+                *s = (v * 32767.0) as i16;
+                t += 1.0 / 48_000.0;
+            }
+            f
+        })
+        .collect()
+}
+
+/// µs per frame for encode and decode at the default bot settings (complexity 5, 32 kb/s, FEC).
+fn floor() -> (f64, f64) {
+    let frames = speechlike(500);
+    let mut enc = OpusEncoder::new(EncoderConfig::default()).expect("encoder");
+    let mut dec = OpusDecoder::new().expect("decoder");
+    let packets: Vec<Vec<u8>> = frames.iter().map(|f| enc.encode(f).expect("encode")).collect();
+    let rounds = 4;
+    let t = Instant::now();
+    for _ in 0..rounds {
+        for f in &frames {
+            std::hint::black_box(enc.encode(f).expect("encode"));
+        }
+    }
+    let enc_us = t.elapsed().as_secs_f64() * 1e6 / (rounds * frames.len()) as f64;
+    let t = Instant::now();
+    for _ in 0..rounds {
+        for p in &packets {
+            std::hint::black_box(dec.decode(p));
+        }
+    }
+    let dec_us = t.elapsed().as_secs_f64() * 1e6 / (rounds * packets.len()) as f64;
+    (enc_us, dec_us)
+}
+
+/// CPU seconds (user + system) a process has used, from /proc.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+struct Totals {
+    heard: u64,
+    late: u64,
+    missing: u64,
+}
+
+fn totals(sandbox: &Sandbox, ids: &[String]) -> Totals {
+    let mut t = Totals { heard: 0, late: 0, missing: 0 };
+    for id in ids {
+        if let Some(r) = sandbox.world.report(id) {
+            t.heard += r.voice.packets_heard;
+            t.late += r.voice.late;
+            t.missing += r.voice.missing;
+        }
+    }
+    t
+}
+
+async fn place(sandbox: &Sandbox, n: usize, first: usize) -> Vec<String> {
+    let calls = (0..n).map(|i| {
+        sandbox.world.place_user_call(UserCall {
+            user: format!("52155{:08}", 30_000_000 + first + i),
+            name: format!("Load {}", first + i),
+            tone_hz: 440.0,
+            hangup_after: None,
+        })
+    });
+    futures_util::future::join_all(calls).await.into_iter().filter_map(Result::ok).collect()
+}
+
+async fn wait_active(sandbox: &Sandbox, ids: &[String], timeout: Duration) -> usize {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let active = ids
+            .iter()
+            .filter(|id| sandbox.world.report(id).is_some_and(|r| r.state == SimState::Active))
+            .count();
+        if active == ids.len() || Instant::now() > deadline {
+            return active;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn hang_up_all(sandbox: &Sandbox, ids: &[String]) {
+    for id in ids {
+        sandbox.world.user_hangs_up(id).await;
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let steps: Vec<usize> = args
+        .steps
+        .split(',')
+        .map(|s| s.trim().parse())
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow::anyhow!("--steps: {e}"))?;
+    let behaviour: &[&str] = match args.workload.as_str() {
+        "prompt" => &["--prompt", "audio/greeting.wav", "--max-secs", "3600"],
+        "transcode" => &["--tone", "440"],
+        "echo" => &["--echo"],
+        other => anyhow::bail!("--workload: {other:?} is not prompt, transcode or echo"),
+    };
+    let wacall = match args.wacall.clone() {
+        Some(p) => p,
+        None => std::env::current_exe()?
+            .parent()
+            .and_then(|p| p.parent())
+            .map(|p| p.join("wacall"))
+            .ok_or_else(|| anyhow::anyhow!("cannot locate the wacall binary; pass --wacall"))?,
+    };
+    if !wacall.exists() {
+        anyhow::bail!("{} not found: build it first (cargo build --release --bin wacall)", wacall.display());
+    }
+    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+
+    // 1. The floor, in this run.
+    let (enc_us, dec_us) = floor();
+    let floor_pct = (enc_us + dec_us) * 50.0 / 1e6 * 100.0;
+    let decode_pct = dec_us * 50.0 / 1e6 * 100.0;
+
+    // 2. Sandbox here, bridge + bot in a child process.
+    let business = demo_business();
+    let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let bridge_addr = probe.local_addr()?;
+    drop(probe);
+    let dir = std::env::temp_dir().join(format!("wacall-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let sandbox = Sandbox::start(SandboxConfig {
+        business: business.clone(),
+        token: "load-token".into(),
+        app_secret: "load-secret".into(),
+        webhook_url: format!("http://{bridge_addr}/webhook"),
+        listen: "127.0.0.1:0".parse()?,
+        media: MediaConfig::loopback(),
+    })
+    .await?;
+    sandbox.world.faults().light_users = true;
+    let config = format!(
+        "[bsp]\nbase_url = \"{}\"\nwaba_id = \"{}\"\nphone_number = \"{}\"\ntoken = \"load-token\"\n\n\
+         [webhook]\napp_secret = \"load-secret\"\nverify_token = \"v\"\n\n\
+         [server]\nlisten = \"{bridge_addr}\"\nedge_tokens = [\"load-edge\"]\nhistory_db = \"{}\"\n\n\
+         [recording]\nenabled = true\ndir = \"{}\"\n\n[routing]\nmax_calls = 5000\n",
+        sandbox.bsp_url,
+        business.waba_id,
+        business.phone_number,
+        dir.join("history.sqlite3").display(),
+        dir.join("recordings").display(),
+    );
+    let cfg_path = dir.join("wacall.toml");
+    std::fs::write(&cfg_path, config)?;
+    let mut child = tokio::process::Command::new(&wacall)
+        .args(["serve", "-c"])
+        .arg(&cfg_path)
+        .args(["--bot", "--media-bind", "127.0.0.1", "--accept-delay-ms", "0"])
+        .args(behaviour)
+        .kill_on_drop(true)
+        .stdout(std::process::Stdio::null())
+        .spawn()?;
+    let pid = child.id().ok_or_else(|| anyhow::anyhow!("the bridge exited at once"))?;
+    let http = reqwest::Client::new();
+    let health = format!("http://{bridge_addr}/health");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(r) = http.get(&health).send().await
+            && let Ok(v) = r.json::<serde_json::Value>().await
+            && v["edges"].as_u64() >= Some(1)
+        {
+            break;
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("the bridge at {bridge_addr} did not come up with its bot");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let base_rss = rss_kib(pid);
+
+    println!("# wacall load test ({profile} build, workload `{}`)\n", args.workload);
+    println!("libopus floor (complexity 5, 32 kb/s, FEC, this run): encode {enc_us:.0} µs/frame, decode {dec_us:.0} µs/frame");
+    println!("= {floor_pct:.2}% of one core per call (encode+decode), {decode_pct:.2}% for decode only\n");
+
+    // 3. Setup latency with a burst.
+    let ids = place(&sandbox, args.burst, 0).await;
+    wait_active(&sandbox, &ids, Duration::from_secs(30)).await;
+    let received = sandbox.received();
+    let mut lat: Vec<f64> = ids
+        .iter()
+        .filter_map(|id| {
+            let sent = sandbox.world.offered_at(id)?;
+            let pre = received.iter().find(|r| r.action == "pre_accept" && r.call_id.as_deref() == Some(id))?;
+            Some(pre.at.saturating_duration_since(sent).as_secs_f64() * 1000.0)
+        })
+        .collect();
+    lat.sort_by(f64::total_cmp);
+    println!(
+        "webhook → pre_accept, {} calls arriving at once: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} measured)\n",
+        args.burst,
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99),
+        lat.last().copied().unwrap_or(f64::NAN),
+        lat.len()
+    );
+    hang_up_all(&sandbox, &ids).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // 4. Capacity ramp.
+    println!("| calls up | CPU % per call | × floor | RSS MiB per call | late frames % | missing % | result |");
+    println!("|---|---|---|---|---|---|---|");
+    let mut live: Vec<String> = Vec::new();
+    let mut last_good = 0;
+    for &target in &steps {
+        while live.len() < target {
+            let n = (target - live.len()).min(25);
+            let first = 1000 + live.len();
+            let new = place(&sandbox, n, first).await;
+            wait_active(&sandbox, &new, Duration::from_secs(30)).await;
+            live.extend(new);
+        }
+        let up = wait_active(&sandbox, &live, Duration::from_secs(10)).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let (c0, t0, s0) = (cpu_secs(pid), Instant::now(), totals(&sandbox, &live));
+        tokio::time::sleep(Duration::from_secs(args.hold_secs)).await;
+        let (c1, secs, s1) = (cpu_secs(pid), t0.elapsed().as_secs_f64(), totals(&sandbox, &live));
+        let per_call = (c1 - c0) / secs / up.max(1) as f64 * 100.0;
+        let rss = (rss_kib(pid).saturating_sub(base_rss)) as f64 / 1024.0 / up.max(1) as f64;
+        let heard = (s1.heard - s0.heard).max(1) as f64;
+        let late = (s1.late - s0.late) as f64 / heard * 100.0;
+        let missing = (s1.missing - s0.missing) as f64 / (heard + (s1.missing - s0.missing) as f64) * 100.0;
+        let ok = up == target && late < 1.0 && missing < 1.0;
+        println!(
+            "| {up}/{target} | {per_call:.2} | {:.2} | {rss:.2} | {late:.2} | {missing:.2} | {} |",
+            per_call / floor_pct,
+            if ok { "ok" } else { "over the bar" }
+        );
+        if !ok {
+            break;
+        }
+        last_good = target;
+    }
+    println!("\nlast step within the bar (<1% late or missing frames): {last_good} simultaneous calls");
+    hang_up_all(&sandbox, &live).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let _ = child.kill().await;
+    sandbox.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
