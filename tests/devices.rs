@@ -119,22 +119,23 @@ async fn tone_played_to_speaker_is_captured_from_its_monitor() {
             tone.clear();
         }
     }
+    // Meters while the tone is still flowing.
+    let (capture_level, playback_level) = (capture.level(), playback.level());
     pusher.abort();
 
     let f = dominant_frequency(&tone, 48_000);
     println!(
-        "captured {frames_seen} frames; tone {:.2} s at {f:.2} Hz; capture level {:.1} dBFS, \
-         playback level {:.1} dBFS, underruns {}, dropped {}/{}",
+        "captured {frames_seen} frames; tone {:.2} s at {f:.2} Hz; capture level \
+         {capture_level:.1} dBFS, playback level {playback_level:.1} dBFS, playback underruns \
+         {} (startup), dropped {}/{}",
         tone.len() as f64 / 48_000.0,
-        capture.level(),
-        playback.level(),
         playback.underruns(),
         playback.dropped_frames(),
         capture.dropped_frames()
     );
     assert!((f - 1000.0).abs() <= 5.0, "dominant frequency {f} Hz, want 1000 ± 5");
-    assert!(capture.level() > -20.0, "capture level {}", capture.level());
-    assert!(playback.level() > -20.0, "playback level {}", playback.level());
+    assert!(capture_level > -20.0, "capture level {capture_level}");
+    assert!(playback_level > -20.0, "playback level {playback_level}");
     assert_eq!(capture.failed(), None);
     assert_eq!(playback.failed(), None);
     drop(capture);

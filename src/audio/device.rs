@@ -30,10 +30,18 @@ use tokio::sync::{mpsc, watch};
 pub const CAPTURE_QUEUE_FRAMES: usize = 20;
 /// Playback ring buffer length in milliseconds (at the device rate).
 pub const PLAYBACK_BUFFER_MS: u32 = 200;
+/// Standing playback latency the ring is steered to: when it overflows, or when it never ran
+/// below this much for a whole second, the oldest audio is dropped down to this level, so a
+/// stall (or a slow stream start) does not leave a lasting extra delay on the call.
+pub const PLAYBACK_TARGET_MS: u32 = 40;
+/// Pushes (20 ms each) per latency-control window.
+const LATENCY_WINDOW_FRAMES: u32 = 50;
 /// How long `open` waits for the device thread to build and start the stream.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Raw chunks buffered between an audio callback and its device thread.
 const CALLBACK_QUEUE: usize = 64;
+/// A stream whose callback has not run for this long is declared failed.
+const STALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Level reported before any audio went through (digital silence, as [`Frame::level_dbfs`]).
 const SILENCE_DBFS: f32 = -96.0;
 
@@ -431,6 +439,12 @@ struct Shared {
     level_bits: AtomicU32,
     dropped: AtomicU64,
     stop: AtomicBool,
+    /// Reference point of `last_data_ms`.
+    opened: std::time::Instant,
+    /// When the audio callback last ran, in ms since `opened`.
+    last_data_ms: AtomicU64,
+    /// Non-fatal stream errors so far (logging is rate-limited by it).
+    errors: AtomicU64,
 }
 
 impl Shared {
@@ -442,7 +456,34 @@ impl Shared {
             level_bits: AtomicU32::new(SILENCE_DBFS.to_bits()),
             dropped: AtomicU64::new(0),
             stop: AtomicBool::new(false),
+            opened: std::time::Instant::now(),
+            last_data_ms: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
         })
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.opened.elapsed().as_millis() as u64
+    }
+
+    /// Called by the audio callback: the stream is alive.
+    fn touch(&self) {
+        self.last_data_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// Watchdog, run by the device thread: a stream whose callback stopped for
+    /// [`STALL_TIMEOUT`] is declared failed (some backends stop without reporting an error).
+    fn check_stall(&self) {
+        let idle = self
+            .now_ms()
+            .saturating_sub(self.last_data_ms.load(Ordering::Relaxed));
+        if idle > STALL_TIMEOUT.as_millis() as u64 && !self.failed() {
+            let errors = self.errors.load(Ordering::Relaxed);
+            self.fail(format!(
+                "{} device \"{}\": no audio for {idle} ms ({errors} stream errors)",
+                self.kind, self.name
+            ));
+        }
     }
 
     fn set_level(&self, dbfs: f32) {
@@ -457,13 +498,24 @@ impl Shared {
         self.failure.borrow().is_some()
     }
 
-    /// Stream error callback: xruns are glitches, anything else ends the device.
+    /// Stream error callback. A lost device ends the stream (cpal's worker stops); anything
+    /// else (xruns, transient backend errors such as the PulseAudio ALSA plugin's EIO while
+    /// its stream starts) is logged and the stream goes on; the stall watchdog catches
+    /// streams that never recover.
     fn on_stream_error(&self, e: cpal::Error) {
-        if e.kind() == cpal::ErrorKind::Xrun {
-            tracing::debug!(device = %self.name, kind = %self.kind, "audio xrun: {e}");
-            return;
+        use cpal::ErrorKind as K;
+        match e.kind() {
+            K::DeviceNotAvailable | K::StreamInvalidated => {
+                self.fail(format!("{} device \"{}\": {e}", self.kind, self.name));
+            }
+            K::Xrun => tracing::debug!(device = %self.name, kind = %self.kind, "audio xrun: {e}"),
+            _ => {
+                let n = self.errors.fetch_add(1, Ordering::Relaxed);
+                if n.is_power_of_two() || n == 0 {
+                    tracing::warn!(device = %self.name, kind = %self.kind, errors = n + 1, "audio stream error: {e}");
+                }
+            }
         }
-        self.fail(format!("{} device \"{}\": {e}", self.kind, self.name));
     }
 
     fn fail(&self, msg: String) {
@@ -560,7 +612,9 @@ where
 /// The thread's receive loop; the receiving end lives in `run`, built by `setup`.
 fn device_loop<R: FnMut() -> bool>(shared: &Shared, run: &mut R) {
     // `run` handles one message (or a 100 ms timeout) and returns false once told to stop.
-    while !shared.stop.load(Ordering::SeqCst) && run() {}
+    while !shared.stop.load(Ordering::SeqCst) && run() {
+        shared.check_stall();
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -733,6 +787,7 @@ where
         .build_input_stream::<T, _, _>(
             config,
             move |data: &[T], _: &cpal::InputCallbackInfo| {
+                cb_shared.touch();
                 interleaved.clear();
                 interleaved.extend(data.iter().map(|&s| <f32 as FromSample<T>>::from_sample_(s)));
                 let mono = downmix(&interleaved, channels);
@@ -764,8 +819,41 @@ where
 struct Ring {
     samples: VecDeque<f32>,
     capacity: usize,
+    /// Fill level an overflow trims down to.
+    target: usize,
     channels: usize,
     underruns: u64,
+    /// Lowest fill seen before a push in the current latency window, and pushes in it.
+    window_min: usize,
+    window_len: u32,
+}
+
+impl Ring {
+    /// Appends device-ready samples and keeps latency bounded; returns true if audio was
+    /// dropped.
+    fn push(&mut self, samples: impl IntoIterator<Item = f32>) -> bool {
+        self.window_min = self.window_min.min(self.samples.len());
+        self.window_len += 1;
+        self.samples.extend(samples);
+        let excess = if self.samples.len() > self.capacity {
+            self.samples.len() - self.target
+        } else if self.window_len >= LATENCY_WINDOW_FRAMES {
+            self.window_min.saturating_sub(self.target)
+        } else {
+            0
+        };
+        if self.window_len >= LATENCY_WINDOW_FRAMES {
+            self.window_len = 0;
+            self.window_min = usize::MAX;
+        }
+        // Whole sample frames only, so channels stay aligned.
+        let excess = (excess / self.channels * self.channels).min(self.samples.len());
+        if excess == 0 {
+            return false;
+        }
+        self.samples.drain(..excess);
+        true
+    }
 }
 
 /// An open output device playing 20 ms 48 kHz mono frames.
@@ -801,13 +889,16 @@ impl PlaybackDevice {
         let format = supported.sample_format();
         let shared = Shared::new(Direction::Output, dev_name);
         let channels = usize::from(config.channels.max(1));
-        let capacity =
-            (config.sample_rate as usize * PLAYBACK_BUFFER_MS as usize / 1000).max(1) * channels;
+        let ms = |ms: u32| (config.sample_rate as usize * ms as usize / 1000).max(1) * channels;
+        let capacity = ms(PLAYBACK_BUFFER_MS);
         let ring = Arc::new(Mutex::new(Ring {
-            samples: VecDeque::with_capacity(capacity),
+            samples: VecDeque::with_capacity(capacity + ms(20)),
             capacity,
+            target: ms(PLAYBACK_TARGET_MS),
             channels,
             underruns: 0,
+            window_min: usize::MAX,
+            window_len: 0,
         }));
         // Frames waiting for the device thread: one ring's worth.
         let queue = (PLAYBACK_BUFFER_MS / 20) as usize;
@@ -840,13 +931,7 @@ impl PlaybackDevice {
                         let mono = resampler.process(&i16_to_f32(frame.samples()));
                         let out = upmix(&mono, channels);
                         let mut ring = ring.lock().unwrap_or_else(|e| e.into_inner());
-                        ring.samples.extend(out);
-                        let excess = ring.samples.len().saturating_sub(ring.capacity);
-                        if excess > 0 {
-                            // Overrun: drop the oldest whole sample frames.
-                            let excess = (excess.div_ceil(ring.channels) * ring.channels)
-                                .min(ring.samples.len());
-                            ring.samples.drain(..excess);
+                        if ring.push(out) {
                             run_shared.dropped.fetch_add(1, Ordering::Relaxed);
                         }
                         true
@@ -870,8 +955,10 @@ impl PlaybackDevice {
         })
     }
 
-    /// Queues a 48 kHz frame for playback. Never blocks: when the device lags far behind, the
-    /// frame is dropped; when the buffer overflows, the oldest audio is dropped.
+    /// Queues a 48 kHz frame for playback. Never blocks: when the device thread lags far
+    /// behind, the frame is dropped; when the ring buffer ([`PLAYBACK_BUFFER_MS`]) overflows or
+    /// holds more than [`PLAYBACK_TARGET_MS`] for a whole second, the oldest audio is dropped
+    /// down to that target. An empty buffer plays silence.
     pub fn push(&self, frame: &Frame) {
         self.shared.set_level(frame.level_dbfs());
         if self.shared.failed() {
@@ -962,10 +1049,12 @@ where
     T: SizedSample + FromSample<f32> + Send + 'static,
 {
     let err_shared = shared.clone();
+    let cb_shared = shared.clone();
     device
         .build_output_stream::<T, _, _>(
             config,
             move |out: &mut [T], _: &cpal::OutputCallbackInfo| {
+                cb_shared.touch();
                 let mut ring = ring.lock().unwrap_or_else(|e| e.into_inner());
                 let n = out.len().min(ring.samples.len());
                 for (dst, src) in out.iter_mut().zip(ring.samples.drain(..n)) {
@@ -1016,6 +1105,52 @@ mod tests {
             e.to_string(),
             "no input device named \"foo\" (available: default, pulse)"
         );
+    }
+
+    fn ring(capacity: usize, target: usize) -> Ring {
+        Ring {
+            samples: VecDeque::new(),
+            capacity,
+            target,
+            channels: 2,
+            underruns: 0,
+            window_min: usize::MAX,
+            window_len: 0,
+        }
+    }
+
+    #[test]
+    fn ring_overflow_drops_oldest_down_to_target() {
+        let mut r = ring(100, 40);
+        assert!(!r.push((0..100).map(|i| i as f32)));
+        assert!(r.push([100.0, 101.0]));
+        assert_eq!(r.samples.len(), 40);
+        assert_eq!(r.samples.front(), Some(&62.0), "oldest dropped, channels aligned");
+        assert_eq!(r.samples.back(), Some(&101.0));
+    }
+
+    #[test]
+    fn ring_trims_standing_latency_after_a_window() {
+        let mut r = ring(1000, 40);
+        // First window: starts empty, so nothing to trim.
+        r.push(std::iter::repeat_n(0.0, 300));
+        for _ in 1..LATENCY_WINDOW_FRAMES {
+            assert!(!r.push(std::iter::repeat_n(0.0, 20)));
+            r.samples.drain(..20);
+        }
+        // Second window: the consumer keeps pace, fill never below 300 for a whole window.
+        for i in 1..LATENCY_WINDOW_FRAMES {
+            assert!(!r.push(std::iter::repeat_n(0.0, 20)), "push {i}");
+            r.samples.drain(..20);
+        }
+        assert!(r.push(std::iter::repeat_n(0.0, 20)));
+        assert_eq!(r.samples.len(), 60, "min fill 300 trimmed by 260 towards the target");
+        // A low fill is left alone.
+        let mut r = ring(1000, 40);
+        for _ in 0..2 * LATENCY_WINDOW_FRAMES {
+            assert!(!r.push(std::iter::repeat_n(0.0, 20)));
+            r.samples.drain(..20);
+        }
     }
 
     #[test]
