@@ -9,7 +9,9 @@
 #          wacall_speaker_monitor       capture  <- `wacall_speaker.monitor` (what was played)
 #          wacall_mic_feed              playback -> `wacall_mic` (feed a tone into the microphone)
 #        Null sinks are paced in real time, like a sound card.
-# stop:  kills that daemon (by its recorded PID) and leaves the ALSA config in place (without a
+#        As root, /etc/asound.conf and /etc/pulse/client.conf.d/50-wacall.conf (so pactl and
+#        paplay find the daemon); otherwise ~/.asoundrc (then export PULSE_SERVER=unix:$DIR/native).
+# stop:  kills that daemon (by its recorded PID) and leaves the configs in place (without a
 #        daemon its PCMs simply fail to open).
 # Env: WACALL_PULSE_DIR (default /tmp/wacall-pulse): runtime dir, socket `native`, pid, log.
 set -euo pipefail
@@ -21,7 +23,14 @@ PIDFILE="$DIR/pid"
 LOG="$DIR/pulseaudio.log"
 MARKER="# managed by wacall .ci/audio-setup.sh"
 
-if [ "$(id -u)" -eq 0 ]; then ASOUND=/etc/asound.conf; else ASOUND="$HOME/.asoundrc"; fi
+if [ "$(id -u)" -eq 0 ]; then
+  ASOUND=/etc/asound.conf
+  # As root (CI) libpulse clients (pactl, paplay, ALSA's generic `pulse` PCM) find the daemon too.
+  CLIENT_CONF=/etc/pulse/client.conf.d/50-wacall.conf
+else
+  ASOUND="$HOME/.asoundrc"
+  CLIENT_CONF=""
+fi
 
 export PULSE_SERVER="$SERVER"
 
@@ -84,6 +93,10 @@ CONF
     install -m 0644 "$tmp" "$ASOUND"
   fi
   rm -f "$tmp"
+  if [ -n "$CLIENT_CONF" ]; then
+    mkdir -p "$(dirname "$CLIENT_CONF")"
+    printf '%s\ndefault-server = %s\nautospawn = no\n' "$MARKER" "$SERVER" >"$CLIENT_CONF"
+  fi
 }
 
 start() {

@@ -10,9 +10,11 @@
 //! are therefore `Send + Sync`. The audio callbacks never block on the async side: full queues
 //! drop audio instead.
 //!
-//! A stream error (device unplugged, server gone) never panics: it is logged with
-//! `tracing::warn`, reported by `failed()` / `failure()`, and the device goes silent (capture
-//! stops producing frames, playback plays nothing) while the call goes on.
+//! A lost device (unplugged, sound server gone, or a stream whose callback stopped for 3 s)
+//! never panics: it is logged with `tracing::warn`, reported by `failed()` / `failure()`, the
+//! stream is stopped, and the device goes silent (capture stops producing frames, playback
+//! drops what is pushed) while the call goes on. Xruns and transient backend errors are only
+//! logged.
 
 use super::frame::{Frame, SAMPLE_RATE};
 use super::resample::{FrameAssembler, Resampler, downmix, i16_to_f32, upmix};
@@ -41,7 +43,7 @@ const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Raw chunks buffered between an audio callback and its device thread.
 const CALLBACK_QUEUE: usize = 64;
 /// A stream whose callback has not run for this long is declared failed.
-const STALL_TIMEOUT: Duration = Duration::from_secs(5);
+const STALL_TIMEOUT: Duration = Duration::from_secs(3);
 /// Level reported before any audio went through (digital silence, as [`Frame::level_dbfs`]).
 const SILENCE_DBFS: f32 = -96.0;
 
@@ -580,8 +582,7 @@ where
             };
             let _ = ready_tx.send(Ok(()));
             drop(ready_tx);
-            device_loop(&thread_shared, &mut run);
-            drop(stream);
+            device_loop(&thread_shared, stream, &mut run);
         })
         .map_err(|e| DeviceError::Device {
             kind: shared.kind,
@@ -610,10 +611,15 @@ where
 }
 
 /// The thread's receive loop; the receiving end lives in `run`, built by `setup`.
-fn device_loop<R: FnMut() -> bool>(shared: &Shared, run: &mut R) {
+fn device_loop<R: FnMut() -> bool>(shared: &Shared, stream: cpal::Stream, run: &mut R) {
+    let mut stream = Some(stream);
     // `run` handles one message (or a 100 ms timeout) and returns false once told to stop.
     while !shared.stop.load(Ordering::SeqCst) && run() {
         shared.check_stall();
+        if shared.failed() && stream.is_some() {
+            // A failed stream's worker may spin on errors: stop it, stay silent until dropped.
+            drop(stream.take());
+        }
     }
 }
 
@@ -724,7 +730,8 @@ impl CaptureDevice {
         self.shared.level()
     }
 
-    /// `Some(reason)` once the stream failed (device gone...); no frames follow.
+    /// `Some(reason)` once the stream failed (device gone, or no audio for 3 s); no frames
+    /// follow, but the channel stays open (the call goes on silent) until this is dropped.
     pub fn failed(&self) -> Option<String> {
         self.shared.failure.borrow().clone()
     }
