@@ -65,11 +65,7 @@ impl CallRecorder {
     /// Creates `dir` if needed and starts `<stem>.wav`. The stem must be a plain file name
     /// (no separators), as [`recording_stem`] produces.
     pub fn create(dir: &Path, stem: &str) -> io::Result<Self> {
-        if stem.is_empty()
-            || stem == "."
-            || stem == ".."
-            || stem.contains(['/', '\\', '\0'])
-        {
+        if stem.is_empty() || stem == "." || stem == ".." || stem.contains(['/', '\\', '\0']) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("recording name {stem:?} is not a plain file name"),
@@ -109,7 +105,7 @@ impl CallRecorder {
             w.flush().map_err(hound_to_io)?;
         }
         self.frames += 1;
-        if self.frames % FLUSH_EVERY_FRAMES == 0 {
+        if self.frames.is_multiple_of(FLUSH_EVERY_FRAMES) {
             writer.flush().map_err(hound_to_io)?;
         }
         Ok(())
@@ -175,7 +171,10 @@ mod tests {
     fn channels(path: &Path) -> (Vec<i16>, Vec<i16>) {
         let mut reader = hound::WavReader::open(path).unwrap();
         let spec = reader.spec();
-        assert_eq!((spec.channels, spec.sample_rate, spec.bits_per_sample), (2, 48_000, 16));
+        assert_eq!(
+            (spec.channels, spec.sample_rate, spec.bits_per_sample),
+            (2, 48_000, 16)
+        );
         let samples: Vec<i16> = reader.samples::<i16>().map(|s| s.unwrap()).collect();
         let left = samples.iter().step_by(2).copied().collect();
         let right = samples.iter().skip(1).step_by(2).copied().collect();
@@ -186,14 +185,18 @@ mod tests {
         let mut remote = ToneGenerator::new(440.0, 0.5);
         let mut local = ToneGenerator::new(880.0, 0.5);
         for _ in 0..seconds * 50 {
-            rec.write(&remote.next_frame(), &local.next_frame()).unwrap();
+            rec.write(&remote.next_frame(), &local.next_frame())
+                .unwrap();
         }
     }
 
     #[test]
     fn stem_sorts_by_time_and_is_sanitised() {
         let at = Utc.with_ymd_and_hms(2026, 11, 25, 14, 35, 1).unwrap();
-        assert_eq!(recording_stem(at, "wacid.ABC"), "20261125T143501Z_wacid.ABC");
+        assert_eq!(
+            recording_stem(at, "wacid.ABC"),
+            "20261125T143501Z_wacid.ABC"
+        );
         assert_eq!(
             recording_stem(at, "../x/y z:é"),
             "20261125T143501Z_.._x_y_z__"
@@ -260,7 +263,11 @@ mod tests {
         // No destructor, no finalize: what a killed process leaves behind.
         std::mem::forget(rec);
         let (left, right) = channels(&wav);
-        assert!(left.len() >= 2 * 48_000, "only {} samples readable", left.len());
+        assert!(
+            left.len() >= 2 * 48_000,
+            "only {} samples readable",
+            left.len()
+        );
         assert!((dominant_frequency(&left, 48_000) - 440.0).abs() < 2.0);
         assert!((dominant_frequency(&right, 48_000) - 880.0).abs() < 2.0);
         let _ = std::fs::remove_dir_all(&dir);

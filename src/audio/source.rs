@@ -56,8 +56,9 @@ pub fn read_wav_frames(path: &Path) -> Result<Vec<Frame>, AudioFileError> {
         source,
     };
     let interleaved: Vec<f32> = match (spec.sample_format, spec.bits_per_sample) {
-        (hound::SampleFormat::Float, 32) => collect_lenient(path, reader.into_samples::<f32>())
-            .map_err(read_err)?,
+        (hound::SampleFormat::Float, 32) => {
+            collect_lenient(path, reader.into_samples::<f32>()).map_err(read_err)?
+        }
         (hound::SampleFormat::Int, bits @ 1..=32) => {
             let scale = 1.0 / (1u64 << (bits - 1)) as f64;
             collect_lenient(path, reader.into_samples::<i32>())
@@ -73,11 +74,12 @@ pub fn read_wav_frames(path: &Path) -> Result<Vec<Frame>, AudioFileError> {
 
     let mono = downmix(&interleaved, usize::from(spec.channels));
     drop(interleaved);
-    let mut resampler =
-        Resampler::new(spec.sample_rate, SAMPLE_RATE).map_err(|source| AudioFileError::Resample {
+    let mut resampler = Resampler::new(spec.sample_rate, SAMPLE_RATE).map_err(|source| {
+        AudioFileError::Resample {
             path: path.to_path_buf(),
             source,
-        })?;
+        }
+    })?;
     let mut at_48k = resampler.process(&mono);
     at_48k.extend(resampler.flush());
 
@@ -221,7 +223,10 @@ mod tests {
     fn errors_name_the_path() {
         let missing = temp_path("missing");
         let e = read_wav_frames(&missing).unwrap_err();
-        assert!(e.to_string().contains(&missing.display().to_string()), "{e}");
+        assert!(
+            e.to_string().contains(&missing.display().to_string()),
+            "{e}"
+        );
 
         let garbage = temp_path("garbage");
         std::fs::write(&garbage, b"RIFF\x10\x00\x00\x00WAVEjunkjunkjunk").unwrap();
@@ -247,5 +252,19 @@ mod tests {
         let frames = read_wav_frames(&path).unwrap();
         assert!((19..=25).contains(&frames.len()), "{}", frames.len());
         let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn shipped_greeting_is_readable_speech() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("audio/greeting.wav");
+        let frames = read_wav_frames(&path).unwrap();
+        // About 4.4 s.
+        assert!((200..=240).contains(&frames.len()), "{}", frames.len());
+        let loud = frames.iter().filter(|f| f.level_dbfs() > -40.0).count();
+        assert!(
+            loud > frames.len() / 2,
+            "{loud} of {} frames audible",
+            frames.len()
+        );
     }
 }
