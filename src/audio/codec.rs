@@ -115,7 +115,9 @@ pub struct OpusEncoder {
 
 impl std::fmt::Debug for OpusEncoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OpusEncoder").field("cfg", &self.cfg).finish()
+        f.debug_struct("OpusEncoder")
+            .field("cfg", &self.cfg)
+            .finish()
     }
 }
 
@@ -128,7 +130,9 @@ impl OpusEncoder {
             .map_err(CodecError::CreateEncoder)?;
         let conf = |setting, source| CodecError::Configure { setting, source };
         inner
-            .set_bitrate(Bitrate::Bits(cfg.bitrate_bps.clamp(MIN_BITRATE, MAX_BITRATE)))
+            .set_bitrate(Bitrate::Bits(
+                cfg.bitrate_bps.clamp(MIN_BITRATE, MAX_BITRATE),
+            ))
             .map_err(|e| conf("bitrate", e))?;
         inner
             .set_complexity(cfg.complexity.clamp(0, 10))
@@ -334,7 +338,13 @@ mod tests {
     #[test]
     fn garbage_never_panics() {
         let mut dec = OpusDecoder::new().unwrap();
-        for junk in [&[][..], &[0xFF; 3], &[0x00], &[0xFC, 0xFF, 0xFF, 0xFF], &[7; 2000]] {
+        for junk in [
+            &[][..],
+            &[0xFF; 3],
+            &[0x00],
+            &[0xFC, 0xFF, 0xFF, 0xFF],
+            &[7; 2000],
+        ] {
             assert_eq!(dec.decode(junk).samples().len(), FRAME_SAMPLES);
             assert_eq!(dec.decode_fec(junk).samples().len(), FRAME_SAMPLES);
         }

@@ -8,7 +8,7 @@
 //! is trimmed one frame at a time, and the target itself decays after a quiet period.
 
 use super::codec::OpusDecoder;
-use super::frame::{FRAME_SAMPLES, Frame, SAMPLE_RATE};
+use super::frame::{Frame, SAMPLE_RATE};
 use bytes::Bytes;
 use std::collections::BTreeMap;
 
@@ -320,6 +320,7 @@ impl JitterBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audio::FRAME_SAMPLES;
     use crate::audio::codec::{EncoderConfig, OpusEncoder};
     use crate::audio::tone::{ToneGenerator, dominant_frequency};
 
@@ -397,7 +398,10 @@ mod tests {
         let (jb, out) = simulate(100, &packets, &in_order(60), 62);
         let s = jb.stats();
         assert_eq!(s.received, 60);
-        assert_eq!((s.duplicates, s.late, s.concealed, s.fec_recovered), (0, 0, 0, 0));
+        assert_eq!(
+            (s.duplicates, s.late, s.concealed, s.fec_recovered),
+            (0, 0, 0, 0)
+        );
         assert_eq!(s.depth_frames, 2);
         let f = dominant_frequency(&audio_of(&out[10..60]), SAMPLE_RATE);
         assert!((f - 440.0).abs() < 2.0, "{f}");
@@ -485,7 +489,11 @@ mod tests {
         let seq0 = u16::MAX - 29;
         let (jb, out) = simulate(seq0, &packets, &arrivals, 62);
         let s = jb.stats();
-        assert_eq!((s.late, s.duplicates, s.concealed, s.fec_recovered), (0, 0, 0, 0), "{s:?}");
+        assert_eq!(
+            (s.late, s.duplicates, s.concealed, s.fec_recovered),
+            (0, 0, 0, 0),
+            "{s:?}"
+        );
         let f = dominant_frequency(&audio_of(&out[10..60]), SAMPLE_RATE);
         assert!((f - 440.0).abs() < 2.0, "{f}");
     }

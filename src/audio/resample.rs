@@ -40,6 +40,8 @@ pub struct Resampler {
     to_hz: u32,
     inner: Option<Box<dyn VecResampler<f32>>>,
     pending: Vec<f32>,
+    /// Reused rubato input/output buffers: no allocation per chunk on the audio path.
+    in_buf: Vec<Vec<f32>>,
     out_buf: Vec<Vec<f32>>,
     delay_left: usize,
     in_total: u64,
@@ -81,6 +83,7 @@ impl Resampler {
             to_hz,
             inner,
             pending: Vec::new(),
+            in_buf: vec![Vec::with_capacity(CHUNK)],
             out_buf,
             delay_left,
             in_total: 0,
@@ -147,16 +150,14 @@ impl Resampler {
         self.pending.extend_from_slice(input);
         let mut out = Vec::new();
         let mut consumed = 0;
-        loop {
-            let Some(inner) = self.inner.as_mut() else {
-                break;
-            };
+        while let Some(inner) = self.inner.as_mut() {
             let need = inner.input_frames_next();
             if self.pending.len() - consumed < need {
                 break;
             }
-            let chunk = vec![self.pending[consumed..consumed + need].to_vec()];
-            match inner.process_into_buffer(&chunk, &mut self.out_buf, None) {
+            self.in_buf[0].clear();
+            self.in_buf[0].extend_from_slice(&self.pending[consumed..consumed + need]);
+            match inner.process_into_buffer(&self.in_buf, &mut self.out_buf, None) {
                 Ok((used, produced)) => {
                     consumed += used.max(1).min(need);
                     self.emit(produced, &mut out);
@@ -250,7 +251,10 @@ pub fn i16_to_f32(samples: &[i16]) -> Vec<f32> {
 /// Converts to i16, clamping out-of-range values (and mapping NaN to 0) instead of wrapping.
 pub fn f32_to_i16(samples: &[f32]) -> Vec<i16> {
     // `as` saturates and turns NaN into 0, which is exactly the required behaviour.
-    samples.iter().map(|&s| (s * 32768.0).round() as i16).collect()
+    samples
+        .iter()
+        .map(|&s| (s * 32768.0).round() as i16)
+        .collect()
 }
 
 /// Collects arbitrary-length 48 kHz chunks into whole 20 ms frames.
@@ -277,7 +281,11 @@ impl FrameAssembler {
             return None;
         }
         let mut frame = Frame::silence();
-        for (dst, src) in frame.samples_mut().iter_mut().zip(self.buf.drain(..FRAME_SAMPLES)) {
+        for (dst, src) in frame
+            .samples_mut()
+            .iter_mut()
+            .zip(self.buf.drain(..FRAME_SAMPLES))
+        {
             *dst = src;
         }
         Some(frame)
@@ -333,12 +341,19 @@ mod tests {
         let out = run(from, to, &input);
         let expected = input.len() as f64 * to as f64 / from as f64;
         let ratio = out.len() as f64 / expected;
-        assert!((ratio - 1.0).abs() < 0.01, "{from}->{to}: {} vs {expected}", out.len());
+        assert!(
+            (ratio - 1.0).abs() < 0.01,
+            "{from}->{to}: {} vs {expected}",
+            out.len()
+        );
         let f = dominant_frequency(&f32_to_i16(&out), to);
         assert!((f - 1000.0).abs() < 2.0, "{from}->{to}: {f} Hz");
         // The start is aligned: no long run of filter-delay silence.
         let first_loud = out.iter().position(|s| s.abs() > 0.1).unwrap();
-        assert!(first_loud < (to / 500) as usize, "{from}->{to}: starts at {first_loud}");
+        assert!(
+            first_loud < (to / 500) as usize,
+            "{from}->{to}: starts at {first_loud}"
+        );
     }
 
     #[test]

@@ -23,7 +23,11 @@ impl ToneGenerator {
     /// `amplitude` is a fraction of full scale; out-of-range or non-finite values are clamped
     /// (non-finite to silence) rather than rejected, since a tone is never worth an error.
     pub fn new(freq_hz: f32, amplitude: f32) -> Self {
-        let freq = if freq_hz.is_finite() { freq_hz as f64 } else { 0.0 };
+        let freq = if freq_hz.is_finite() {
+            freq_hz as f64
+        } else {
+            0.0
+        };
         let amplitude = if amplitude.is_finite() {
             amplitude.clamp(0.0, 1.0) as f64
         } else {
