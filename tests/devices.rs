@@ -5,7 +5,6 @@
 //!
 //! Without the daemon the tests fail under `CI` (with the command to run) and skip elsewhere.
 
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use wacall::audio::Frame;
@@ -16,7 +15,7 @@ const SPEAKER: &str = "wacall_speaker";
 const SPEAKER_MONITOR: &str = "wacall_speaker_monitor";
 
 /// The device tests share one sound server; run them one at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// True when the PulseAudio daemon of `.ci/audio-setup.sh` answers on its socket.
 fn audio_available(test: &str) -> bool {
@@ -41,14 +40,20 @@ fn lists_input_and_output_devices() {
     if !audio_available("lists_input_and_output_devices") {
         return;
     }
-    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _guard = SERIAL.blocking_lock();
     let started = Instant::now();
     let list = list_devices().expect("list_devices");
     println!("{list}");
     assert!(!list.inputs.is_empty(), "no input device:\n{list}");
     assert!(!list.outputs.is_empty(), "no output device:\n{list}");
-    assert!(list.inputs.iter().any(|d| d.is_default), "no default input:\n{list}");
-    assert!(list.outputs.iter().any(|d| d.is_default), "no default output:\n{list}");
+    assert!(
+        list.inputs.iter().any(|d| d.is_default),
+        "no default input:\n{list}"
+    );
+    assert!(
+        list.outputs.iter().any(|d| d.is_default),
+        "no default output:\n{list}"
+    );
     let monitor = list
         .inputs
         .iter()
@@ -73,7 +78,7 @@ async fn tone_played_to_speaker_is_captured_from_its_monitor() {
     if !audio_available("tone_played_to_speaker_is_captured_from_its_monitor") {
         return;
     }
-    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _guard = SERIAL.lock().await;
     let started = Instant::now();
 
     let (capture, mut frames) = CaptureDevice::open(Some(SPEAKER_MONITOR)).expect("open capture");
@@ -133,14 +138,21 @@ async fn tone_played_to_speaker_is_captured_from_its_monitor() {
         playback.dropped_frames(),
         capture.dropped_frames()
     );
-    assert!((f - 1000.0).abs() <= 5.0, "dominant frequency {f} Hz, want 1000 ± 5");
+    assert!(
+        (f - 1000.0).abs() <= 5.0,
+        "dominant frequency {f} Hz, want 1000 ± 5"
+    );
     assert!(capture_level > -20.0, "capture level {capture_level}");
     assert!(playback_level > -20.0, "playback level {playback_level}");
     assert_eq!(capture.failed(), None);
     assert_eq!(playback.failed(), None);
     drop(capture);
     drop(playback);
-    assert!(started.elapsed() < Duration::from_secs(15), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
@@ -148,15 +160,21 @@ fn unknown_device_names_are_errors_naming_them() {
     if !audio_available("unknown_device_names_are_errors_naming_them") {
         return;
     }
-    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _guard = SERIAL.blocking_lock();
     let err = CaptureDevice::open(Some("no-such-mic")).expect_err("capture must fail");
     let msg = err.to_string();
     assert!(matches!(err, DeviceError::NotFound { .. }), "{err:?}");
     assert!(msg.contains("input device named \"no-such-mic\""), "{msg}");
-    assert!(msg.contains(SPEAKER_MONITOR), "available devices missing: {msg}");
+    assert!(
+        msg.contains(SPEAKER_MONITOR),
+        "available devices missing: {msg}"
+    );
 
     let err = PlaybackDevice::open(Some("no-such-speaker")).expect_err("playback must fail");
     let msg = err.to_string();
-    assert!(msg.contains("output device named \"no-such-speaker\""), "{msg}");
+    assert!(
+        msg.contains("output device named \"no-such-speaker\""),
+        "{msg}"
+    );
     assert!(msg.contains(SPEAKER), "{msg}");
 }

@@ -279,12 +279,7 @@ impl DeviceInfo {
         let default = self
             .default_config
             .as_ref()
-            .map(|c| {
-                format!(
-                    "; default {} Hz {} ch {}",
-                    c.min_rate, c.channels, c.format
-                )
-            })
+            .map(|c| format!("; default {} Hz {} ch {}", c.min_rate, c.channels, c.format))
             .unwrap_or_default();
         format!("{} | {channels} | {rates}{default}", formats.join(","))
     }
@@ -306,7 +301,11 @@ impl fmt::Display for DeviceList {
                 .max()
                 .unwrap_or(0)
                 .max(4);
-            writeln!(f, "    {:<name_w$}  {}", "NAME", "CONFIGS (formats | channels | rates)")?;
+            writeln!(
+                f,
+                "    {:<name_w$}  CONFIGS (formats | channels | rates)",
+                "NAME"
+            )?;
             for d in devices {
                 let mark = if d.is_default { "*" } else { " " };
                 writeln!(f, "  {mark} {:<name_w$}  {}", d.name, d.summary())?;
@@ -671,8 +670,8 @@ impl CaptureDevice {
                 name: shared.name.clone(),
                 cause,
             };
-            let mut resampler = Resampler::new(config.sample_rate, SAMPLE_RATE)
-                .map_err(|e| err(e.to_string()))?;
+            let mut resampler =
+                Resampler::new(config.sample_rate, SAMPLE_RATE).map_err(|e| err(e.to_string()))?;
             let stream = build_input(&device, config, format, cb_tx, shared.clone())?;
             stream
                 .play()
@@ -796,7 +795,10 @@ where
             move |data: &[T], _: &cpal::InputCallbackInfo| {
                 cb_shared.touch();
                 interleaved.clear();
-                interleaved.extend(data.iter().map(|&s| <f32 as FromSample<T>>::from_sample_(s)));
+                interleaved.extend(
+                    data.iter()
+                        .map(|&s| <f32 as FromSample<T>>::from_sample_(s)),
+                );
                 let mono = downmix(&interleaved, channels);
                 // Never block the audio thread: a full queue loses this chunk.
                 if tx.try_send(Msg::Captured(mono)).is_err() {
@@ -921,8 +923,8 @@ impl PlaybackDevice {
                 name: shared.name.clone(),
                 cause,
             };
-            let mut resampler = Resampler::new(SAMPLE_RATE, config.sample_rate)
-                .map_err(|e| err(e.to_string()))?;
+            let mut resampler =
+                Resampler::new(SAMPLE_RATE, config.sample_rate).map_err(|e| err(e.to_string()))?;
             let stream = build_output(&device, config, format, ring.clone(), shared.clone())?;
             stream
                 .play()
@@ -1132,7 +1134,11 @@ mod tests {
         assert!(!r.push((0..100).map(|i| i as f32)));
         assert!(r.push([100.0, 101.0]));
         assert_eq!(r.samples.len(), 40);
-        assert_eq!(r.samples.front(), Some(&62.0), "oldest dropped, channels aligned");
+        assert_eq!(
+            r.samples.front(),
+            Some(&62.0),
+            "oldest dropped, channels aligned"
+        );
         assert_eq!(r.samples.back(), Some(&101.0));
     }
 
@@ -1151,7 +1157,11 @@ mod tests {
             r.samples.drain(..20);
         }
         assert!(r.push(std::iter::repeat_n(0.0, 20)));
-        assert_eq!(r.samples.len(), 60, "min fill 300 trimmed by 260 towards the target");
+        assert_eq!(
+            r.samples.len(),
+            60,
+            "min fill 300 trimmed by 260 towards the target"
+        );
         // A low fill is left alone.
         let mut r = ring(1000, 40);
         for _ in 0..2 * LATENCY_WINDOW_FRAMES {
@@ -1185,5 +1195,4 @@ mod tests {
         };
         assert_eq!(info.summary(), "i16,f32 | 1-2 ch | 8000-96000 Hz");
     }
-
 }
