@@ -40,6 +40,8 @@ pub struct Resampler {
     to_hz: u32,
     inner: Option<Box<dyn VecResampler<f32>>>,
     pending: Vec<f32>,
+    /// Reused rubato input/output buffers: no allocation per chunk on the audio path.
+    in_buf: Vec<Vec<f32>>,
     out_buf: Vec<Vec<f32>>,
     delay_left: usize,
     in_total: u64,
@@ -81,6 +83,7 @@ impl Resampler {
             to_hz,
             inner,
             pending: Vec::new(),
+            in_buf: vec![Vec::with_capacity(CHUNK)],
             out_buf,
             delay_left,
             in_total: 0,
@@ -152,8 +155,9 @@ impl Resampler {
             if self.pending.len() - consumed < need {
                 break;
             }
-            let chunk = vec![self.pending[consumed..consumed + need].to_vec()];
-            match inner.process_into_buffer(&chunk, &mut self.out_buf, None) {
+            self.in_buf[0].clear();
+            self.in_buf[0].extend_from_slice(&self.pending[consumed..consumed + need]);
+            match inner.process_into_buffer(&self.in_buf, &mut self.out_buf, None) {
                 Ok((used, produced)) => {
                     consumed += used.max(1).min(need);
                     self.emit(produced, &mut out);

@@ -253,4 +253,18 @@ mod tests {
         assert!((19..=25).contains(&frames.len()), "{}", frames.len());
         let _ = std::fs::remove_file(&path);
     }
+
+    #[test]
+    fn shipped_greeting_is_readable_speech() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("audio/greeting.wav");
+        let frames = read_wav_frames(&path).unwrap();
+        // About 4.4 s.
+        assert!((200..=240).contains(&frames.len()), "{}", frames.len());
+        let loud = frames.iter().filter(|f| f.level_dbfs() > -40.0).count();
+        assert!(
+            loud > frames.len() / 2,
+            "{loud} of {} frames audible",
+            frames.len()
+        );
+    }
 }
