@@ -19,8 +19,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use wacall::audio::codec::{EncoderConfig, OpusDecoder, OpusEncoder};
 use wacall::audio::Frame;
+use wacall::audio::codec::{EncoderConfig, OpusDecoder, OpusEncoder};
 use wacall::media::MediaConfig;
 use wacall::sandbox::demo::demo_business;
 use wacall::sandbox::{Sandbox, SandboxConfig, SimState, UserCall};
@@ -53,7 +53,8 @@ fn speechlike(n: usize) -> Vec<Frame> {
             let mut f = Frame::silence();
             for s in f.samples_mut().iter_mut() {
                 let env = 0.5 + 0.5 * (2.0 * std::f32::consts::PI * 4.0 * t).sin();
-                let v = 0.25 * env
+                let v = 0.25
+                    * env
                     * ((2.0 * std::f32::consts::PI * 180.0 * t).sin()
                         + 0.5 * (2.0 * std::f32::consts::PI * 720.0 * t).sin());
                 *s = (v * 32767.0) as i16;
@@ -69,7 +70,10 @@ fn floor() -> (f64, f64) {
     let frames = speechlike(500);
     let mut enc = OpusEncoder::new(EncoderConfig::default()).expect("encoder");
     let mut dec = OpusDecoder::new().expect("decoder");
-    let packets: Vec<Vec<u8>> = frames.iter().map(|f| enc.encode(f).expect("encode")).collect();
+    let packets: Vec<Vec<u8>> = frames
+        .iter()
+        .map(|f| enc.encode(f).expect("encode"))
+        .collect();
     let rounds = 4;
     let t = Instant::now();
     for _ in 0..rounds {
@@ -122,7 +126,11 @@ struct Totals {
 }
 
 fn totals(sandbox: &Sandbox, ids: &[String]) -> Totals {
-    let mut t = Totals { heard: 0, late: 0, missing: 0 };
+    let mut t = Totals {
+        heard: 0,
+        late: 0,
+        missing: 0,
+    };
     for id in ids {
         if let Some(r) = sandbox.world.report(id) {
             t.heard += r.voice.packets_heard;
@@ -142,7 +150,11 @@ async fn place(sandbox: &Sandbox, n: usize, first: usize) -> Vec<String> {
             hangup_after: None,
         })
     });
-    futures_util::future::join_all(calls).await.into_iter().filter_map(Result::ok).collect()
+    futures_util::future::join_all(calls)
+        .await
+        .into_iter()
+        .filter_map(Result::ok)
+        .collect()
 }
 
 async fn wait_active(sandbox: &Sandbox, ids: &[String], timeout: Duration) -> usize {
@@ -150,7 +162,12 @@ async fn wait_active(sandbox: &Sandbox, ids: &[String], timeout: Duration) -> us
     loop {
         let active = ids
             .iter()
-            .filter(|id| sandbox.world.report(id).is_some_and(|r| r.state == SimState::Active))
+            .filter(|id| {
+                sandbox
+                    .world
+                    .report(id)
+                    .is_some_and(|r| r.state == SimState::Active)
+            })
             .count();
         if active == ids.len() || Instant::now() > deadline {
             return active;
@@ -189,9 +206,16 @@ async fn main() -> anyhow::Result<()> {
             .ok_or_else(|| anyhow::anyhow!("cannot locate the wacall binary; pass --wacall"))?,
     };
     if !wacall.exists() {
-        anyhow::bail!("{} not found: build it first (cargo build --release --bin wacall)", wacall.display());
+        anyhow::bail!(
+            "{} not found: build it first (cargo build --release --bin wacall)",
+            wacall.display()
+        );
     }
-    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
 
     // 1. The floor, in this run.
     let (enc_us, dec_us) = floor();
@@ -231,12 +255,20 @@ async fn main() -> anyhow::Result<()> {
     let mut child = tokio::process::Command::new(&wacall)
         .args(["serve", "-c"])
         .arg(&cfg_path)
-        .args(["--bot", "--media-bind", "127.0.0.1", "--accept-delay-ms", "0"])
+        .args([
+            "--bot",
+            "--media-bind",
+            "127.0.0.1",
+            "--accept-delay-ms",
+            "0",
+        ])
         .args(behaviour)
         .kill_on_drop(true)
         .stdout(std::process::Stdio::null())
         .spawn()?;
-    let pid = child.id().ok_or_else(|| anyhow::anyhow!("the bridge exited at once"))?;
+    let pid = child
+        .id()
+        .ok_or_else(|| anyhow::anyhow!("the bridge exited at once"))?;
     let http = reqwest::Client::new();
     let health = format!("http://{bridge_addr}/health");
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -254,9 +286,16 @@ async fn main() -> anyhow::Result<()> {
     }
     let base_rss = rss_kib(pid);
 
-    println!("# wacall load test ({profile} build, workload `{}`)\n", args.workload);
-    println!("libopus floor (complexity 5, 32 kb/s, FEC, this run): encode {enc_us:.0} µs/frame, decode {dec_us:.0} µs/frame");
-    println!("= {floor_pct:.2}% of one core per call (encode+decode), {decode_pct:.2}% for decode only\n");
+    println!(
+        "# wacall load test ({profile} build, workload `{}`)\n",
+        args.workload
+    );
+    println!(
+        "libopus floor (complexity 5, 32 kb/s, FEC, this run): encode {enc_us:.0} µs/frame, decode {dec_us:.0} µs/frame"
+    );
+    println!(
+        "= {floor_pct:.2}% of one core per call (encode+decode), {decode_pct:.2}% for decode only\n"
+    );
 
     // 3. Setup latency with a burst.
     let ids = place(&sandbox, args.burst, 0).await;
@@ -266,7 +305,9 @@ async fn main() -> anyhow::Result<()> {
         .iter()
         .filter_map(|id| {
             let sent = sandbox.world.offered_at(id)?;
-            let pre = received.iter().find(|r| r.action == "pre_accept" && r.call_id.as_deref() == Some(id))?;
+            let pre = received
+                .iter()
+                .find(|r| r.action == "pre_accept" && r.call_id.as_deref() == Some(id))?;
             Some(pre.at.saturating_duration_since(sent).as_secs_f64() * 1000.0)
         })
         .collect();
@@ -283,7 +324,9 @@ async fn main() -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     // 4. Capacity ramp.
-    println!("| calls up | CPU % per call | × floor | RSS MiB per call | late frames % | missing % | result |");
+    println!(
+        "| calls up | CPU % per call | × floor | RSS MiB per call | late frames % | missing % | result |"
+    );
     println!("|---|---|---|---|---|---|---|");
     let mut live: Vec<String> = Vec::new();
     let mut last_good = 0;
@@ -299,12 +342,17 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let (c0, t0, s0) = (cpu_secs(pid), Instant::now(), totals(&sandbox, &live));
         tokio::time::sleep(Duration::from_secs(args.hold_secs)).await;
-        let (c1, secs, s1) = (cpu_secs(pid), t0.elapsed().as_secs_f64(), totals(&sandbox, &live));
+        let (c1, secs, s1) = (
+            cpu_secs(pid),
+            t0.elapsed().as_secs_f64(),
+            totals(&sandbox, &live),
+        );
         let per_call = (c1 - c0) / secs / up.max(1) as f64 * 100.0;
         let rss = (rss_kib(pid).saturating_sub(base_rss)) as f64 / 1024.0 / up.max(1) as f64;
         let heard = (s1.heard - s0.heard).max(1) as f64;
         let late = (s1.late - s0.late) as f64 / heard * 100.0;
-        let missing = (s1.missing - s0.missing) as f64 / (heard + (s1.missing - s0.missing) as f64) * 100.0;
+        let missing =
+            (s1.missing - s0.missing) as f64 / (heard + (s1.missing - s0.missing) as f64) * 100.0;
         let ok = up == target && late < 1.0 && missing < 1.0;
         println!(
             "| {up}/{target} | {per_call:.2} | {:.2} | {rss:.2} | {late:.2} | {missing:.2} | {} |",
@@ -316,7 +364,9 @@ async fn main() -> anyhow::Result<()> {
         }
         last_good = target;
     }
-    println!("\nlast step within the bar (<1% late or missing frames): {last_good} simultaneous calls");
+    println!(
+        "\nlast step within the bar (<1% late or missing frames): {last_good} simultaneous calls"
+    );
     hang_up_all(&sandbox, &live).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let _ = child.kill().await;

@@ -66,6 +66,8 @@ enum Cmd {
     /// Check this host's SDP without placing a call.
     #[command(subcommand)]
     Media(MediaCmd),
+    /// List audio input and output devices and the formats they offer.
+    Devices,
 }
 
 #[derive(Args)]
@@ -524,6 +526,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::History(a) => history(a),
         Cmd::Media(m) => media(m).await,
+        Cmd::Devices => {
+            let list = wacall::audio::device::list_devices()?;
+            print!("{list}");
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

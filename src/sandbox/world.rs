@@ -321,6 +321,14 @@ impl World {
         );
         let payload =
             webhooks::user_call(&self.cfg.business, &call_id, &call.user, &call.name, &offer);
+        if let Some(c) = self
+            .calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(&call_id)
+        {
+            c.offered_at = Some(std::time::Instant::now());
+        }
         self.post_webhook(&payload).instrument(span).await;
         if let Some(after) = call.hangup_after {
             let world = self.clone();
@@ -400,7 +408,11 @@ impl World {
 
     /// When the connect webhook of a user's call was sent.
     pub fn offered_at(&self, call_id: &str) -> Option<std::time::Instant> {
-        self.calls.lock().unwrap_or_else(|e| e.into_inner()).get(call_id)?.offered_at
+        self.calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(call_id)?
+            .offered_at
     }
 
     pub fn report(&self, call_id: &str) -> Option<CallReport> {
