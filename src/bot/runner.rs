@@ -20,6 +20,11 @@ use crate::edge::hub_client::{self, HubConnection, HubError};
 use crate::hub_protocol::{EdgeKind, EdgeMessage, HubMessage};
 use crate::media::{MediaConfig, MediaSession};
 
+/// Concurrent media setups (session + answer), one per core.
+static SETUP_SLOTS: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+    tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+});
+
 /// What a bot does with a call.
 #[derive(Clone)]
 pub struct BotConfig {
@@ -194,6 +199,9 @@ async fn inbound(
 ) {
     info!(%from, name = caller_name.as_deref().unwrap_or(""), "incoming call");
     let setup = async {
+        // Setups run at most one per core: interleaving fifty of them makes every caller wait
+        // for the slowest, while a queue lets the first ones pre-accept at once.
+        let _slot = SETUP_SLOTS.acquire().await;
         let media = MediaSession::new(&cfg.media, &call_id).await?;
         let answer = media.answer(&offer).await?;
         Ok::<_, crate::media::MediaError>((media, answer))

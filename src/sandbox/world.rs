@@ -96,6 +96,13 @@ pub struct Faults {
     pub light_users: bool,
 }
 
+/// A user call whose offer is ready but whose webhook is not sent yet.
+struct PreparedCall {
+    call_id: String,
+    offer: String,
+    call: UserCall,
+}
+
 /// What a terminate webhook needs about an ended call: the user, whether they placed it, and
 /// (accept, end) unix times when it was connected.
 type Ended = (String, bool, Option<(u64, u64)>);
@@ -286,8 +293,31 @@ impl World {
 
     /// A simulated user calls the business. Returns the call id.
     pub async fn place_user_call(self: &Arc<Self>, call: UserCall) -> Result<String, String> {
+        let prepared = self.prepare_user_call(call).await?;
+        Ok(self.ring_business(prepared).await)
+    }
+
+    /// Many users call at the same moment: every offer is built first, then all the connect
+    /// webhooks go out together (what "50 calls arriving at once" means for setup latency).
+    pub async fn place_user_calls_at_once(
+        self: &Arc<Self>,
+        calls: Vec<UserCall>,
+    ) -> Vec<Result<String, String>> {
+        let prepared =
+            futures_util::future::join_all(calls.into_iter().map(|c| self.prepare_user_call(c)))
+                .await;
+        let sends = prepared.into_iter().map(|p| async move {
+            match p {
+                Ok(p) => Ok(self.ring_business(p).await),
+                Err(e) => Err(e),
+            }
+        });
+        futures_util::future::join_all(sends).await
+    }
+
+    /// The user's phone builds its offer (media ready, listening) but has not called yet.
+    async fn prepare_user_call(self: &Arc<Self>, call: UserCall) -> Result<PreparedCall, String> {
         let call_id = self.new_call_id();
-        let span = info_span!("sim_user", call_id = %call_id, user = %call.user);
         let media = MediaSession::new(&self.lite_media(), &call_id)
             .await
             .map_err(|e| e.to_string())?;
@@ -315,18 +345,17 @@ impl World {
                 offered_at: None,
             },
         );
-        self.emit(
-            &call_id,
-            format!("{} ({}) calls the business", call.name, call.user),
-        );
+        Ok(PreparedCall { call_id, offer, call })
+    }
+
+    /// Sends the prepared call's connect webhook; returns its call id.
+    async fn ring_business(self: &Arc<Self>, p: PreparedCall) -> String {
+        let PreparedCall { call_id, offer, call } = p;
+        let span = info_span!("sim_user", call_id = %call_id, user = %call.user);
+        self.emit(&call_id, format!("{} ({}) calls the business", call.name, call.user));
         let payload =
             webhooks::user_call(&self.cfg.business, &call_id, &call.user, &call.name, &offer);
-        if let Some(c) = self
-            .calls
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get_mut(&call_id)
-        {
+        if let Some(c) = self.calls.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&call_id) {
             c.offered_at = Some(std::time::Instant::now());
         }
         self.post_webhook(&payload).instrument(span).await;
@@ -338,7 +367,7 @@ impl World {
                 world.user_hangs_up(&id).await;
             });
         }
-        Ok(call_id)
+        call_id
     }
 
     fn light(&self) -> bool {
