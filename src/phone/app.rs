@@ -40,8 +40,9 @@ impl PhoneSettings {
     /// A missing file is an empty configuration; an unreadable one is an error.
     pub fn load(path: &Path) -> anyhow::Result<PhoneSettings> {
         match std::fs::read_to_string(path) {
-            Ok(s) => toml::from_str(&s)
-                .map_err(|e| anyhow::anyhow!("{} is not a valid phone config: {e}", path.display())),
+            Ok(s) => toml::from_str(&s).map_err(|e| {
+                anyhow::anyhow!("{} is not a valid phone config: {e}", path.display())
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(PhoneSettings::default()),
             Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
         }
@@ -311,9 +312,13 @@ mod tests {
 
     #[test]
     fn settings_round_trip_with_private_permissions() {
-        let dir = std::env::temp_dir().join(format!("wacall-phone-cfg-{:x}", rand::random::<u64>()));
+        let dir =
+            std::env::temp_dir().join(format!("wacall-phone-cfg-{:x}", rand::random::<u64>()));
         let path = dir.join("wacall").join("phone.toml");
-        assert_eq!(PhoneSettings::load(&path).unwrap(), PhoneSettings::default());
+        assert_eq!(
+            PhoneSettings::load(&path).unwrap(),
+            PhoneSettings::default()
+        );
         let s = PhoneSettings {
             hub_url: "ws://127.0.0.1:8080/hub".into(),
             token: "secret".into(),

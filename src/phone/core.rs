@@ -55,7 +55,10 @@ impl Default for PhoneConfig {
 /// What the UI asks for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    SignIn { url: String, token: String },
+    SignIn {
+        url: String,
+        token: String,
+    },
     SignOut,
     Answer,
     Reject,
@@ -116,10 +119,7 @@ pub enum PhoneState {
 
 impl PhoneState {
     pub fn is_online(&self) -> bool {
-        !matches!(
-            self,
-            PhoneState::SignedOut | PhoneState::Connecting { .. }
-        )
+        !matches!(self, PhoneState::SignedOut | PhoneState::Connecting { .. })
     }
 }
 
@@ -352,6 +352,8 @@ pub fn normalize_hub_url(input: &str) -> String {
 // Devices and the phone's audio behaviour
 // ---------------------------------------------------------------------------------------------
 
+static DEVICE_OPEN: Mutex<()> = Mutex::new(());
+
 #[derive(Default)]
 struct Devices {
     capture: Option<(CaptureDevice, mpsc::Receiver<Frame>)>,
@@ -545,8 +547,7 @@ impl Phone {
                 let Some(c) = self.credentials.as_ref() else {
                     break None;
                 };
-                match hub_client::connect(&c.url, &c.token, &self.cfg.name, EdgeKind::Agent).await
-                {
+                match hub_client::connect(&c.url, &c.token, &self.cfg.name, EdgeKind::Agent).await {
                     Ok(conn) => break Some(conn),
                     Err(e) => {
                         let refused = matches!(e, hub_client::HubError::Refused { .. });
@@ -556,17 +557,15 @@ impl Phone {
                             // A wrong token will not get better by retrying.
                             self.credentials = None;
                             self.update(|v| {
-                                v.notice = Some(format!(
-                                    "Sign-in refused: {}. Check the agent token.",
-                                    e
-                                ))
+                                v.notice =
+                                    Some(format!("Sign-in refused: {}. Check the agent token.", e))
                             });
                             break None;
                         }
                     }
                 }
-                let wait = Duration::from_millis(500 * 2u64.pow(attempt.min(6)))
-                    .min(self.cfg.max_backoff);
+                let wait =
+                    Duration::from_millis(500 * 2u64.pow(attempt.min(6))).min(self.cfg.max_backoff);
                 self.set_state(PhoneState::Connecting {
                     attempt,
                     error: last_error.clone(),
@@ -602,7 +601,9 @@ impl Phone {
                 }
                 Online::Lost(why) => {
                     warn!(%why, "hub connection lost; reconnecting");
-                    self.update(|v| v.notice = Some(format!("Connection lost ({why}); reconnecting…")));
+                    self.update(|v| {
+                        v.notice = Some(format!("Connection lost ({why}); reconnecting…"))
+                    });
                 }
             }
             if let Some(call) = self.call.take() {
@@ -645,7 +646,9 @@ impl Phone {
         irx: &mut mpsc::UnboundedReceiver<Internal>,
     ) -> Online {
         let HubConnection {
-            tx: hub, rx: mut hub_rx, ..
+            tx: hub,
+            rx: mut hub_rx,
+            ..
         } = conn;
         let _ = hub
             .send(EdgeMessage::Available {
@@ -713,7 +716,9 @@ impl Phone {
                 let _ = hub.send(EdgeMessage::Available { available: a }).await;
             }
             Command::Answer => {
-                let Some(call) = self.call.as_mut() else { return };
+                let Some(call) = self.call.as_mut() else {
+                    return;
+                };
                 if call.direction != Direction::Inbound || call.accept_wanted {
                     return;
                 }
@@ -762,7 +767,9 @@ impl Phone {
                 self.update(|v| v.muted = m);
             }
             Command::Dtmf(d) => {
-                let Some(call) = self.call.as_ref() else { return };
+                let Some(call) = self.call.as_ref() else {
+                    return;
+                };
                 if call.live_since.is_none() {
                     return;
                 }
@@ -926,7 +933,8 @@ impl Phone {
             {
                 warn!(%message, "dial failed");
                 let call = self.call.take().expect("mine");
-                self.end_call(call, None, String::new()).await;
+                // No call id yet: nothing to report to the bridge, only back to Idle.
+                self.end_call(call, Some(hub), String::new()).await;
                 self.update(|v| v.notice = Some(plain_error(&message)));
             }
             other => {
@@ -1001,7 +1009,9 @@ impl Phone {
 
     /// Accept returned 200 OK (inbound) or the user answered (outbound): talk.
     fn go_live(&mut self) {
-        let Some(call) = self.call.as_mut() else { return };
+        let Some(call) = self.call.as_mut() else {
+            return;
+        };
         if call.live_since.is_some() {
             return;
         }
@@ -1186,9 +1196,13 @@ impl Phone {
         };
         let itx = itx.clone();
         tokio::task::spawn_blocking(move || {
+            // ALSA's configuration handling is not safe for concurrent opens (seen as
+            // `snd_pcm_avail_delay: I/O error` on a stream opened alongside another): one at a time.
+            let _one_at_a_time = DEVICE_OPEN.lock().unwrap_or_else(|e| e.into_inner());
             let result = match which {
-                Which::Input => CaptureDevice::open(name.as_deref())
-                    .map(|(d, rx)| DeviceOpened::Capture(d, rx)),
+                Which::Input => {
+                    CaptureDevice::open(name.as_deref()).map(|(d, rx)| DeviceOpened::Capture(d, rx))
+                }
                 Which::Output => PlaybackDevice::open(name.as_deref()).map(DeviceOpened::Playback),
             }
             .map_err(|e| e.to_string());
@@ -1200,7 +1214,11 @@ impl Phone {
         let Some(c) = self.credentials.as_ref() else {
             return;
         };
-        let url = format!("{}/calls?limit={}", http_base(&c.url), self.cfg.history_limit);
+        let url = format!(
+            "{}/calls?limit={}",
+            http_base(&c.url),
+            self.cfg.history_limit
+        );
         let token = c.token.clone();
         let itx = itx.clone();
         tokio::spawn(async move {
@@ -1265,12 +1283,7 @@ impl Phone {
             call.stats_at = Instant::now();
             let stats = media.stats().await;
             quality = Some(Quality::from_stats(&stats));
-            let _ = hub
-                .send(EdgeMessage::Stats {
-                    call_id: id,
-                    stats,
-                })
-                .await;
+            let _ = hub.send(EdgeMessage::Stats { call_id: id, stats }).await;
         }
         self.update(|v| {
             v.speaker_db = speaker;
@@ -1289,7 +1302,8 @@ impl Phone {
         if let Some(id) = call.call_id.clone() {
             let _ = hub.send(EdgeMessage::Hangup { call_id: id }).await;
         }
-        self.end_call(call, Some(hub), "you signed out".into()).await;
+        self.end_call(call, Some(hub), "you signed out".into())
+            .await;
     }
 
     /// Tears a call down, reports quality and recording, and returns to Idle.
@@ -1312,9 +1326,10 @@ impl Phone {
         let mut recording = None;
         if let (Some(rec), Some(id)) = (recorder, call.call_id.as_ref()) {
             let path = rec.wav_path().display().to_string();
-            let mut sidecar = call.record.clone().unwrap_or_else(|| {
-                CallRecord::new(id, call.direction, &call.number, "")
-            });
+            let mut sidecar = call
+                .record
+                .clone()
+                .unwrap_or_else(|| CallRecord::new(id, call.direction, &call.number, ""));
             sidecar.quality = quality;
             sidecar.recording = Some(path.clone());
             match rec.finish(&sidecar) {
@@ -1352,9 +1367,7 @@ impl Phone {
             v.calls_ended += 1;
         });
         // The bridge writes the final row when it has our Finished: ask a moment later.
-        if online
-            && let Some(c) = self.credentials.as_ref()
-        {
+        if online && let Some(c) = self.credentials.as_ref() {
             let url = format!(
                 "{}/calls?limit={}",
                 http_base(&c.url),
@@ -1448,18 +1461,28 @@ mod tests {
                 .unwrap_err()
                 .contains("Too long")
         );
-        assert!(normalize_number("55a1234567").unwrap_err().contains("\"a\""));
+        assert!(
+            normalize_number("55a1234567")
+                .unwrap_err()
+                .contains("\"a\"")
+        );
     }
 
     #[test]
     fn hub_urls_are_completed_and_history_derived() {
-        assert_eq!(normalize_hub_url("127.0.0.1:8080"), "ws://127.0.0.1:8080/hub");
+        assert_eq!(
+            normalize_hub_url("127.0.0.1:8080"),
+            "ws://127.0.0.1:8080/hub"
+        );
         assert_eq!(
             normalize_hub_url("https://bridge.example/"),
             "wss://bridge.example/hub"
         );
         assert_eq!(normalize_hub_url("ws://h:1/hub"), "ws://h:1/hub");
-        assert_eq!(http_base("ws://127.0.0.1:8080/hub"), "http://127.0.0.1:8080");
+        assert_eq!(
+            http_base("ws://127.0.0.1:8080/hub"),
+            "http://127.0.0.1:8080"
+        );
         assert_eq!(http_base("wss://b.example/hub"), "https://b.example");
     }
 

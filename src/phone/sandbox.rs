@@ -42,8 +42,7 @@ impl PhoneSandbox {
     /// Starts the sandbox BSP, simulated users and the bridge on 127.0.0.1 (history in a
     /// temporary directory).
     pub async fn start(timeouts: CallTimeouts) -> anyhow::Result<PhoneSandbox> {
-        let dir =
-            std::env::temp_dir().join(format!("wacall-phone-{:016x}", rand::random::<u64>()));
+        let dir = std::env::temp_dir().join(format!("wacall-phone-{:016x}", rand::random::<u64>()));
         std::fs::create_dir_all(&dir)?;
         let bsp_token = format!("sandbox-token-{:x}", rand::random::<u64>());
         let app_secret = format!("sandbox-secret-{:x}", rand::random::<u64>());
@@ -131,7 +130,11 @@ impl PhoneSandbox {
     }
 }
 
-async fn place_call(world: &Arc<World>, i: usize, talk: Option<Duration>) -> Result<String, String> {
+async fn place_call(
+    world: &Arc<World>,
+    i: usize,
+    talk: Option<Duration>,
+) -> Result<String, String> {
     let (name, number) = CALLERS[i % CALLERS.len()];
     world
         .place_user_call(UserCall {

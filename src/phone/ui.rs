@@ -139,7 +139,7 @@ fn status_bar(ui: &mut Ui, st: &mut PhoneUi, v: &PhoneView) {
             PhoneState::Connecting { .. } => (AMBER, "Connecting…".to_string()),
             _ => (GREEN, "Connected".to_string()),
         };
-        ui.label(RichText::new("●").color(dot));
+        status_dot(ui, dot);
         ui.label(text);
         if v.state.is_online() {
             ui.separator();
@@ -166,6 +166,12 @@ fn status_bar(ui: &mut Ui, st: &mut PhoneUi, v: &PhoneView) {
             }
         });
     });
+}
+
+/// A small filled circle (status lights); drawn, so it needs no font glyph.
+fn status_dot(ui: &mut Ui, color: Color32) {
+    let (rect, _) = ui.allocate_exact_size([12.0, 12.0].into(), egui::Sense::hover());
+    ui.painter().circle_filled(rect.center(), 5.0, color);
 }
 
 fn notice(ui: &mut Ui, st: &mut PhoneUi, text: &str) {
@@ -206,7 +212,10 @@ fn sign_in(ui: &mut Ui, st: &mut PhoneUi) {
     ui.add_space(6.0);
     let ready = !st.hub_url.trim().is_empty() && !st.token.trim().is_empty();
     let clicked = ui
-        .add_enabled(ready, egui::Button::new("Sign in").min_size([120.0, 28.0].into()))
+        .add_enabled(
+            ready,
+            egui::Button::new("Sign in").min_size([120.0, 28.0].into()),
+        )
         .clicked();
     if ready && (clicked || enter) {
         st.settings_changed = true;
@@ -326,7 +335,10 @@ fn ringing(ui: &mut Ui, st: &mut PhoneUi, name: Option<&str>, number: &str, sinc
             st.phone.send(Command::Answer);
         }
         ui.add_space(16.0);
-        if big_button(ui, "Decline", RED).on_hover_text("Esc").clicked() {
+        if big_button(ui, "Decline", RED)
+            .on_hover_text("Esc")
+            .clicked()
+        {
             st.phone.send(Command::Reject);
         }
     });
@@ -361,7 +373,8 @@ fn in_call(
             .color(GREEN),
         );
         if v.recording {
-            ui.label(RichText::new("● Recording").color(RED));
+            status_dot(ui, RED);
+            ui.label(RichText::new("Recording").color(RED));
         }
         if v.muted {
             ui.label(RichText::new("Muted: the customer can't hear you").color(AMBER));
@@ -373,7 +386,11 @@ fn in_call(
             .strong(),
     );
     ui.label(format!("+{}", number.trim_start_matches('+')));
-    ui.label(RichText::new(mmss(since.elapsed().as_secs())).size(30.0).monospace());
+    ui.label(
+        RichText::new(mmss(since.elapsed().as_secs()))
+            .size(30.0)
+            .monospace(),
+    );
     ui.add_space(8.0);
     ui.horizontal(|ui| {
         let mute_text = if v.muted { "Unmute" } else { "Mute" };
@@ -407,19 +424,24 @@ fn in_call(
 
 fn keypad(ui: &mut Ui, st: &mut PhoneUi, v: &PhoneView) {
     ui.label("Keypad");
-    egui::Grid::new("keypad").spacing([6.0, 6.0]).show(ui, |ui| {
-        for row in ["123", "456", "789", "*0#"] {
-            for d in row.chars() {
-                if ui
-                    .add(egui::Button::new(RichText::new(d.to_string()).size(18.0)).min_size([44.0, 36.0].into()))
-                    .clicked()
-                {
-                    st.phone.send(Command::Dtmf(d));
+    egui::Grid::new("keypad")
+        .spacing([6.0, 6.0])
+        .show(ui, |ui| {
+            for row in ["123", "456", "789", "*0#"] {
+                for d in row.chars() {
+                    if ui
+                        .add(
+                            egui::Button::new(RichText::new(d.to_string()).size(18.0))
+                                .min_size([44.0, 36.0].into()),
+                        )
+                        .clicked()
+                    {
+                        st.phone.send(Command::Dtmf(d));
+                    }
                 }
+                ui.end_row();
             }
-            ui.end_row();
-        }
-    });
+        });
     if !v.dtmf_sent.is_empty() {
         ui.label(format!("Sent: {}", v.dtmf_sent));
     }
@@ -439,7 +461,11 @@ fn meter(ui: &mut Ui, label: &str, db: f32) {
 }
 
 fn meters_and_quality(ui: &mut Ui, v: &PhoneView) {
-    meter(ui, "Speaker", v.device_out_db.unwrap_or(v.speaker_db).max(v.speaker_db));
+    meter(
+        ui,
+        "Speaker",
+        v.device_out_db.unwrap_or(v.speaker_db).max(v.speaker_db),
+    );
     meter(ui, "Microphone", v.mic_db);
     ui.add_space(6.0);
     match &v.quality {
@@ -605,8 +631,8 @@ fn history(ui: &mut Ui, st: &mut PhoneUi, v: &PhoneView) {
 
 fn history_row(ui: &mut Ui, st: &mut PhoneUi, r: &CallRecord) {
     ui.label(match r.direction {
-        Direction::Inbound => "↘ In",
-        Direction::Outbound => "↗ Out",
+        Direction::Inbound => "In",
+        Direction::Outbound => "Out",
     });
     let party = match &r.caller_name {
         Some(n) => format!("{n} (+{})", r.customer),
