@@ -224,6 +224,8 @@ pub fn run(mut opts: PhoneOptions, rt: &tokio::runtime::Handle) -> anyhow::Resul
     } else {
         None
     };
+    // Given on the command line: remember them (not for the sandbox's throwaway token).
+    let from_cli = !opts.sandbox && (opts.hub.is_some() || opts.token.is_some());
     if let Some(h) = opts.hub.take() {
         settings.hub_url = h;
     }
@@ -282,6 +284,7 @@ pub fn run(mut opts: PhoneOptions, rt: &tokio::runtime::Handle) -> anyhow::Resul
             ui_state.hub_url = settings.hub_url.clone();
             ui_state.token = settings.token.clone();
             ui_state.recent = settings.recent.clone();
+            ui_state.settings_changed = from_cli;
             if !settings.hub_url.is_empty() && !settings.token.is_empty() {
                 phone.send(Command::SignIn {
                     url: settings.hub_url.clone(),

@@ -256,6 +256,7 @@ pub fn start(cfg: PhoneConfig, notify: Notify) -> PhoneHandle {
         available: true,
         call: None,
         credentials: None,
+        reopens: [(0, None); 2],
     };
     tokio::spawn(phone.run(rx));
     PhoneHandle { tx, view }
@@ -453,8 +454,8 @@ enum Internal {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Which {
-    Input,
-    Output,
+    Input = 0,
+    Output = 1,
 }
 
 enum DeviceOpened {
@@ -497,6 +498,8 @@ struct Phone {
     available: bool,
     call: Option<Call>,
     credentials: Option<Credentials>,
+    /// Per device (input, output): reopen attempts during this call and when the last was.
+    reopens: [(u32, Option<Instant>); 2],
 }
 
 enum Online {
@@ -687,7 +690,7 @@ impl Phone {
                         p.push(&frame);
                     }
                 }
-                _ = meter.tick() => self.tick(&hub).await,
+                _ = meter.tick() => self.tick(&hub, itx).await,
             }
             if !ringing {
                 ringtone = Ringtone::new();
@@ -1246,22 +1249,42 @@ impl Phone {
     }
 
     /// Every 100 ms: meters, stats, device health.
-    async fn tick(&mut self, hub: &mpsc::Sender<EdgeMessage>) {
+    async fn tick(
+        &mut self,
+        hub: &mpsc::Sender<EdgeMessage>,
+        itx: &mpsc::UnboundedSender<Internal>,
+    ) {
         let (mut speaker, mut mic) = (-96.0f32, -96.0f32);
         let mut device_out = None;
         let mut problem = None;
+        let mut failed = Vec::new();
         if let Ok(d) = self.devices.lock() {
             if let Some(p) = d.playback.as_ref() {
                 device_out = Some(p.level());
                 if let Some(f) = p.failed() {
                     problem = Some(format!("Speaker stopped: {f}"));
+                    failed.push(Which::Output);
                 }
             }
             if let Some((c, _)) = d.capture.as_ref() {
                 mic = c.level();
                 if let Some(f) = c.failed() {
                     problem = Some(format!("Microphone stopped: {f}"));
+                    failed.push(Which::Input);
                 }
+            }
+        }
+        if self.call.is_none() {
+            return;
+        }
+        // A device that stopped (unplugged, sound server hiccup) is reopened a few times,
+        // two seconds apart; meanwhile the call goes on silently on that side.
+        for which in failed {
+            let slot = &mut self.reopens[which as usize];
+            if slot.0 < 5 && slot.1.is_none_or(|t| t.elapsed() >= Duration::from_secs(2)) {
+                *slot = (slot.0 + 1, Some(Instant::now()));
+                warn!(?which, attempt = slot.0, "reopening a failed sound device");
+                self.open_device(which, itx);
             }
         }
         let Some(call) = self.call.as_mut() else {
@@ -1323,6 +1346,7 @@ impl Phone {
         if let Ok(mut d) = self.devices.lock() {
             *d = Devices::default();
         }
+        self.reopens = [(0, None); 2];
         let mut recording = None;
         if let (Some(rec), Some(id)) = (recorder, call.call_id.as_ref()) {
             let path = rec.wav_path().display().to_string();
