@@ -528,7 +528,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::History(a) => history(a),
         Cmd::Media(m) => media(m).await,
-        Cmd::Phone(_) => unreachable!("the phone runs on the main thread"),
+        Cmd::Phone(_) => anyhow::bail!("the phone runs on the main thread, outside the runtime"),
     }
 }
 
