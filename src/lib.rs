@@ -14,6 +14,7 @@ pub mod config;
 pub mod edge;
 pub mod hub_protocol;
 pub mod media;
+pub mod phone;
 pub mod sandbox;
 pub mod secret;
 pub mod settings;

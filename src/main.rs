@@ -68,6 +68,35 @@ enum Cmd {
     Media(MediaCmd),
     /// List audio input and output devices and the formats they offer.
     Devices,
+    /// The agent's desktop softphone (a window): sign in to a bridge, take and place calls.
+    Phone(PhoneArgs),
+}
+
+#[derive(Args)]
+struct PhoneArgs {
+    /// The bridge's hub, e.g. ws://127.0.0.1:8080/hub (remembered in the config file).
+    #[arg(long, env = "WACALL_HUB_URL")]
+    hub: Option<String>,
+    /// This agent's token (one of the bridge's `server.edge_tokens`; remembered, file mode 0600).
+    #[arg(long, env = "WACALL_EDGE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Run a local sandbox (simulated callers every ~20 s) and sign in to it.
+    #[arg(long)]
+    sandbox: bool,
+    /// Config file (default: $XDG_CONFIG_HOME/wacall/phone.toml or ~/.config/wacall/phone.toml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Don't open sound devices (a silent phone).
+    #[arg(long)]
+    no_devices: bool,
+    /// Record calls here (two-channel WAV + JSON sidecar).
+    #[arg(long)]
+    record_dir: Option<PathBuf>,
+    /// Save a PNG screenshot of the window after --screenshot-after seconds, then exit.
+    #[arg(long, hide = true)]
+    screenshot: Option<PathBuf>,
+    #[arg(long, hide = true, default_value_t = 3)]
+    screenshot_after: u64,
 }
 
 #[derive(Args)]
@@ -531,6 +560,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{list}");
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Phone(_) => anyhow::bail!("the phone runs on the main thread, outside the runtime"),
     }
 }
 
@@ -560,10 +590,37 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The phone's window needs the main thread; its network side runs on the runtime.
+    let cli = match cli.command {
+        Some(Cmd::Phone(a)) => return phone(a, rt.handle()),
+        command => Cli { command, ..cli },
+    };
     match rt.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("wacall: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn phone(a: PhoneArgs, rt: &tokio::runtime::Handle) -> ExitCode {
+    let opts = wacall::phone::app::PhoneOptions {
+        hub: a.hub,
+        token: a.token,
+        sandbox: a.sandbox,
+        config_path: a.config.or_else(wacall::phone::app::default_config_path),
+        no_devices: a.no_devices,
+        record_dir: a.record_dir,
+        screenshot: a
+            .screenshot
+            .map(|p| (p, Duration::from_secs(a.screenshot_after))),
+        ..Default::default()
+    };
+    match wacall::phone::app::run(opts, rt) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wacall phone: {e:#}");
             ExitCode::FAILURE
         }
     }

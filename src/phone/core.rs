@@ -1,0 +1,1540 @@
+//! The softphone without its face: hub connection (with automatic reconnect), one call at a time
+//! with its media, audio engine, devices and ringtone, and the call history. The UI only reads a
+//! [`PhoneView`] snapshot and sends [`Command`]s, so everything here is testable without a window.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use crate::audio::Frame;
+use crate::audio::codec::EncoderConfig;
+use crate::audio::device::{CaptureDevice, PlaybackDevice};
+use crate::audio::recorder::{CallRecorder, recording_stem};
+use crate::call_record::{CallRecord, Direction, QualitySummary};
+use crate::edge::call_audio::{Behaviour, CallAudio, Outgoing};
+use crate::edge::hub_client::{self, HubConnection};
+use crate::hub_protocol::{EdgeKind, EdgeMessage, HubMessage};
+use crate::media::{MediaConfig, MediaSession, MediaStats};
+
+/// How the phone is set up; the sign-in fields come from the UI.
+#[derive(Clone, Debug)]
+pub struct PhoneConfig {
+    /// Shown to the bridge (history's `edge`, logs).
+    pub name: String,
+    pub media: MediaConfig,
+    /// Open sound devices at all (false: silent, for machines without any).
+    pub use_devices: bool,
+    pub input: Option<String>,
+    pub output: Option<String>,
+    /// Record calls here (two-channel WAV + sidecar); `None` = no recording.
+    pub record_dir: Option<PathBuf>,
+    /// Wait between reconnect attempts grows up to this.
+    pub max_backoff: Duration,
+    pub history_limit: usize,
+}
+
+impl Default for PhoneConfig {
+    fn default() -> Self {
+        PhoneConfig {
+            name: "agent".into(),
+            media: MediaConfig::default(),
+            use_devices: true,
+            input: None,
+            output: None,
+            record_dir: None,
+            max_backoff: Duration::from_secs(10),
+            history_limit: 30,
+        }
+    }
+}
+
+/// What the UI asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    SignIn {
+        url: String,
+        token: String,
+    },
+    SignOut,
+    Answer,
+    Reject,
+    Hangup,
+    Mute(bool),
+    Dtmf(char),
+    Dial(String),
+    SetAvailable(bool),
+    SetInput(Option<String>),
+    SetOutput(Option<String>),
+    RefreshHistory,
+    /// Forget the last notice (the agent read it).
+    DismissNotice,
+}
+
+/// Progress of a call we place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DialProgress {
+    /// Preparing media and asking the bridge.
+    Starting,
+    /// The bridge placed the call; WhatsApp is reaching the user.
+    Calling,
+    /// The user's phone rings.
+    Ringing,
+}
+
+/// The phone's state, as the agent sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PhoneState {
+    SignedOut,
+    /// Connecting or reconnecting; `error` says why the last attempt failed.
+    Connecting {
+        attempt: u32,
+        error: Option<String>,
+    },
+    Idle,
+    Ringing {
+        call_id: String,
+        name: Option<String>,
+        number: String,
+        since: Instant,
+    },
+    InCall {
+        call_id: String,
+        direction: Direction,
+        name: Option<String>,
+        number: String,
+        /// When the call was answered (timer start).
+        since: Instant,
+    },
+    Dialing {
+        number: String,
+        call_id: Option<String>,
+        progress: DialProgress,
+        since: Instant,
+    },
+}
+
+impl PhoneState {
+    pub fn is_online(&self) -> bool {
+        !matches!(self, PhoneState::SignedOut | PhoneState::Connecting { .. })
+    }
+}
+
+/// Call quality from the media stats, graded for a glance.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Quality {
+    pub loss_pct: f64,
+    pub jitter_ms: f64,
+    pub rtt_ms: Option<f64>,
+    pub grade: Grade,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grade {
+    Good,
+    Fair,
+    Poor,
+}
+
+impl Grade {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Grade::Good => "Good",
+            Grade::Fair => "Fair",
+            Grade::Poor => "Poor",
+        }
+    }
+}
+
+impl Quality {
+    pub fn from_stats(s: &MediaStats) -> Quality {
+        let q = QualitySummary::from(s);
+        let rtt = q.rtt_ms.unwrap_or(0.0);
+        let grade = if q.loss_pct < 2.0 && q.jitter_ms < 30.0 && rtt < 300.0 {
+            Grade::Good
+        } else if q.loss_pct < 6.0 && q.jitter_ms < 60.0 && rtt < 600.0 {
+            Grade::Fair
+        } else {
+            Grade::Poor
+        };
+        Quality {
+            loss_pct: q.loss_pct,
+            jitter_ms: q.jitter_ms,
+            rtt_ms: q.rtt_ms,
+            grade,
+        }
+    }
+}
+
+/// Everything the UI shows, refreshed by the phone task; the UI copies it each frame.
+#[derive(Debug, Clone)]
+pub struct PhoneView {
+    pub state: PhoneState,
+    pub hub_url: String,
+    pub available: bool,
+    pub muted: bool,
+    pub recording: bool,
+    /// Levels in dBFS (−96 = silence): what the agent hears and what the agent says.
+    pub speaker_db: f32,
+    pub mic_db: f32,
+    /// The playback device's own meter (what was really pushed to the device), if open.
+    pub device_out_db: Option<f32>,
+    pub quality: Option<Quality>,
+    pub input: Option<String>,
+    pub output: Option<String>,
+    /// Problems with the sound devices, in plain words (the call goes on silently).
+    pub device_problem: Option<String>,
+    /// The last thing worth telling the agent ("Call ended: the customer hung up").
+    pub notice: Option<String>,
+    pub dtmf_sent: String,
+    pub history: Vec<CallRecord>,
+    pub history_error: Option<String>,
+    /// Counts calls that ended, so tests and the UI can notice a new end.
+    pub calls_ended: u64,
+}
+
+impl Default for PhoneView {
+    fn default() -> Self {
+        PhoneView {
+            state: PhoneState::SignedOut,
+            hub_url: String::new(),
+            available: true,
+            muted: false,
+            recording: false,
+            speaker_db: -96.0,
+            mic_db: -96.0,
+            device_out_db: None,
+            quality: None,
+            input: None,
+            output: None,
+            device_problem: None,
+            notice: None,
+            dtmf_sent: String::new(),
+            history: Vec::new(),
+            history_error: None,
+            calls_ended: 0,
+        }
+    }
+}
+
+/// The UI's side: send commands, read the snapshot.
+#[derive(Clone)]
+pub struct PhoneHandle {
+    tx: mpsc::UnboundedSender<Command>,
+    view: Arc<Mutex<PhoneView>>,
+}
+
+impl PhoneHandle {
+    pub fn send(&self, c: Command) {
+        let _ = self.tx.send(c);
+    }
+
+    pub fn view(&self) -> PhoneView {
+        self.view.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+}
+
+/// Called whenever the view changed (the UI asks for a repaint).
+pub type Notify = Arc<dyn Fn() + Send + Sync>;
+
+/// Starts the phone task on the current tokio runtime.
+pub fn start(cfg: PhoneConfig, notify: Notify) -> PhoneHandle {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let view = Arc::new(Mutex::new(PhoneView {
+        input: cfg.input.clone(),
+        output: cfg.output.clone(),
+        ..PhoneView::default()
+    }));
+    let phone = Phone {
+        cfg,
+        view: view.clone(),
+        notify,
+        devices: Arc::new(Mutex::new(Devices::default())),
+        available: true,
+        call: None,
+        credentials: None,
+        reopens: [(0, None); 2],
+    };
+    tokio::spawn(phone.run(rx));
+    PhoneHandle { tx, view }
+}
+
+/// Turns a number as typed ("+52 1 55-1234 5678") into digits, or says what is wrong.
+pub fn normalize_number(input: &str) -> Result<String, String> {
+    let t = input.trim();
+    if t.is_empty() {
+        return Err("Type a number first.".into());
+    }
+    let mut digits = String::new();
+    for (i, c) in t.chars().enumerate() {
+        match c {
+            '0'..='9' => digits.push(c),
+            ' ' | '-' | '(' | ')' | '.' => {}
+            '+' if i == 0 => {}
+            _ => return Err(format!("\"{c}\" can't be part of a phone number.")),
+        }
+    }
+    if digits.len() < 7 {
+        return Err("Too short: include the country code, e.g. 52 155 1234 5678.".into());
+    }
+    if digits.len() > 15 {
+        return Err("Too long: a phone number has at most 15 digits.".into());
+    }
+    Ok(digits)
+}
+
+/// The bridge's error text in words an agent understands.
+pub fn plain_error(message: &str) -> String {
+    let m = message.to_ascii_lowercase();
+    if m.contains("138006") || m.contains("permission") {
+        "This customer has not allowed calls from this business yet. Ask them to accept a call \
+         permission request in WhatsApp first."
+            .into()
+    } else if m.contains("not a phone number") {
+        "That is not a phone number: use 7 to 15 digits, country code first.".into()
+    } else if m.contains("429") || m.contains("rate") {
+        "Too many calls right now. Wait a minute and try again.".into()
+    } else if m.contains("401") || m.contains("403") || m.contains("token") {
+        "The bridge is not allowed to place calls (check its BSP token).".into()
+    } else {
+        format!("The call could not be placed: {message}")
+    }
+}
+
+/// Why a call ended, in plain words.
+pub fn plain_end_reason(reason: &str) -> String {
+    match reason {
+        "customer_hangup" | "remote_hangup" => "the customer hung up".into(),
+        "business_hangup" | "agent_hangup" | "local_hangup" => "you hung up".into(),
+        "rejected" => "the customer declined".into(),
+        "no_answer" => "no answer".into(),
+        "failed" | "media_failed" => "the connection failed".into(),
+        other => other.replace('_', " "),
+    }
+}
+
+/// http(s)://host for a hub URL like ws://host/hub.
+pub fn http_base(hub_url: &str) -> String {
+    let u = hub_url.trim().trim_end_matches('/');
+    let u = u.strip_suffix("/hub").unwrap_or(u);
+    if let Some(rest) = u.strip_prefix("wss://") {
+        format!("https://{rest}")
+    } else if let Some(rest) = u.strip_prefix("ws://") {
+        format!("http://{rest}")
+    } else {
+        u.to_string()
+    }
+}
+
+/// A hub URL as typed ("127.0.0.1:8080", "http://host:8080") made into ws://host/hub.
+pub fn normalize_hub_url(input: &str) -> String {
+    let u = input.trim().trim_end_matches('/');
+    let u = if let Some(r) = u.strip_prefix("https://") {
+        format!("wss://{r}")
+    } else if let Some(r) = u.strip_prefix("http://") {
+        format!("ws://{r}")
+    } else if u.starts_with("ws://") || u.starts_with("wss://") {
+        u.to_string()
+    } else {
+        format!("ws://{u}")
+    };
+    let after_scheme = u.split_once("://").map(|(_, r)| r).unwrap_or("");
+    if after_scheme.contains('/') {
+        u
+    } else {
+        format!("{u}/hub")
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Devices and the phone's audio behaviour
+// ---------------------------------------------------------------------------------------------
+
+static DEVICE_OPEN: Mutex<()> = Mutex::new(());
+
+#[derive(Default)]
+struct Devices {
+    capture: Option<(CaptureDevice, mpsc::Receiver<Frame>)>,
+    playback: Option<PlaybackDevice>,
+}
+
+/// Microphone → call, call → speaker. Silence when a device is missing or failed.
+struct PhoneAudio {
+    devices: Arc<Mutex<Devices>>,
+}
+
+impl Behaviour for PhoneAudio {
+    fn next(&mut self, heard: &Frame, _arrived: &[Bytes]) -> Outgoing {
+        let Ok(mut d) = self.devices.lock() else {
+            return Outgoing::Silence;
+        };
+        if let Some(p) = d.playback.as_ref() {
+            p.push(heard);
+        }
+        let Some((_, rx)) = d.capture.as_mut() else {
+            return Outgoing::Silence;
+        };
+        // Keep latency low: if the microphone got ahead, drop to the newest frames.
+        let mut latest = None;
+        let mut n = 0;
+        while let Ok(f) = rx.try_recv() {
+            latest = Some(f);
+            n += 1;
+            if n >= 1 && rx.len() <= 2 {
+                break;
+            }
+        }
+        match latest {
+            Some(f) => Outgoing::Pcm(f),
+            None => Outgoing::Silence,
+        }
+    }
+}
+
+/// A calm two-tone ring (440 + 480 Hz), 1 s on, 2 s off.
+pub struct Ringtone {
+    n: u64,
+}
+
+impl Ringtone {
+    pub fn new() -> Self {
+        Ringtone { n: 0 }
+    }
+
+    pub fn next_frame(&mut self) -> Frame {
+        let mut f = Frame::silence();
+        let rate = crate::audio::frame::SAMPLE_RATE as f64;
+        for s in f.samples_mut() {
+            let t = self.n as f64 / rate;
+            let cycle = t % 3.0;
+            if cycle < 1.0 {
+                let v = (2.0 * std::f64::consts::PI * 440.0 * t).sin()
+                    + (2.0 * std::f64::consts::PI * 480.0 * t).sin();
+                // Soft edges so the bursts do not click.
+                let env = (cycle / 0.02).min(1.0).min((1.0 - cycle) / 0.02);
+                *s = (v * 0.12 * env * i16::MAX as f64) as i16;
+            }
+            self.n += 1;
+        }
+        f
+    }
+}
+
+impl Default for Ringtone {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The phone task
+// ---------------------------------------------------------------------------------------------
+
+/// Results of work the phone task hands off (so it never blocks on media or HTTP).
+enum Internal {
+    /// Media for an incoming call is ready (or not).
+    Answered {
+        call_id: String,
+        result: Result<(Arc<MediaSession>, String), String>,
+    },
+    /// Media for a call we place is ready (or not).
+    Offered {
+        request_id: String,
+        result: Result<(Arc<MediaSession>, String), String>,
+    },
+    History(Result<Vec<CallRecord>, String>),
+    Devices {
+        which: Which,
+        result: Result<DeviceOpened, String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Which {
+    Input = 0,
+    Output = 1,
+}
+
+enum DeviceOpened {
+    Capture(CaptureDevice, mpsc::Receiver<Frame>),
+    Playback(PlaybackDevice),
+}
+
+/// The one call the agent has (agents take one call at a time).
+struct Call {
+    /// WhatsApp call id, once known.
+    call_id: Option<String>,
+    /// Our dial request, for calls we place.
+    request_id: Option<String>,
+    direction: Direction,
+    number: String,
+    name: Option<String>,
+    media: Option<Arc<MediaSession>>,
+    audio: Option<CallAudio>,
+    /// Answer SDP sent to the bridge (inbound).
+    answer_sent: bool,
+    /// The agent pressed Answer; Accept goes out once the answer SDP is sent.
+    accept_wanted: bool,
+    /// Accepted: audio flows, timer runs.
+    live_since: Option<Instant>,
+    hangup_sent: bool,
+    stats_at: Instant,
+    record: Option<CallRecord>,
+}
+
+struct Credentials {
+    url: String,
+    token: String,
+}
+
+struct Phone {
+    cfg: PhoneConfig,
+    view: Arc<Mutex<PhoneView>>,
+    notify: Notify,
+    devices: Arc<Mutex<Devices>>,
+    available: bool,
+    call: Option<Call>,
+    credentials: Option<Credentials>,
+    /// Per device (input, output): reopen attempts during this call and when the last was.
+    reopens: [(u32, Option<Instant>); 2],
+}
+
+enum Online {
+    SignedOut,
+    Lost(String),
+}
+
+impl Phone {
+    fn update(&self, f: impl FnOnce(&mut PhoneView)) {
+        if let Ok(mut v) = self.view.lock() {
+            f(&mut v);
+        }
+        (self.notify)();
+    }
+
+    fn set_state(&self, s: PhoneState) {
+        self.update(|v| v.state = s);
+    }
+
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>) {
+        let (itx, mut irx) = mpsc::unbounded_channel::<Internal>();
+        loop {
+            // Signed out: wait for credentials.
+            while self.credentials.is_none() {
+                self.set_state(PhoneState::SignedOut);
+                match rx.recv().await {
+                    Some(Command::SignIn { url, token }) => {
+                        let url = normalize_hub_url(&url);
+                        self.update(|v| {
+                            v.hub_url = url.clone();
+                            v.notice = None;
+                        });
+                        self.credentials = Some(Credentials { url, token });
+                    }
+                    Some(c) => self.offline_command(c, &itx),
+                    None => return,
+                }
+            }
+            // Connect, with backoff, until signed out.
+            let mut attempt = 0u32;
+            let mut last_error: Option<String> = None;
+            let conn = loop {
+                attempt += 1;
+                self.set_state(PhoneState::Connecting {
+                    attempt,
+                    error: last_error.clone(),
+                });
+                let Some(c) = self.credentials.as_ref() else {
+                    break None;
+                };
+                match hub_client::connect(&c.url, &c.token, &self.cfg.name, EdgeKind::Agent).await {
+                    Ok(conn) => break Some(conn),
+                    Err(e) => {
+                        let refused = matches!(e, hub_client::HubError::Refused { .. });
+                        last_error = Some(e.to_string());
+                        warn!(error = %e, attempt, "hub connection failed");
+                        if refused {
+                            // A wrong token will not get better by retrying.
+                            self.credentials = None;
+                            self.update(|v| {
+                                v.notice =
+                                    Some(format!("Sign-in refused: {}. Check the agent token.", e))
+                            });
+                            break None;
+                        }
+                    }
+                }
+                let wait =
+                    Duration::from_millis(500 * 2u64.pow(attempt.min(6))).min(self.cfg.max_backoff);
+                self.set_state(PhoneState::Connecting {
+                    attempt,
+                    error: last_error.clone(),
+                });
+                let sleep = tokio::time::sleep(wait);
+                tokio::pin!(sleep);
+                loop {
+                    tokio::select! {
+                        _ = &mut sleep => break,
+                        c = rx.recv() => match c {
+                            None => return,
+                            Some(Command::SignOut) => { self.credentials = None; break; }
+                            Some(Command::SignIn { url, token }) => {
+                                let url = normalize_hub_url(&url);
+                                self.update(|v| v.hub_url = url.clone());
+                                self.credentials = Some(Credentials { url, token });
+                                break;
+                            }
+                            Some(c) => self.offline_command(c, &itx),
+                        },
+                        Some(i) = irx.recv() => self.internal(i, None).await,
+                    }
+                }
+                if self.credentials.is_none() {
+                    break None;
+                }
+            };
+            let Some(conn) = conn else { continue };
+            info!(edge_id = %conn.edge_id, "signed in to the hub");
+            match self.online(conn, &mut rx, &itx, &mut irx).await {
+                Online::SignedOut => {
+                    self.credentials = None;
+                }
+                Online::Lost(why) => {
+                    warn!(%why, "hub connection lost; reconnecting");
+                    self.update(|v| {
+                        v.notice = Some(format!("Connection lost ({why}); reconnecting…"))
+                    });
+                }
+            }
+            if let Some(call) = self.call.take() {
+                self.end_call(call, None, "the connection to the bridge was lost".into())
+                    .await;
+            }
+            if rx.is_closed() {
+                return;
+            }
+        }
+    }
+
+    /// Commands that make sense while not connected.
+    fn offline_command(&mut self, c: Command, itx: &mpsc::UnboundedSender<Internal>) {
+        match c {
+            Command::SetAvailable(a) => {
+                self.available = a;
+                self.update(|v| v.available = a);
+            }
+            Command::SetInput(name) => {
+                self.cfg.input = name.clone();
+                self.update(|v| v.input = name);
+            }
+            Command::SetOutput(name) => {
+                self.cfg.output = name.clone();
+                self.update(|v| v.output = name);
+            }
+            Command::DismissNotice => self.update(|v| v.notice = None),
+            Command::RefreshHistory => self.fetch_history(itx),
+            Command::SignOut => self.credentials = None,
+            other => debug!(?other, "ignored while offline"),
+        }
+    }
+
+    async fn online(
+        &mut self,
+        conn: HubConnection,
+        rx: &mut mpsc::UnboundedReceiver<Command>,
+        itx: &mpsc::UnboundedSender<Internal>,
+        irx: &mut mpsc::UnboundedReceiver<Internal>,
+    ) -> Online {
+        let HubConnection {
+            tx: hub,
+            rx: mut hub_rx,
+            ..
+        } = conn;
+        let _ = hub
+            .send(EdgeMessage::Available {
+                available: self.available,
+            })
+            .await;
+        self.set_state(PhoneState::Idle);
+        self.update(|v| v.notice = None);
+        self.fetch_history(itx);
+        let mut meter = tokio::time::interval(Duration::from_millis(100));
+        meter.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut ring_tick = tokio::time::interval(Duration::from_millis(20));
+        ring_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut ringtone = Ringtone::new();
+        loop {
+            let ringing = self.is_ringing();
+            tokio::select! {
+                c = rx.recv() => match c {
+                    None => return Online::SignedOut,
+                    Some(Command::SignOut) => {
+                        if let Some(call) = self.call.take() {
+                            self.hang_up_and_end(call, &hub).await;
+                        }
+                        return Online::SignedOut;
+                    }
+                    Some(c) => self.command(c, &hub, itx).await,
+                },
+                m = hub_rx.recv() => match m {
+                    None => return Online::Lost("the bridge closed the connection".into()),
+                    Some(m) => self.hub_message(m, &hub, itx).await,
+                },
+                Some(i) = irx.recv() => self.internal(i, Some(&hub)).await,
+                _ = ring_tick.tick(), if ringing => {
+                    let frame = ringtone.next_frame();
+                    if let Ok(d) = self.devices.lock() && let Some(p) = d.playback.as_ref() {
+                        p.push(&frame);
+                    }
+                }
+                _ = meter.tick() => self.tick(&hub, itx).await,
+            }
+            if !ringing {
+                ringtone = Ringtone::new();
+            }
+        }
+    }
+
+    fn is_ringing(&self) -> bool {
+        self.view
+            .lock()
+            .map(|v| matches!(v.state, PhoneState::Ringing { .. }))
+            .unwrap_or(false)
+    }
+
+    async fn command(
+        &mut self,
+        c: Command,
+        hub: &mpsc::Sender<EdgeMessage>,
+        itx: &mpsc::UnboundedSender<Internal>,
+    ) {
+        match c {
+            Command::SignIn { .. } | Command::SignOut => {}
+            Command::SetAvailable(a) => {
+                self.available = a;
+                self.update(|v| v.available = a);
+                let _ = hub.send(EdgeMessage::Available { available: a }).await;
+            }
+            Command::Answer => {
+                let Some(call) = self.call.as_mut() else {
+                    return;
+                };
+                if call.direction != Direction::Inbound || call.accept_wanted {
+                    return;
+                }
+                call.accept_wanted = true;
+                if call.answer_sent
+                    && let Some(id) = call.call_id.clone()
+                {
+                    let _ = hub.send(EdgeMessage::Accept { call_id: id }).await;
+                }
+                // The timer starts when the bridge confirms (Accepted); show "connecting" until.
+            }
+            Command::Reject => {
+                let Some(call) = self.call.take() else { return };
+                if let Some(id) = call.call_id.clone() {
+                    let _ = hub.send(EdgeMessage::Reject { call_id: id }).await;
+                }
+                self.end_call(call, Some(hub), "you declined the call".into())
+                    .await;
+            }
+            Command::Hangup => {
+                if let Some(call) = self.call.as_mut() {
+                    if call.call_id.is_none() {
+                        // Dial still in flight: forget it; a late Dialing will be hung up.
+                        let call = self.call.take().expect("present");
+                        self.end_call(call, Some(hub), "you cancelled the call".into())
+                            .await;
+                        return;
+                    }
+                    if !call.hangup_sent {
+                        call.hangup_sent = true;
+                        let _ = hub
+                            .send(EdgeMessage::Hangup {
+                                call_id: call.call_id.clone().unwrap_or_default(),
+                            })
+                            .await;
+                    }
+                    // The bridge answers with Ended; don't wait for it forever.
+                    let call = self.call.take().expect("present");
+                    self.end_call(call, Some(hub), "you hung up".into()).await;
+                }
+            }
+            Command::Mute(m) => {
+                if let Some(a) = self.call.as_ref().and_then(|c| c.audio.as_ref()) {
+                    a.set_muted(m);
+                }
+                self.update(|v| v.muted = m);
+            }
+            Command::Dtmf(d) => {
+                let Some(call) = self.call.as_ref() else {
+                    return;
+                };
+                if call.live_since.is_none() {
+                    return;
+                }
+                if let Some(media) = call.media.clone() {
+                    match media.send_dtmf(d).await {
+                        Ok(()) => self.update(|v| v.dtmf_sent.push(d)),
+                        Err(e) => warn!(error = %e, "DTMF not sent"),
+                    }
+                }
+            }
+            Command::Dial(input) => {
+                if self.call.is_some() {
+                    self.update(|v| v.notice = Some("Finish the current call first.".into()));
+                    return;
+                }
+                let number = match normalize_number(&input) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        self.update(|v| v.notice = Some(e));
+                        return;
+                    }
+                };
+                let request_id = format!("dial-{:016x}", rand::random::<u64>());
+                self.call = Some(Call::new(Direction::Outbound, number.clone(), None));
+                if let Some(c) = self.call.as_mut() {
+                    c.request_id = Some(request_id.clone());
+                }
+                self.update(|v| {
+                    v.state = PhoneState::Dialing {
+                        number: number.clone(),
+                        call_id: None,
+                        progress: DialProgress::Starting,
+                        since: Instant::now(),
+                    };
+                    v.notice = None;
+                    v.muted = false;
+                    v.dtmf_sent.clear();
+                    v.quality = None;
+                });
+                self.open_devices(itx);
+                let (media_cfg, itx) = (self.cfg.media.clone(), itx.clone());
+                tokio::spawn(async move {
+                    let result = async {
+                        let m = MediaSession::new(&media_cfg, &request_id)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        let offer = m.create_offer().await.map_err(|e| e.to_string())?;
+                        Ok((m, offer))
+                    }
+                    .await;
+                    let _ = itx.send(Internal::Offered { request_id, result });
+                });
+            }
+            Command::SetInput(name) => {
+                self.cfg.input = name.clone();
+                self.update(|v| v.input = name);
+                if self.call.is_some() {
+                    self.open_device(Which::Input, itx);
+                }
+            }
+            Command::SetOutput(name) => {
+                self.cfg.output = name.clone();
+                self.update(|v| v.output = name);
+                if self.call.is_some() {
+                    self.open_device(Which::Output, itx);
+                }
+            }
+            Command::RefreshHistory => self.fetch_history(itx),
+            Command::DismissNotice => self.update(|v| v.notice = None),
+        }
+    }
+
+    async fn hub_message(
+        &mut self,
+        m: HubMessage,
+        hub: &mpsc::Sender<EdgeMessage>,
+        itx: &mpsc::UnboundedSender<Internal>,
+    ) {
+        match m {
+            HubMessage::Incoming {
+                call_id,
+                from,
+                caller_name,
+                sdp,
+            } => {
+                if self.call.is_some() || !self.available {
+                    // Busy (or away): pass it on to someone else.
+                    let _ = hub.send(EdgeMessage::Reject { call_id }).await;
+                    return;
+                }
+                info!(%call_id, %from, "incoming call: ringing");
+                let mut call = Call::new(Direction::Inbound, from.clone(), caller_name.clone());
+                call.call_id = Some(call_id.clone());
+                self.call = Some(call);
+                self.update(|v| {
+                    v.state = PhoneState::Ringing {
+                        call_id: call_id.clone(),
+                        name: caller_name.clone(),
+                        number: from.clone(),
+                        since: Instant::now(),
+                    };
+                    v.notice = None;
+                    v.muted = false;
+                    v.dtmf_sent.clear();
+                    v.quality = None;
+                });
+                self.open_devices(itx);
+                // Pre-accept at once so media is up before the agent answers.
+                let (media_cfg, itx) = (self.cfg.media.clone(), itx.clone());
+                tokio::spawn(async move {
+                    let result = async {
+                        let m = MediaSession::new(&media_cfg, &call_id)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        let answer = m.answer(&sdp).await.map_err(|e| e.to_string())?;
+                        Ok((m, answer))
+                    }
+                    .await;
+                    let _ = itx.send(Internal::Answered { call_id, result });
+                });
+            }
+            HubMessage::Dialing {
+                request_id,
+                call_id,
+            } => {
+                let mine = self
+                    .call
+                    .as_ref()
+                    .is_some_and(|c| c.request_id.as_deref() == Some(&request_id));
+                if !mine {
+                    // A dial we gave up on: hang it up.
+                    let _ = hub.send(EdgeMessage::Hangup { call_id }).await;
+                    return;
+                }
+                let media = self.call.as_ref().and_then(|c| c.media.clone());
+                let audio = media.and_then(|m| self.start_audio(&m, &call_id));
+                if let Some(call) = self.call.as_mut() {
+                    call.call_id = Some(call_id.clone());
+                    call.audio = audio;
+                }
+                self.update(|v| {
+                    if let PhoneState::Dialing {
+                        call_id: c,
+                        progress,
+                        ..
+                    } = &mut v.state
+                    {
+                        *c = Some(call_id.clone());
+                        *progress = DialProgress::Calling;
+                    }
+                });
+            }
+            HubMessage::Error {
+                request_id: Some(r),
+                message,
+                ..
+            } if self
+                .call
+                .as_ref()
+                .is_some_and(|c| c.request_id.as_deref() == Some(&r) && c.call_id.is_none()) =>
+            {
+                warn!(%message, "dial failed");
+                let call = self.call.take().expect("mine");
+                // No call id yet: nothing to report to the bridge, only back to Idle.
+                self.end_call(call, Some(hub), String::new()).await;
+                self.update(|v| v.notice = Some(plain_error(&message)));
+            }
+            other => {
+                let Some(id) = call_id_of(&other) else { return };
+                let mine = self
+                    .call
+                    .as_ref()
+                    .is_some_and(|c| c.call_id.as_deref() == Some(id));
+                if !mine {
+                    debug!(?other, "message for a call we no longer have");
+                    return;
+                }
+                self.call_message(other, hub).await;
+            }
+        }
+    }
+
+    async fn call_message(&mut self, m: HubMessage, hub: &mpsc::Sender<EdgeMessage>) {
+        match m {
+            HubMessage::PreAccepted { .. } => debug!("pre-accepted: media may connect"),
+            HubMessage::Accepted { .. } => self.go_live(),
+            HubMessage::Status { status, .. } => match status.as_str() {
+                "ringing" => self.update(|v| {
+                    if let PhoneState::Dialing { progress, .. } = &mut v.state {
+                        *progress = DialProgress::Ringing;
+                    }
+                }),
+                "accepted" => self.go_live(),
+                "rejected" => {
+                    if let Some(call) = self.call.take() {
+                        self.end_call(call, Some(hub), "the customer declined".into())
+                            .await;
+                    }
+                }
+                other => debug!(status = other, "call status"),
+            },
+            HubMessage::RemoteAnswer { sdp, .. } => {
+                let media = self.call.as_ref().and_then(|c| c.media.clone());
+                if let Some(media) = media
+                    && let Err(e) = media.apply_answer(&sdp).await
+                {
+                    warn!(error = %e, "the user's answer is unusable");
+                    let call_id = self
+                        .call
+                        .as_ref()
+                        .and_then(|c| c.call_id.clone())
+                        .unwrap_or_default();
+                    let _ = hub
+                        .send(EdgeMessage::MediaFailed {
+                            call_id,
+                            reason: e.to_string(),
+                        })
+                        .await;
+                }
+            }
+            HubMessage::Ended { reason, record, .. } => {
+                if let Some(mut call) = self.call.take() {
+                    call.record = record.map(|b| *b);
+                    self.end_call(call, Some(hub), plain_end_reason(&reason))
+                        .await;
+                }
+            }
+            HubMessage::Error {
+                message, permanent, ..
+            } => {
+                warn!(%message, permanent, "bridge error for our call");
+                self.update(|v| v.notice = Some(plain_error(&message)));
+            }
+            _ => {}
+        }
+    }
+
+    /// Accept returned 200 OK (inbound) or the user answered (outbound): talk.
+    fn go_live(&mut self) {
+        let Some(call) = self.call.as_mut() else {
+            return;
+        };
+        if call.live_since.is_some() {
+            return;
+        }
+        let now = Instant::now();
+        call.live_since = Some(now);
+        if let Some(a) = call.audio.as_ref() {
+            a.unmute_call();
+            a.set_muted(false);
+        }
+        let state = PhoneState::InCall {
+            call_id: call.call_id.clone().unwrap_or_default(),
+            direction: call.direction,
+            name: call.name.clone(),
+            number: call.number.clone(),
+            since: now,
+        };
+        let recording = call.audio.is_some() && self.cfg.record_dir.is_some();
+        info!("call is live");
+        self.update(|v| {
+            v.state = state;
+            v.muted = false;
+            v.recording = recording;
+        });
+    }
+
+    async fn internal(&mut self, i: Internal, hub: Option<&mpsc::Sender<EdgeMessage>>) {
+        match i {
+            Internal::Answered { call_id, result } => {
+                let mine = self
+                    .call
+                    .as_ref()
+                    .is_some_and(|c| c.call_id.as_deref() == Some(&call_id));
+                match result {
+                    Ok((media, sdp)) if mine => {
+                        let audio = self.start_audio(&media, &call_id);
+                        let call = self.call.as_mut().expect("mine");
+                        call.media = Some(media);
+                        call.audio = audio;
+                        if let Some(hub) = hub {
+                            let _ = hub
+                                .send(EdgeMessage::Answer {
+                                    call_id: call_id.clone(),
+                                    sdp,
+                                })
+                                .await;
+                            call.answer_sent = true;
+                            if call.accept_wanted {
+                                let _ = hub.send(EdgeMessage::Accept { call_id }).await;
+                            }
+                        }
+                    }
+                    Ok((media, _)) => media.close().await,
+                    Err(reason) => {
+                        warn!(%reason, "cannot set up media for the incoming call");
+                        if let Some(hub) = hub {
+                            let _ = hub
+                                .send(EdgeMessage::MediaFailed {
+                                    call_id: call_id.clone(),
+                                    reason: reason.clone(),
+                                })
+                                .await;
+                        }
+                        if mine && let Some(call) = self.call.take() {
+                            self.end_call(call, hub, format!("audio could not start: {reason}"))
+                                .await;
+                        }
+                    }
+                }
+            }
+            Internal::Offered { request_id, result } => {
+                let mine = self
+                    .call
+                    .as_ref()
+                    .is_some_and(|c| c.request_id.as_deref() == Some(&request_id));
+                match result {
+                    Ok((media, offer)) if mine => {
+                        let call = self.call.as_mut().expect("mine");
+                        call.media = Some(media);
+                        let to = call.number.clone();
+                        if let Some(hub) = hub {
+                            let _ = hub
+                                .send(EdgeMessage::Dial {
+                                    request_id,
+                                    to,
+                                    sdp: offer,
+                                })
+                                .await;
+                        }
+                    }
+                    Ok((media, _)) => media.close().await,
+                    Err(reason) => {
+                        if mine && let Some(call) = self.call.take() {
+                            self.end_call(call, hub, String::new()).await;
+                            self.update(|v| {
+                                v.notice = Some(format!("The call could not start: {reason}"))
+                            });
+                        }
+                    }
+                }
+            }
+            Internal::History(r) => self.update(|v| match r {
+                Ok(rows) => {
+                    v.history = rows;
+                    v.history_error = None;
+                }
+                Err(e) => v.history_error = Some(e),
+            }),
+            Internal::Devices { which, result } => {
+                if self.call.is_none() {
+                    return; // the call ended while the device opened
+                }
+                match result {
+                    Ok(DeviceOpened::Capture(dev, rx)) => {
+                        if let Ok(mut d) = self.devices.lock() {
+                            d.capture = Some((dev, rx));
+                        }
+                        self.update(|v| v.device_problem = None);
+                    }
+                    Ok(DeviceOpened::Playback(dev)) => {
+                        if let Ok(mut d) = self.devices.lock() {
+                            d.playback = Some(dev);
+                        }
+                        self.update(|v| v.device_problem = None);
+                    }
+                    Err(e) => {
+                        let what = match which {
+                            Which::Input => "Microphone",
+                            Which::Output => "Speaker",
+                        };
+                        self.update(|v| {
+                            v.device_problem = Some(format!("{what} unavailable: {e}"))
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    fn start_audio(&self, media: &Arc<MediaSession>, call_id: &str) -> Option<CallAudio> {
+        let recorder = self.cfg.record_dir.as_ref().and_then(|dir| {
+            let stem = recording_stem(chrono::Utc::now(), call_id);
+            CallRecorder::create(dir, &stem)
+                .map_err(|e| warn!(error = %e, "cannot record this call"))
+                .ok()
+        });
+        match CallAudio::start(
+            media.clone(),
+            Box::new(PhoneAudio {
+                devices: self.devices.clone(),
+            }),
+            EncoderConfig::default(),
+            recorder,
+        ) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                warn!(error = %e, "cannot start the audio engine");
+                None
+            }
+        }
+    }
+
+    fn open_devices(&self, itx: &mpsc::UnboundedSender<Internal>) {
+        self.open_device(Which::Output, itx);
+        self.open_device(Which::Input, itx);
+    }
+
+    /// Opens (or reopens) a device off the async threads; the result comes back as `Internal`.
+    fn open_device(&self, which: Which, itx: &mpsc::UnboundedSender<Internal>) {
+        if !self.cfg.use_devices {
+            return;
+        }
+        // Close the old one first: some ALSA devices can be opened once only.
+        if let Ok(mut d) = self.devices.lock() {
+            match which {
+                Which::Input => d.capture = None,
+                Which::Output => d.playback = None,
+            }
+        }
+        let name = match which {
+            Which::Input => self.cfg.input.clone(),
+            Which::Output => self.cfg.output.clone(),
+        };
+        let itx = itx.clone();
+        tokio::task::spawn_blocking(move || {
+            // ALSA's configuration handling is not safe for concurrent opens (seen as
+            // `snd_pcm_avail_delay: I/O error` on a stream opened alongside another): one at a time.
+            let _one_at_a_time = DEVICE_OPEN.lock().unwrap_or_else(|e| e.into_inner());
+            let result = match which {
+                Which::Input => {
+                    CaptureDevice::open(name.as_deref()).map(|(d, rx)| DeviceOpened::Capture(d, rx))
+                }
+                Which::Output => PlaybackDevice::open(name.as_deref()).map(DeviceOpened::Playback),
+            }
+            .map_err(|e| e.to_string());
+            let _ = itx.send(Internal::Devices { which, result });
+        });
+    }
+
+    fn fetch_history(&self, itx: &mpsc::UnboundedSender<Internal>) {
+        let Some(c) = self.credentials.as_ref() else {
+            return;
+        };
+        let url = format!(
+            "{}/calls?limit={}",
+            http_base(&c.url),
+            self.cfg.history_limit
+        );
+        let token = c.token.clone();
+        let itx = itx.clone();
+        tokio::spawn(async move {
+            let r = async {
+                let client = reqwest::Client::builder()
+                    .timeout(Duration::from_secs(5))
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                let resp = client
+                    .get(&url)
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .map_err(|e| format!("history unavailable: {e}"))?;
+                if !resp.status().is_success() {
+                    return Err(format!("history unavailable (HTTP {})", resp.status()));
+                }
+                resp.json::<Vec<CallRecord>>()
+                    .await
+                    .map_err(|e| format!("history unreadable: {e}"))
+            }
+            .await;
+            let _ = itx.send(Internal::History(r));
+        });
+    }
+
+    /// Every 100 ms: meters, stats, device health.
+    async fn tick(
+        &mut self,
+        hub: &mpsc::Sender<EdgeMessage>,
+        itx: &mpsc::UnboundedSender<Internal>,
+    ) {
+        let (mut speaker, mut mic) = (-96.0f32, -96.0f32);
+        let mut device_out = None;
+        let mut problem = None;
+        let mut failed = Vec::new();
+        if let Ok(d) = self.devices.lock() {
+            if let Some(p) = d.playback.as_ref() {
+                device_out = Some(p.level());
+                if let Some(f) = p.failed() {
+                    problem = Some(format!("Speaker stopped: {f}"));
+                    failed.push(Which::Output);
+                }
+            }
+            if let Some((c, _)) = d.capture.as_ref() {
+                mic = c.level();
+                if let Some(f) = c.failed() {
+                    problem = Some(format!("Microphone stopped: {f}"));
+                    failed.push(Which::Input);
+                }
+            }
+        }
+        if self.call.is_none() {
+            return;
+        }
+        // A device that stopped (unplugged, sound server hiccup) is reopened a few times,
+        // two seconds apart; meanwhile the call goes on silently on that side.
+        for which in failed {
+            let slot = &mut self.reopens[which as usize];
+            if slot.0 < 5 && slot.1.is_none_or(|t| t.elapsed() >= Duration::from_secs(2)) {
+                *slot = (slot.0 + 1, Some(Instant::now()));
+                warn!(?which, attempt = slot.0, "reopening a failed sound device");
+                self.open_device(which, itx);
+            }
+        }
+        let Some(call) = self.call.as_mut() else {
+            return;
+        };
+        if let Some(a) = call.audio.as_ref() {
+            let (heard, ours) = a.levels();
+            speaker = heard;
+            if call.live_since.is_some() {
+                // Without a microphone the meter shows what is actually sent (silence).
+                mic = if a.is_muted() { -96.0 } else { mic.max(ours) };
+            }
+        }
+        let mut quality = None;
+        if call.stats_at.elapsed() >= Duration::from_secs(2)
+            && let (Some(media), Some(id)) = (call.media.clone(), call.call_id.clone())
+            && call.live_since.is_some()
+        {
+            call.stats_at = Instant::now();
+            let stats = media.stats().await;
+            quality = Some(Quality::from_stats(&stats));
+            let _ = hub.send(EdgeMessage::Stats { call_id: id, stats }).await;
+        }
+        self.update(|v| {
+            v.speaker_db = speaker;
+            v.mic_db = mic;
+            v.device_out_db = device_out;
+            if problem.is_some() {
+                v.device_problem = problem;
+            }
+            if quality.is_some() {
+                v.quality = quality;
+            }
+        });
+    }
+
+    async fn hang_up_and_end(&mut self, call: Call, hub: &mpsc::Sender<EdgeMessage>) {
+        if let Some(id) = call.call_id.clone() {
+            let _ = hub.send(EdgeMessage::Hangup { call_id: id }).await;
+        }
+        self.end_call(call, Some(hub), "you signed out".into())
+            .await;
+    }
+
+    /// Tears a call down, reports quality and recording, and returns to Idle.
+    async fn end_call(&mut self, call: Call, hub: Option<&mpsc::Sender<EdgeMessage>>, why: String) {
+        let was_live = call.live_since.is_some();
+        let mut quality = None;
+        if let Some(media) = call.media.as_ref() {
+            quality = Some(QualitySummary::from(&media.stats().await));
+        }
+        let recorder = match call.audio {
+            Some(a) => a.stop().await,
+            None => None,
+        };
+        if let Some(media) = call.media.as_ref() {
+            media.close().await;
+        }
+        if let Ok(mut d) = self.devices.lock() {
+            *d = Devices::default();
+        }
+        self.reopens = [(0, None); 2];
+        let mut recording = None;
+        if let (Some(rec), Some(id)) = (recorder, call.call_id.as_ref()) {
+            let path = rec.wav_path().display().to_string();
+            let mut sidecar = call
+                .record
+                .clone()
+                .unwrap_or_else(|| CallRecord::new(id, call.direction, &call.number, ""));
+            sidecar.quality = quality;
+            sidecar.recording = Some(path.clone());
+            match rec.finish(&sidecar) {
+                Ok(_) if was_live => recording = Some(path),
+                Ok(_) => {}
+                Err(e) => warn!(error = %e, "finishing the recording"),
+            }
+        }
+        if let (Some(hub), Some(id), Some(q)) = (hub, call.call_id.clone(), quality)
+            && call.media.is_some()
+        {
+            let _ = hub
+                .send(EdgeMessage::Finished {
+                    call_id: id,
+                    quality: q,
+                    recording,
+                })
+                .await;
+        }
+        let online = hub.is_some();
+        self.update(|v| {
+            v.state = if online {
+                PhoneState::Idle
+            } else {
+                v.state.clone()
+            };
+            if !why.is_empty() {
+                v.notice = Some(format!("Call ended: {why}."));
+            }
+            v.muted = false;
+            v.recording = false;
+            v.speaker_db = -96.0;
+            v.mic_db = -96.0;
+            v.device_out_db = None;
+            v.calls_ended += 1;
+        });
+        // The bridge writes the final row when it has our Finished: ask a moment later.
+        if online && let Some(c) = self.credentials.as_ref() {
+            let url = format!(
+                "{}/calls?limit={}",
+                http_base(&c.url),
+                self.cfg.history_limit
+            );
+            let token = c.token.clone();
+            let view = self.view.clone();
+            let notify = self.notify.clone();
+            tokio::spawn(async move {
+                for delay in [300u64, 1500] {
+                    tokio::time::sleep(Duration::from_millis(delay)).await;
+                    if let Ok(rows) = get_history(&url, &token).await {
+                        if let Ok(mut v) = view.lock() {
+                            v.history = rows;
+                            v.history_error = None;
+                        }
+                        notify();
+                    }
+                }
+            });
+        }
+    }
+}
+
+async fn get_history(url: &str, token: &str) -> Result<Vec<CallRecord>, String> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let resp = client
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !resp.status().is_success() {
+        return Err(format!("HTTP {}", resp.status()));
+    }
+    resp.json().await.map_err(|e| e.to_string())
+}
+
+impl Call {
+    fn new(direction: Direction, number: String, name: Option<String>) -> Call {
+        Call {
+            call_id: None,
+            request_id: None,
+            direction,
+            number,
+            name,
+            media: None,
+            audio: None,
+            answer_sent: false,
+            accept_wanted: false,
+            live_since: None,
+            hangup_sent: false,
+            stats_at: Instant::now(),
+            record: None,
+        }
+    }
+}
+
+fn call_id_of(m: &HubMessage) -> Option<&str> {
+    match m {
+        HubMessage::PreAccepted { call_id }
+        | HubMessage::Accepted { call_id }
+        | HubMessage::RemoteAnswer { call_id, .. }
+        | HubMessage::Status { call_id, .. }
+        | HubMessage::Ended { call_id, .. }
+        | HubMessage::Incoming { call_id, .. }
+        | HubMessage::Dialing { call_id, .. } => Some(call_id),
+        HubMessage::Error { call_id, .. } => call_id.as_deref(),
+        HubMessage::Welcome { .. } => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_normalised_or_explained() {
+        assert_eq!(
+            normalize_number("+52 1 55-1234 5678").unwrap(),
+            "5215512345678"
+        );
+        assert_eq!(normalize_number("(55) 1234.5678").unwrap(), "5512345678");
+        assert!(normalize_number("").unwrap_err().contains("Type a number"));
+        assert!(normalize_number("12345").unwrap_err().contains("Too short"));
+        assert!(
+            normalize_number("1234567890123456")
+                .unwrap_err()
+                .contains("Too long")
+        );
+        assert!(
+            normalize_number("55a1234567")
+                .unwrap_err()
+                .contains("\"a\"")
+        );
+    }
+
+    #[test]
+    fn hub_urls_are_completed_and_history_derived() {
+        assert_eq!(
+            normalize_hub_url("127.0.0.1:8080"),
+            "ws://127.0.0.1:8080/hub"
+        );
+        assert_eq!(
+            normalize_hub_url("https://bridge.example/"),
+            "wss://bridge.example/hub"
+        );
+        assert_eq!(normalize_hub_url("ws://h:1/hub"), "ws://h:1/hub");
+        assert_eq!(
+            http_base("ws://127.0.0.1:8080/hub"),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(http_base("wss://b.example/hub"), "https://b.example");
+    }
+
+    #[test]
+    fn errors_are_plain_words() {
+        assert!(
+            plain_error("connect failed: BSP answered 400: (#138006) No call permission")
+                .contains("not allowed calls")
+        );
+        assert_eq!(plain_end_reason("customer_hangup"), "the customer hung up");
+    }
+
+    #[test]
+    fn quality_grades() {
+        let mut s = MediaStats::default();
+        assert_eq!(Quality::from_stats(&s).grade, Grade::Good);
+        s.received.loss_pct = 10.0;
+        assert_eq!(Quality::from_stats(&s).grade, Grade::Poor);
+    }
+
+    #[test]
+    fn ringtone_rings_then_pauses() {
+        let mut r = Ringtone::new();
+        let on = r.next_frame();
+        assert!(on.level_dbfs() > -30.0, "{}", on.level_dbfs());
+        for _ in 0..60 {
+            r.next_frame();
+        }
+        assert!(r.next_frame().level_dbfs() < -90.0);
+    }
+}
