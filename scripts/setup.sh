@@ -11,7 +11,9 @@ cd "$(dirname "$0")/.."
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-packages=(cmake pkg-config libasound2-dev pulseaudio pulseaudio-utils libasound2-plugins alsa-utils xvfb python3-venv)
+packages=(cmake pkg-config libasound2-dev pulseaudio pulseaudio-utils libasound2-plugins alsa-utils xvfb xauth python3-venv
+  # the softphone window at run time (X11 + OpenGL, Mesa's software renderer under Xvfb)
+  libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6 libgl1 libegl1 libgl1-mesa-dri)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
