@@ -321,7 +321,10 @@ async fn main() -> anyhow::Result<()> {
         lat.len()
     );
     // The bridge's own view (webhook received → pre_accept submitted), from /metrics.
-    if let Ok(r) = http.get(format!("http://{bridge_addr}/metrics")).send().await
+    if let Ok(r) = http
+        .get(format!("http://{bridge_addr}/metrics"))
+        .send()
+        .await
         && let Ok(text) = r.text().await
     {
         let buckets: Vec<String> = text
@@ -329,7 +332,10 @@ async fn main() -> anyhow::Result<()> {
             .filter(|l| l.starts_with("wacall_setup_latency_seconds_bucket"))
             .map(|l| l.replace("wacall_setup_latency_seconds_bucket", ""))
             .collect();
-        println!("inside the bridge (cumulative calls per bucket, seconds): {}\n", buckets.join(" "));
+        println!(
+            "inside the bridge (cumulative calls per bucket, seconds): {}\n",
+            buckets.join(" ")
+        );
     }
     hang_up_all(&sandbox, &ids).await;
     tokio::time::sleep(Duration::from_secs(3)).await;

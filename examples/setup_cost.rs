@@ -11,7 +11,10 @@ use wacall::media::{MediaConfig, MediaSession};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let wa_cfg = MediaConfig { ice_lite: true, ..MediaConfig::loopback() };
+    let wa_cfg = MediaConfig {
+        ice_lite: true,
+        ..MediaConfig::loopback()
+    };
     let mut offers = Vec::new();
     for i in 0..50 {
         let s = MediaSession::new(&wa_cfg, &format!("wa-{i}")).await?;
@@ -44,7 +47,10 @@ async fn main() -> anyhow::Result<()> {
         }
     }))
     .await;
-    let mut done: Vec<f64> = all.iter().filter_map(|r| r.as_ref().ok().map(|x| x.1)).collect();
+    let mut done: Vec<f64> = all
+        .iter()
+        .filter_map(|r| r.as_ref().ok().map(|x| x.1))
+        .collect();
     done.sort_by(f64::total_cmp);
     println!(
         "50 at once: first answer after {:.1} ms, median {:.1} ms, last {:.1} ms",

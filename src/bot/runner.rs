@@ -220,18 +220,20 @@ async fn inbound(
             return;
         }
     };
-    let audio = CallAudio::start(
-        media.clone(),
-        cfg.behaviour(&call_id, &from),
-        cfg.encoder.clone(),
-        recorder_for(&cfg, &call_id),
-    );
+    // The answer goes first: the audio engine and the recording file are not needed before
+    // accept, and every millisecond here delays pre_accept.
     let _ = tx
         .send(EdgeMessage::Answer {
             call_id: call_id.clone(),
             sdp: answer,
         })
         .await;
+    let audio = CallAudio::start(
+        media.clone(),
+        cfg.behaviour(&call_id, &from),
+        cfg.encoder.clone(),
+        recorder_for(&cfg, &call_id),
+    );
     // Accept after the configured delay; the bridge ignores it if the call ended meanwhile.
     let accept = {
         let (tx, call_id, delay) = (tx.clone(), call_id.clone(), cfg.accept_delay);

@@ -14,6 +14,7 @@ use tracing::{Instrument, debug, info, warn};
 
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_OPUS, MIME_TYPE_TELEPHONE_EVENT,
 };
@@ -291,6 +292,39 @@ fn rename_mid(sdp: &str, from: &str, to: &str) -> String {
         )
 }
 
+/// One DTLS certificate per process, renewed daily. Generating a key pair and signing a
+/// certificate for every call is the largest single cost of setting a call up; browsers reuse one
+/// certificate per origin in the same way, and the fingerprint still travels in every SDP.
+fn process_certificate() -> Option<RTCCertificate> {
+    const RENEW: Duration = Duration::from_secs(24 * 3600);
+    static CERT: StdMutex<Option<(Instant, RTCCertificate)>> = StdMutex::new(None);
+    let mut slot = CERT.lock().ok()?;
+    if let Some((made, cert)) = slot.as_ref()
+        && made.elapsed() < RENEW
+    {
+        return Some(cert.clone());
+    }
+    let made = rtc::crypto::default_provider().ok().and_then(|provider| {
+        RTCCertificate::generate(
+            provider.crypto(),
+            rtc::crypto::SignatureScheme::EcdsaP256Sha256,
+            CertificateParams::new(vec!["wacall".to_owned()]).ok()?,
+        )
+        .ok()
+    });
+    match made {
+        Some(cert) => {
+            *slot = Some((Instant::now(), cert.clone()));
+            Some(cert)
+        }
+        None => {
+            // The stack then generates one per call, as it does by default.
+            warn!("cannot generate the process DTLS certificate; one per call instead");
+            None
+        }
+    }
+}
+
 impl MediaSession {
     /// Builds the peer connection with one Opus track (sendrecv) and telephone-event.
     pub async fn new(cfg: &MediaConfig, call_id: &str) -> Result<Arc<Self>, MediaError> {
@@ -324,9 +358,11 @@ impl MediaSession {
                 credential: s.credential.clone(),
             })
             .collect();
-        let configuration = RTCConfigurationBuilder::new()
-            .with_ice_servers(ice_servers)
-            .build();
+        let mut configuration = RTCConfigurationBuilder::new().with_ice_servers(ice_servers);
+        if let Some(cert) = process_certificate() {
+            configuration = configuration.with_certificates(vec![cert]);
+        }
+        let configuration = configuration.build();
 
         let shared = Arc::new(Shared {
             started: Instant::now(),

@@ -345,17 +345,33 @@ impl World {
                 offered_at: None,
             },
         );
-        Ok(PreparedCall { call_id, offer, call })
+        Ok(PreparedCall {
+            call_id,
+            offer,
+            call,
+        })
     }
 
     /// Sends the prepared call's connect webhook; returns its call id.
     async fn ring_business(self: &Arc<Self>, p: PreparedCall) -> String {
-        let PreparedCall { call_id, offer, call } = p;
+        let PreparedCall {
+            call_id,
+            offer,
+            call,
+        } = p;
         let span = info_span!("sim_user", call_id = %call_id, user = %call.user);
-        self.emit(&call_id, format!("{} ({}) calls the business", call.name, call.user));
+        self.emit(
+            &call_id,
+            format!("{} ({}) calls the business", call.name, call.user),
+        );
         let payload =
             webhooks::user_call(&self.cfg.business, &call_id, &call.user, &call.name, &offer);
-        if let Some(c) = self.calls.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&call_id) {
+        if let Some(c) = self
+            .calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(&call_id)
+        {
             c.offered_at = Some(std::time::Instant::now());
         }
         self.post_webhook(&payload).instrument(span).await;
