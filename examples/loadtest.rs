@@ -342,9 +342,10 @@ async fn main() -> anyhow::Result<()> {
 
     // 4. Capacity ramp.
     println!(
-        "| calls up | CPU % per call | × floor | RSS MiB per call | late frames % | missing % | result |"
+        "| calls up | wacall CPU % per call | × floor | RSS MiB per call | late frames % | missing % | wacall CPU % total | load generator CPU % | result |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let me = std::process::id();
     let mut live: Vec<String> = Vec::new();
     let mut last_good = 0;
     for &target in &steps {
@@ -357,13 +358,21 @@ async fn main() -> anyhow::Result<()> {
         }
         let up = wait_active(&sandbox, &live, Duration::from_secs(10)).await;
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let (c0, t0, s0) = (cpu_secs(pid), Instant::now(), totals(&sandbox, &live));
-        tokio::time::sleep(Duration::from_secs(args.hold_secs)).await;
-        let (c1, secs, s1) = (
+        let (c0, g0, t0, s0) = (
             cpu_secs(pid),
+            cpu_secs(me),
+            Instant::now(),
+            totals(&sandbox, &live),
+        );
+        tokio::time::sleep(Duration::from_secs(args.hold_secs)).await;
+        let (c1, g1, secs, s1) = (
+            cpu_secs(pid),
+            cpu_secs(me),
             t0.elapsed().as_secs_f64(),
             totals(&sandbox, &live),
         );
+        let total = (c1 - c0) / secs * 100.0;
+        let generator = (g1 - g0) / secs * 100.0;
         let per_call = (c1 - c0) / secs / up.max(1) as f64 * 100.0;
         let rss = (rss_kib(pid).saturating_sub(base_rss)) as f64 / 1024.0 / up.max(1) as f64;
         let heard = (s1.heard - s0.heard).max(1) as f64;
@@ -372,7 +381,7 @@ async fn main() -> anyhow::Result<()> {
             (s1.missing - s0.missing) as f64 / (heard + (s1.missing - s0.missing) as f64) * 100.0;
         let ok = up == target && late < 1.0 && missing < 1.0;
         println!(
-            "| {up}/{target} | {per_call:.2} | {:.2} | {rss:.2} | {late:.2} | {missing:.2} | {} |",
+            "| {up}/{target} | {per_call:.2} | {:.2} | {rss:.2} | {late:.2} | {missing:.2} | {total:.0} | {generator:.0} | {} |",
             per_call / floor_pct,
             if ok { "ok" } else { "over the bar" }
         );
