@@ -49,6 +49,10 @@ impl History {
             path: path.to_path_buf(),
             source,
         };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            // A missing folder would only surface as SQLite's "unable to open database file".
+            let _ = std::fs::create_dir_all(dir);
+        }
         let conn = Connection::open(path).map_err(err)?;
         // WAL: readers (`wacall history`) don't block the bridge's writes, and a crash loses at
         // most the last transaction.
