@@ -442,10 +442,12 @@ async fn dial(a: DialArgs) -> anyhow::Result<ExitCode> {
     let (hub, token) = (a.hub.clone(), a.token.clone());
     let task = tokio::spawn(async move { runner::run(cfg, &hub, &token, cmd_rx, stop_rx).await });
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let (progress_tx, mut progress) = mpsc::unbounded_channel();
     cmd_tx
         .send(BotCommand::Dial {
             to: a.number.clone(),
             done: Some(done_tx),
+            progress: Some(progress_tx),
         })
         .await?;
     match done_rx.await {
@@ -456,10 +458,36 @@ async fn dial(a: DialArgs) -> anyhow::Result<ExitCode> {
         }
         Err(_) => anyhow::bail!("the hub connection closed"),
     }
-    tokio::signal::ctrl_c().await?;
+    let mut code = ExitCode::SUCCESS;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {
+                // Leaving the hub makes the bridge terminate the call at the BSP.
+                println!("hanging up");
+                break;
+            }
+            p = progress.recv() => match p {
+                Some(p) => {
+                    println!("{}", match p.as_str() {
+                        "ringing" => "ringing…".to_string(),
+                        "accepted" => "answered".to_string(),
+                        "rejected" => "the user declined the call".to_string(),
+                        other => other.to_string(),
+                    });
+                    if p == "rejected" {
+                        code = ExitCode::FAILURE;
+                    }
+                    if p.starts_with("ended") {
+                        break;
+                    }
+                }
+                None => break,
+            }
+        }
+    }
     let _ = stop_tx.send(true);
     let _ = task.await;
-    Ok(ExitCode::SUCCESS)
+    Ok(code)
 }
 
 fn history(a: HistoryArgs) -> anyhow::Result<ExitCode> {

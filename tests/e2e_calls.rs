@@ -145,10 +145,20 @@ async fn user_rejects_the_business_call() {
         reject: true,
         ..UserPlan::default()
     });
-    let call_id = rig.dial("5215500000077").await.unwrap();
+    let (call_id, mut progress) = rig.dial_watching("5215500000077").await;
+    let call_id = call_id.unwrap();
     let record = rig.wait_ended(&call_id, Duration::from_secs(15)).await;
     assert_eq!(record.end_reason.as_deref(), Some("rejected_by_customer"));
     assert!(record.accepted_at.is_none());
+    // What the dialer shows live, in order.
+    let mut seen = Vec::new();
+    while let Ok(p) = progress.try_recv() {
+        seen.push(p);
+    }
+    assert_eq!(
+        seen,
+        vec!["ringing", "rejected", "ended: rejected_by_customer"]
+    );
     rig.stop().await;
 }
 

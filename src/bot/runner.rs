@@ -85,6 +85,8 @@ pub enum BotCommand {
     Dial {
         to: String,
         done: Option<tokio::sync::oneshot::Sender<Result<String, String>>>,
+        /// Progress as it happens: `ringing`, `accepted`, `rejected`, then `ended: <reason>`.
+        progress: Option<mpsc::UnboundedSender<String>>,
     },
 }
 
@@ -111,13 +113,13 @@ pub async fn run(
             _ = shutdown.changed() => break,
             Some(key) = gone_rx.recv() => { calls.remove(&key); }
             Some(cmd) = commands.recv() => match cmd {
-                BotCommand::Dial { to, done } => {
+                BotCommand::Dial { to, done, progress } => {
                     let request_id = format!("dial-{:016x}", rand::random::<u64>());
                     let (ctx, crx) = mpsc::channel(32);
                     calls.insert(request_id.clone(), ctx);
                     let span = info_span!("call", request_id = %request_id, to = %to);
                     tokio::spawn(
-                        outbound(cfg.clone(), request_id, to, crx, tx.clone(), gone_tx.clone(), done)
+                        outbound(cfg.clone(), request_id, to, crx, tx.clone(), gone_tx.clone(), done, progress)
                             .instrument(span),
                     );
                 }
@@ -242,7 +244,7 @@ async fn inbound(
             let _ = tx.send(EdgeMessage::Accept { call_id }).await;
         })
     };
-    talk(&cfg, &call_id, media, audio, &mut rx, &tx).await;
+    talk(&cfg, &call_id, media, audio, &mut rx, &tx, None).await;
     accept.abort();
     let _ = gone.send(call_id).await;
 }
@@ -255,7 +257,13 @@ async fn talk(
     audio: Result<CallAudio, crate::audio::codec::CodecError>,
     rx: &mut mpsc::Receiver<HubMessage>,
     tx: &mpsc::Sender<EdgeMessage>,
+    progress: Option<&mpsc::UnboundedSender<String>>,
 ) {
+    let say = |what: String| {
+        if let Some(p) = progress {
+            let _ = p.send(what);
+        }
+    };
     let audio = match audio {
         Ok(a) => a,
         Err(e) => {
@@ -305,9 +313,12 @@ async fn talk(
                     info!("accepted: audio on");
                     audio.unmute_call();
                 }
-                Some(HubMessage::Status { status, .. }) if status == "accepted" => {
-                    info!("user answered: audio on");
-                    audio.unmute_call();
+                Some(HubMessage::Status { status, .. }) => {
+                    if status == "accepted" {
+                        info!("user answered: audio on");
+                        audio.unmute_call();
+                    }
+                    say(status);
                 }
                 Some(HubMessage::RemoteAnswer { sdp, .. }) => {
                     if let Err(e) = media.apply_answer(&sdp).await {
@@ -317,6 +328,7 @@ async fn talk(
                 }
                 Some(HubMessage::Ended { reason, record: r, .. }) => {
                     info!(%reason, "call ended");
+                    say(format!("ended: {reason}"));
                     record = r.map(|b| *b);
                     break;
                 }
@@ -355,6 +367,7 @@ async fn talk(
 }
 
 /// A call this bot places: offer, dial through the hub, talk when the user answers.
+#[allow(clippy::too_many_arguments)]
 async fn outbound(
     cfg: Arc<BotConfig>,
     request_id: String,
@@ -363,6 +376,7 @@ async fn outbound(
     tx: mpsc::Sender<EdgeMessage>,
     gone: mpsc::Sender<String>,
     done: Option<tokio::sync::oneshot::Sender<Result<String, String>>>,
+    progress: Option<mpsc::UnboundedSender<String>>,
 ) {
     let reply = |r: Result<String, String>| {
         if let Some(d) = done {
@@ -419,7 +433,16 @@ async fn outbound(
         cfg.encoder.clone(),
         recorder_for(&cfg, &call_id),
     );
-    talk(&cfg, &call_id, media, audio, &mut rx, &tx).await;
+    talk(
+        &cfg,
+        &call_id,
+        media,
+        audio,
+        &mut rx,
+        &tx,
+        progress.as_ref(),
+    )
+    .await;
     let _ = gone.send(call_id).await;
     let _ = gone.send(request_id).await;
 }

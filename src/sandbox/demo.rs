@@ -165,6 +165,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoOutcome> {
             .send(BotCommand::Dial {
                 to: format!("52155{:08}", 20_000_000 + i),
                 done: Some(done_tx),
+                progress: None,
             })
             .await?;
         match tokio::time::timeout(Duration::from_secs(10), done_rx).await {

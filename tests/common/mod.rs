@@ -125,6 +125,7 @@ impl Rig {
             .send(BotCommand::Dial {
                 to: to.into(),
                 done: Some(tx),
+                progress: None,
             })
             .await
             .unwrap();
@@ -132,6 +133,30 @@ impl Rig {
             .await
             .expect("dial answered")
             .unwrap()
+    }
+
+    /// Dials and returns the progress stream (`ringing`, `accepted`, `rejected`, `ended: ...`).
+    pub async fn dial_watching(
+        &self,
+        to: &str,
+    ) -> (Result<String, String>, mpsc::UnboundedReceiver<String>) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (ptx, prx) = mpsc::unbounded_channel();
+        self.bot_cmd
+            .as_ref()
+            .expect("a bot")
+            .send(BotCommand::Dial {
+                to: to.into(),
+                done: Some(tx),
+                progress: Some(ptx),
+            })
+            .await
+            .unwrap();
+        let r = tokio::time::timeout(Duration::from_secs(10), rx)
+            .await
+            .expect("dial answered")
+            .unwrap();
+        (r, prx)
     }
 
     /// Waits until the sandbox says the call ended and the bridge has its final record
@@ -151,7 +176,7 @@ impl Rig {
             if let Some(r) = self.bridge.record(call_id)
                 && user_ended
                 && r.end_reason.is_some()
-                && (r.edge.is_none() || r.quality.is_some() || r.pre_accepted_at.is_none())
+                && (r.edge.is_none() || !Self::had_media(&r) || r.recording.is_some())
             {
                 return r;
             }
@@ -164,6 +189,12 @@ impl Rig {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Whether an edge ran media for the call (so its final report, with the recording, follows
+    /// the end): every outbound call, and inbound calls once pre-accepted.
+    fn had_media(r: &wacall::call_record::CallRecord) -> bool {
+        r.direction == wacall::call_record::Direction::Outbound || r.pre_accepted_at.is_some()
     }
 
     /// The actions the BSP received for a call, in order.
