@@ -422,9 +422,11 @@ fn reconnects_on_its_own_when_the_bridge_comes_back() {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .unwrap();
-        let cfg = BridgeConfig::for_sandbox(
+        let biz = wacall::sandbox::demo::demo_business();
+        let cfg = BridgeConfig::local(
             "http://127.0.0.1:9",
-            &wacall::sandbox::demo::demo_business(),
+            &biz.waba_id,
+            &biz.phone_number,
             Secret::new("bsp"),
             Secret::new("app"),
             vec![Secret::new("agent-token")],

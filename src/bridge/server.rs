@@ -26,7 +26,6 @@ use crate::api::BspClient;
 use crate::call::CallTimeouts;
 use crate::call_record::CallRecord;
 use crate::config::{BspConfig, Config};
-use crate::sandbox::Business;
 use crate::secret::Secret;
 use crate::webhook;
 
@@ -61,10 +60,12 @@ impl BridgeConfig {
         }
     }
 
-    /// A bridge wired to a local sandbox BSP.
-    pub fn for_sandbox(
+    /// A bridge for one machine (the sandbox, tests): short BSP timeouts, a fixed verify token,
+    /// bots that take many calls.
+    pub fn local(
         bsp_url: &str,
-        business: &Business,
+        waba_id: &str,
+        phone_number: &str,
         token: Secret,
         app_secret: Secret,
         edge_tokens: Vec<Secret>,
@@ -73,8 +74,8 @@ impl BridgeConfig {
         BridgeConfig {
             bsp: BspConfig {
                 base_url: bsp_url.to_string(),
-                waba_id: business.waba_id.clone(),
-                phone_number: business.phone_number.clone(),
+                waba_id: waba_id.to_string(),
+                phone_number: phone_number.to_string(),
                 token,
                 timeout_ms: 5_000,
                 max_retries: 2,

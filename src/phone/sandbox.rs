@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use super::core::{PhoneHandle, PhoneState};
-use crate::bridge::{Bridge, BridgeConfig};
+use crate::bridge::Bridge;
 use crate::call::CallTimeouts;
 use crate::media::MediaConfig;
 use crate::sandbox::demo::demo_business;
@@ -59,11 +59,7 @@ impl PhoneSandbox {
             media: MediaConfig::loopback(),
         })
         .await?;
-        let mut cfg = BridgeConfig::for_sandbox(
-            &sandbox.bsp_url,
-            &business,
-            Secret::new(&bsp_token),
-            Secret::new(&app_secret),
+        let mut cfg = sandbox.bridge_config(
             vec![Secret::new(&edge_token)],
             Some(dir.join("history.sqlite3")),
         );

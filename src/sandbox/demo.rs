@@ -13,7 +13,7 @@ use super::{Business, Sandbox, SandboxConfig, SimState, UserCall, UserPlan};
 use crate::audio::codec::EncoderConfig;
 use crate::bot::behaviours::PromptClip;
 use crate::bot::runner::{self, BotCommand, BotConfig};
-use crate::bridge::server::{Bridge, BridgeConfig};
+use crate::bridge::server::Bridge;
 use crate::call_record::CallRecord;
 use crate::media::MediaConfig;
 use crate::secret::Secret;
@@ -98,11 +98,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoOutcome> {
 
     let bridge = Bridge::start_on(
         bridge_listener,
-        BridgeConfig::for_sandbox(
-            &sandbox.bsp_url,
-            &business,
-            Secret::new(&token),
-            Secret::new(&app_secret),
+        sandbox.bridge_config(
             vec![Secret::new(&edge_token)],
             Some(opts.history_db.clone()),
         ),

@@ -76,6 +76,25 @@ impl Sandbox {
         })
     }
 
+    /// The configuration of a bridge that talks to this sandbox: its BSP, its business, its
+    /// token and the app secret its webhooks are signed with.
+    pub fn bridge_config(
+        &self,
+        edge_tokens: Vec<crate::secret::Secret>,
+        history_db: Option<std::path::PathBuf>,
+    ) -> crate::bridge::BridgeConfig {
+        let biz = self.world.business();
+        crate::bridge::BridgeConfig::local(
+            &self.bsp_url,
+            &biz.waba_id,
+            &biz.phone_number,
+            crate::secret::Secret::new(&self.state.token),
+            crate::secret::Secret::new(self.world.app_secret()),
+            edge_tokens,
+            history_db,
+        )
+    }
+
     /// Requests the BSP has received so far, in order.
     pub fn received(&self) -> Vec<Received> {
         self.state.log.lock().map(|l| l.clone()).unwrap_or_default()

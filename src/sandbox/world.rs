@@ -210,6 +210,11 @@ impl World {
         &self.cfg.business
     }
 
+    /// The secret webhooks are signed with.
+    pub(crate) fn app_secret(&self) -> &str {
+        &self.cfg.app_secret
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<SandboxEvent> {
         self.events.subscribe()
     }

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 
 use wacall::audio::codec::EncoderConfig;
 use wacall::bot::runner::{self, BotCommand, BotConfig};
-use wacall::bridge::{Bridge, BridgeConfig};
+use wacall::bridge::Bridge;
 use wacall::call::CallTimeouts;
 use wacall::media::MediaConfig;
 use wacall::sandbox::demo::demo_business;
@@ -80,14 +80,7 @@ impl Rig {
         })
         .await
         .unwrap();
-        let mut cfg = BridgeConfig::for_sandbox(
-            &sandbox.bsp_url,
-            &business,
-            Secret::new("e2e-bsp-token"),
-            Secret::new(APP_SECRET),
-            vec![Secret::new(EDGE_TOKEN)],
-            Some(db.clone()),
-        );
+        let mut cfg = sandbox.bridge_config(vec![Secret::new(EDGE_TOKEN)], Some(db.clone()));
         cfg.timeouts = timeouts;
         let bridge = Bridge::start_on(bridge_listener, cfg).await.unwrap();
         let (stop, stop_rx) = watch::channel(false);
