@@ -11,10 +11,10 @@ use tokio::sync::{mpsc, watch};
 
 use wacall::audio::codec::EncoderConfig;
 use wacall::bot::behaviours::PromptClip;
-use wacall::bot::runner::{self, BotCommand, BotConfig};
+use wacall::bot::runner::{self, BotConfig};
 use wacall::bot::voice_ai::{StreamFormat, VoiceAiConfig};
 use wacall::bridge::{Bridge, BridgeConfig};
-use wacall::cli::ops;
+use wacall::cli::{dial, ops};
 use wacall::config::Config;
 use wacall::media::MediaConfig;
 use wacall::sandbox::demo::{self, DemoOptions};
@@ -190,10 +190,16 @@ struct BotArgs {
 struct DialArgs {
     /// The user's number, country code first (or a WhatsApp user id).
     number: String,
+    /// A running bridge's hub. Without it, a bridge is started here from --config (its
+    /// `server.listen` must receive the BSP's webhooks, as for `serve`).
     #[arg(long, env = "WACALL_HUB_URL")]
-    hub: String,
+    hub: Option<String>,
+    /// This edge's token at that hub.
     #[arg(long, env = "WACALL_EDGE_TOKEN", hide_env_values = true)]
-    token: String,
+    token: Option<String>,
+    /// Configuration for the standalone mode.
+    #[arg(long, short, default_value = "wacall.toml", env = "WACALL_CONFIG")]
+    config: PathBuf,
     #[command(flatten)]
     behaviour: BotBehaviour,
 }
@@ -436,58 +442,26 @@ async fn bot(a: BotArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn dial(a: DialArgs) -> anyhow::Result<ExitCode> {
-    let cfg = bot_config("dialer", &a.behaviour)?;
-    let (cmd_tx, cmd_rx) = mpsc::channel(1);
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let (hub, token) = (a.hub.clone(), a.token.clone());
-    let task = tokio::spawn(async move { runner::run(cfg, &hub, &token, cmd_rx, stop_rx).await });
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    let (progress_tx, mut progress) = mpsc::unbounded_channel();
-    cmd_tx
-        .send(BotCommand::Dial {
-            to: a.number.clone(),
-            done: Some(done_tx),
-            progress: Some(progress_tx),
-        })
-        .await?;
-    match done_rx.await {
-        Ok(Ok(call_id)) => println!("calling {}: {call_id} (Ctrl-C hangs up)", a.number),
-        Ok(Err(e)) => {
-            eprintln!("could not call {}: {e}", a.number);
-            return Ok(ExitCode::FAILURE);
+    let bot = bot_config("dialer", &a.behaviour)?;
+    let show = |line: &str| println!("{line}");
+    let stop = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let outcome = match (&a.hub, &a.token) {
+        (Some(hub), Some(token)) => {
+            dial::through_hub(hub, token, bot, &a.number, show, stop).await?
         }
-        Err(_) => anyhow::bail!("the hub connection closed"),
-    }
-    let mut code = ExitCode::SUCCESS;
-    loop {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {
-                // Leaving the hub makes the bridge terminate the call at the BSP.
-                println!("hanging up");
-                break;
-            }
-            p = progress.recv() => match p {
-                Some(p) => {
-                    println!("{}", match p.as_str() {
-                        "ringing" => "ringing…".to_string(),
-                        "accepted" => "answered".to_string(),
-                        "rejected" => "the user declined the call".to_string(),
-                        other => other.to_string(),
-                    });
-                    if p == "rejected" {
-                        code = ExitCode::FAILURE;
-                    }
-                    if p.starts_with("ended") {
-                        break;
-                    }
-                }
-                None => break,
-            }
+        (Some(_), None) => anyhow::bail!("--hub needs --token (or WACALL_EDGE_TOKEN)"),
+        (None, _) => {
+            let cfg = Config::load(&a.config)?;
+            dial::standalone(&cfg, bot, &a.number, show, stop).await?
         }
-    }
-    let _ = stop_tx.send(true);
-    let _ = task.await;
-    Ok(code)
+    };
+    Ok(if outcome.declined {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn history(a: HistoryArgs) -> anyhow::Result<ExitCode> {
