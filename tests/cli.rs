@@ -142,3 +142,69 @@ fn sandbox_demo_passes_and_reports_every_call() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `kill -9` in the middle of calls: every recording stays a playable WAV holding the call so far
+/// (its header is rewritten as it grows) with a sidecar naming the call.
+#[test]
+fn recordings_survive_a_killed_process() {
+    let dir = std::env::temp_dir().join(format!("wacall-cli-crash-{}", std::process::id()));
+    let rec = dir.join("rec");
+    let mut child = wacall()
+        .args(["sandbox", "--quiet", "--talk-secs", "30", "--record-dir"])
+        .arg(&rec)
+        .arg("--history-db")
+        .arg(dir.join("h.sqlite3"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Both calls answered and talking for a few seconds.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let wavs = std::fs::read_dir(&rec)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "wav"))
+                    .count()
+            })
+            .unwrap_or(0);
+        if wavs >= 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no recordings appeared"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut checked = 0;
+    for e in std::fs::read_dir(&rec).unwrap().filter_map(Result::ok) {
+        let path = e.path();
+        if path.extension().is_none_or(|x| x != "wav") {
+            continue;
+        }
+        let reader =
+            hound::WavReader::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let spec = reader.spec();
+        assert_eq!((spec.channels, spec.sample_rate), (2, 48_000));
+        let samples = reader.into_samples::<i16>().filter_map(Result::ok).count();
+        assert!(
+            samples >= 2 * 48_000 * 2,
+            "{}: only {samples} samples survived",
+            path.display()
+        );
+        let sidecar: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path.with_extension("json")).unwrap())
+                .unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let id = sidecar["call_id"].as_str().unwrap();
+        assert!(name.contains(id), "sidecar {id} does not belong to {name}");
+        assert!(sidecar["ended_at"].is_null(), "the call never ended");
+        checked += 1;
+    }
+    assert_eq!(checked, 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -119,10 +119,16 @@ impl CallRecorder {
         }
     }
 
-    /// Finalises the WAV and writes the sidecar atomically (temporary file, fsync,
-    /// rename), so a reader never sees half a JSON document.
+    /// Finalises the WAV and writes the final sidecar.
     pub fn finish(mut self, sidecar: &impl serde::Serialize) -> io::Result<PathBuf> {
         self.finish_audio()?;
+        self.write_sidecar(sidecar)
+    }
+
+    /// Writes (or replaces) the sidecar atomically (temporary file, fsync, rename), so a reader
+    /// never sees half a JSON document. Written once when the call starts too, so a recording cut
+    /// short by a crash still says which call it is.
+    pub fn write_sidecar(&self, sidecar: &impl serde::Serialize) -> io::Result<PathBuf> {
         let json = serde_json::to_vec_pretty(sidecar).map_err(io::Error::other)?;
         let tmp = self.sidecar_path.with_extension("json.tmp");
         {

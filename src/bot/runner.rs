@@ -14,7 +14,7 @@ use super::voice_ai::{VoiceAi, VoiceAiConfig};
 use crate::audio::codec::EncoderConfig;
 use crate::audio::recorder::{CallRecorder, recording_stem};
 use crate::audio::tone::ToneGenerator;
-use crate::call_record::{CallRecord, QualitySummary};
+use crate::call_record::{CallRecord, Direction, QualitySummary};
 use crate::edge::call_audio::{Behaviour, CallAudio};
 use crate::edge::hub_client::{self, HubConnection, HubError};
 use crate::hub_protocol::{EdgeKind, EdgeMessage, HubMessage};
@@ -175,11 +175,26 @@ fn call_id_of(m: &HubMessage) -> Option<&str> {
     }
 }
 
-fn recorder_for(cfg: &BotConfig, call_id: &str) -> Option<CallRecorder> {
+/// The call's recorder, with a provisional sidecar (no end yet) written at once: if the process
+/// dies mid-call, the WAV (kept playable as it grows) still has its call id, parties and start.
+fn recorder_for(
+    cfg: &BotConfig,
+    call_id: &str,
+    direction: Direction,
+    customer: &str,
+) -> Option<CallRecorder> {
     let dir = cfg.record_dir.as_ref()?;
     let stem = recording_stem(chrono::Utc::now(), call_id);
     match CallRecorder::create(dir, &stem) {
-        Ok(r) => Some(r),
+        Ok(r) => {
+            let mut provisional = CallRecord::new(call_id, direction, customer, "");
+            provisional.edge = Some(cfg.name.clone());
+            provisional.recording = Some(r.wav_path().display().to_string());
+            if let Err(e) = r.write_sidecar(&provisional) {
+                warn!(error = %e, "cannot write the recording's sidecar");
+            }
+            Some(r)
+        }
         Err(e) => {
             warn!(error = %e, dir = %dir.display(), "cannot record this call");
             None
@@ -234,7 +249,7 @@ async fn inbound(
         media.clone(),
         cfg.behaviour(&call_id, &from),
         cfg.encoder.clone(),
-        recorder_for(&cfg, &call_id),
+        recorder_for(&cfg, &call_id, Direction::Inbound, &from),
     );
     // Accept after the configured delay; the bridge ignores it if the call ended meanwhile.
     let accept = {
@@ -431,7 +446,7 @@ async fn outbound(
         media.clone(),
         cfg.behaviour(&call_id, &to),
         cfg.encoder.clone(),
-        recorder_for(&cfg, &call_id),
+        recorder_for(&cfg, &call_id, Direction::Outbound, &to),
     );
     talk(
         &cfg,
