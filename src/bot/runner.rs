@@ -175,6 +175,22 @@ fn call_id_of(m: &HubMessage) -> Option<&str> {
     }
 }
 
+/// [`recorder_for`] on a blocking thread: creating files must not stall the async workers that
+/// set up other calls and pace their audio.
+async fn recorder(
+    cfg: &Arc<BotConfig>,
+    call_id: &str,
+    direction: Direction,
+    customer: &str,
+) -> Option<CallRecorder> {
+    cfg.record_dir.as_ref()?;
+    let (cfg, call_id, customer) = (cfg.clone(), call_id.to_string(), customer.to_string());
+    tokio::task::spawn_blocking(move || recorder_for(&cfg, &call_id, direction, &customer))
+        .await
+        .ok()
+        .flatten()
+}
+
 /// The call's recorder, with a provisional sidecar (no end yet) written at once: if the process
 /// dies mid-call, the WAV (kept playable as it grows) still has its call id, parties and start.
 fn recorder_for(
@@ -249,7 +265,7 @@ async fn inbound(
         media.clone(),
         cfg.behaviour(&call_id, &from),
         cfg.encoder.clone(),
-        recorder_for(&cfg, &call_id, Direction::Inbound, &from),
+        recorder(&cfg, &call_id, Direction::Inbound, &from).await,
     );
     // Accept after the configured delay; the bridge ignores it if the call ended meanwhile.
     let accept = {
@@ -367,8 +383,10 @@ async fn talk(
         });
         sidecar.quality = Some(quality);
         sidecar.recording = Some(path.clone());
-        match rec.finish(&sidecar) {
-            Ok(_) => recording = Some(path),
+        // File IO (and its fsync) runs off the async workers, which carry other calls' audio.
+        match tokio::task::spawn_blocking(move || rec.finish(&sidecar)).await {
+            Ok(Ok(_)) => recording = Some(path),
+            Ok(Err(e)) => warn!(error = %e, "finishing the recording"),
             Err(e) => warn!(error = %e, "finishing the recording"),
         }
     }
@@ -446,7 +464,7 @@ async fn outbound(
         media.clone(),
         cfg.behaviour(&call_id, &to),
         cfg.encoder.clone(),
-        recorder_for(&cfg, &call_id, Direction::Outbound, &to),
+        recorder(&cfg, &call_id, Direction::Outbound, &to).await,
     );
     talk(
         &cfg,
