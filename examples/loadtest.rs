@@ -40,6 +40,9 @@ struct Args {
     /// Calls arriving at once for the setup-latency measurement.
     #[arg(long, default_value_t = 50)]
     burst: usize,
+    /// Don't record calls (to see what recording costs).
+    #[arg(long)]
+    no_record: bool,
     /// The wacall binary (default: next to this example's directory).
     #[arg(long)]
     wacall: Option<PathBuf>,
@@ -243,11 +246,12 @@ async fn main() -> anyhow::Result<()> {
         "[bsp]\nbase_url = \"{}\"\nwaba_id = \"{}\"\nphone_number = \"{}\"\ntoken = \"load-token\"\n\n\
          [webhook]\napp_secret = \"load-secret\"\nverify_token = \"v\"\n\n\
          [server]\nlisten = \"{bridge_addr}\"\nedge_tokens = [\"load-edge\"]\nhistory_db = \"{}\"\n\n\
-         [recording]\nenabled = true\ndir = \"{}\"\n\n[routing]\nmax_calls = 5000\n",
+         [recording]\nenabled = {}\ndir = \"{}\"\n\n[routing]\nmax_calls = 5000\n",
         sandbox.bsp_url,
         business.waba_id,
         business.phone_number,
         dir.join("history.sqlite3").display(),
+        !args.no_record,
         dir.join("recordings").display(),
     );
     let cfg_path = dir.join("wacall.toml");
