@@ -61,6 +61,17 @@ pub struct CallAudio {
     dtmf: StdMutex<Option<mpsc::Receiver<char>>>,
 }
 
+/// One Opus packet of silence, encoded once per process (every call sends the same bytes).
+fn silence_packet() -> Result<Bytes, crate::audio::codec::CodecError> {
+    static SILENCE: std::sync::OnceLock<Bytes> = std::sync::OnceLock::new();
+    if let Some(b) = SILENCE.get() {
+        return Ok(b.clone());
+    }
+    let packet =
+        Bytes::from(OpusEncoder::new(EncoderConfig::default())?.encode(&Frame::silence())?);
+    Ok(SILENCE.get_or_init(|| packet).clone())
+}
+
 impl CallAudio {
     /// Starts the loop. `recorder`: where both sides are written once the call is answered.
     pub fn start(
@@ -69,9 +80,12 @@ impl CallAudio {
         encoder: EncoderConfig,
         mut recorder: Option<CallRecorder>,
     ) -> Result<CallAudio, crate::audio::codec::CodecError> {
-        let mut encoder = OpusEncoder::new(encoder)?;
+        // The encoder is made on the first live frame: a bot that only plays cached prompts and
+        // silence, or relays, never pays for one.
+        let encoder_cfg = encoder;
+        let mut encoder: Option<OpusEncoder> = None;
         let mut decoder = OpusDecoder::new()?;
-        let silence = Bytes::from(encoder.encode(&Frame::silence())?);
+        let silence = silence_packet()?;
         let sending = Arc::new(AtomicBool::new(false));
         let muted = Arc::new(AtomicBool::new(false));
         let recording = Arc::new(AtomicBool::new(false));
@@ -135,13 +149,22 @@ impl CallAudio {
                         _ if muted_now => (silence.clone(), Frame::silence()),
                         Outgoing::Packet { opus, pcm } => (opus, pcm),
                         Outgoing::Silence => (silence.clone(), Frame::silence()),
-                        Outgoing::Pcm(pcm) => match encoder.encode(&pcm) {
-                            Ok(p) => (Bytes::from(p), pcm),
-                            Err(e) => {
-                                warn!(error = %e, "Opus encode failed; sending silence");
-                                (silence.clone(), Frame::silence())
+                        Outgoing::Pcm(pcm) => {
+                            if encoder.is_none() {
+                                match OpusEncoder::new(encoder_cfg.clone()) {
+                                    Ok(e) => encoder = Some(e),
+                                    Err(e) => warn!(error = %e, "no Opus encoder; sending silence"),
+                                }
                             }
-                        },
+                            match encoder.as_mut().map(|e| e.encode(&pcm)) {
+                                Some(Ok(p)) => (Bytes::from(p), pcm),
+                                Some(Err(e)) => {
+                                    warn!(error = %e, "Opus encode failed; sending silence");
+                                    (silence.clone(), Frame::silence())
+                                }
+                                None => (silence.clone(), Frame::silence()),
+                            }
+                        }
                     };
                     lo.store((ours.level_dbfs() * 100.0) as i32, Ordering::Relaxed);
                     if let Err(e) = media.send_opus(packet).await {
