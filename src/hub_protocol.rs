@@ -118,6 +118,21 @@ impl EdgeMessage {
 }
 
 impl HubMessage {
+    /// The call a message is about (an edge routes it to that call's task).
+    pub fn call_id(&self) -> Option<&str> {
+        match self {
+            HubMessage::Incoming { call_id, .. }
+            | HubMessage::PreAccepted { call_id }
+            | HubMessage::Accepted { call_id }
+            | HubMessage::Dialing { call_id, .. }
+            | HubMessage::RemoteAnswer { call_id, .. }
+            | HubMessage::Status { call_id, .. }
+            | HubMessage::Ended { call_id, .. } => Some(call_id),
+            HubMessage::Error { call_id, .. } => call_id.as_deref(),
+            HubMessage::Welcome { .. } => None,
+        }
+    }
+
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }

@@ -148,7 +148,7 @@ pub async fn run(
                         }
                     }
                     other => {
-                        if let Some(id) = call_id_of(&other)
+                        if let Some(id) = other.call_id()
                             && let Some(ctx) = calls.get(id)
                         {
                             let _ = ctx.send(other).await;
@@ -159,20 +159,6 @@ pub async fn run(
         }
     }
     Ok(())
-}
-
-fn call_id_of(m: &HubMessage) -> Option<&str> {
-    match m {
-        HubMessage::PreAccepted { call_id }
-        | HubMessage::Accepted { call_id }
-        | HubMessage::RemoteAnswer { call_id, .. }
-        | HubMessage::Status { call_id, .. }
-        | HubMessage::Ended { call_id, .. }
-        | HubMessage::Incoming { call_id, .. } => Some(call_id),
-        HubMessage::Error { call_id, .. } => call_id.as_deref(),
-        HubMessage::Dialing { call_id, .. } => Some(call_id),
-        HubMessage::Welcome { .. } => None,
-    }
 }
 
 /// [`recorder_for`] on a blocking thread: creating files must not stall the async workers that

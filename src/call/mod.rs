@@ -239,6 +239,33 @@ fn stamp(t: DateTime<Utc>) -> String {
 }
 
 impl Call {
+    /// The parts every call starts with; the direction decides the rest.
+    fn fresh(
+        record: CallRecord,
+        phase: Phase,
+        edge: Option<String>,
+        offer: Option<String>,
+        timeouts: CallTimeouts,
+        now: DateTime<Utc>,
+    ) -> Call {
+        Call {
+            id: record.call_id.clone(),
+            direction: record.direction,
+            phase,
+            edge,
+            tried: Default::default(),
+            offer,
+            our_answer: None,
+            accept_wanted: false,
+            remote_answered: false,
+            remote_accepted: false,
+            record,
+            timeouts,
+            started: now,
+            setup_ms: None,
+        }
+    }
+
     /// A user's call arrived with its offer. Returns the call and its first commands.
     pub fn inbound(
         id: &str,
@@ -252,22 +279,7 @@ impl Call {
         let mut record = CallRecord::new(id, Direction::Inbound, customer, business);
         record.caller_name = caller_name;
         record.offered_at = stamp(now);
-        let call = Call {
-            id: id.to_string(),
-            direction: Direction::Inbound,
-            phase: Phase::Routing,
-            edge: None,
-            tried: Default::default(),
-            offer: Some(offer),
-            our_answer: None,
-            accept_wanted: false,
-            remote_answered: false,
-            remote_accepted: false,
-            record,
-            timeouts,
-            started: now,
-            setup_ms: None,
-        };
+        let call = Call::fresh(record, Phase::Routing, None, Some(offer), timeouts, now);
         (call, vec![Command::Route])
     }
 
@@ -283,22 +295,14 @@ impl Call {
         let mut record = CallRecord::new(id, Direction::Outbound, customer, business);
         record.offered_at = stamp(now);
         record.edge = Some(edge.to_string());
-        let call = Call {
-            id: id.to_string(),
-            direction: Direction::Outbound,
-            phase: Phase::Dialing,
-            edge: Some(edge.to_string()),
-            tried: Default::default(),
-            offer: None,
-            our_answer: None,
-            accept_wanted: false,
-            remote_answered: false,
-            remote_accepted: false,
+        let call = Call::fresh(
             record,
+            Phase::Dialing,
+            Some(edge.to_string()),
+            None,
             timeouts,
-            started: now,
-            setup_ms: None,
-        };
+            now,
+        );
         let cmds = vec![Command::SetTimer {
             timer: Timer::Answer,
             after: timeouts.answer,

@@ -941,7 +941,7 @@ impl Phone {
                 self.update(|v| v.notice = Some(plain_error(&message)));
             }
             other => {
-                let Some(id) = call_id_of(&other) else { return };
+                let Some(id) = other.call_id() else { return };
                 let mine = self
                     .call
                     .as_ref()
@@ -1450,20 +1450,6 @@ impl Call {
             stats_at: Instant::now(),
             record: None,
         }
-    }
-}
-
-fn call_id_of(m: &HubMessage) -> Option<&str> {
-    match m {
-        HubMessage::PreAccepted { call_id }
-        | HubMessage::Accepted { call_id }
-        | HubMessage::RemoteAnswer { call_id, .. }
-        | HubMessage::Status { call_id, .. }
-        | HubMessage::Ended { call_id, .. }
-        | HubMessage::Incoming { call_id, .. }
-        | HubMessage::Dialing { call_id, .. } => Some(call_id),
-        HubMessage::Error { call_id, .. } => call_id.as_deref(),
-        HubMessage::Welcome { .. } => None,
     }
 }
 
