@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use crate::audio::codec::{EncoderConfig, OpusDecoder, OpusEncoder};
 use crate::audio::tone::{ToneGenerator, dominant_frequency};
 use crate::audio::{FRAME_SAMPLES, SAMPLE_RATE};
+use crate::media::rtp_stats::RecvStats;
 use crate::media::{ConnState, MediaSession};
 
 /// One second of heard audio is enough to name a tone to ±2 Hz.
@@ -55,14 +56,13 @@ pub const LATE_MS: i64 = 40;
 
 /// Measures arrivals against the sender's 20 ms schedule, from RTP timestamps: the earliest
 /// (arrival − media time) seen is the on-time baseline, and a packet later than that by more than
-/// [`LATE_MS`] is late.
+/// [`LATE_MS`] is late. Missing packets are the media engine's own RFC 3550 count.
 #[derive(Default)]
 struct Schedule {
     base: Option<i64>,
     ts0: Option<u32>,
-    last_seq: Option<u16>,
     late: u64,
-    missing: u64,
+    recv: RecvStats,
 }
 
 impl Schedule {
@@ -75,18 +75,11 @@ impl Schedule {
         if offset - base > LATE_MS {
             self.late += 1;
         }
-        if let Some(last) = self.last_seq {
-            let step = seq.wrapping_sub(last);
-            // Forward jumps are losses; a small backward step is reordering, not loss.
-            if (2..0x8000).contains(&step) {
-                self.missing += u64::from(step - 1);
-            }
-            if step < 0x8000 {
-                self.last_seq = Some(seq);
-            }
-        } else {
-            self.last_seq = Some(seq);
-        }
+        self.recv.on_packet(seq, ts, arrival_ms as i64 * 48, 0);
+    }
+
+    fn missing(&self) -> u64 {
+        self.recv.summary(SAMPLE_RATE).lost
     }
 }
 
@@ -124,15 +117,11 @@ impl Voice {
                 };
                 while let Some(p) = rx.recv().await {
                     count.fetch_add(1, Ordering::Relaxed);
+                    // Light mode (load tests): count and time arrivals, don't decode.
+                    let frame = (!light).then(|| decoder.decode(&p.payload));
                     if let Ok(mut h) = heard.lock() {
                         h.schedule.on_packet(p.seq, p.timestamp, p.arrival_ms);
-                    }
-                    // Light mode (load tests): count and time arrivals, don't decode.
-                    if light {
-                        continue;
-                    }
-                    let frame = decoder.decode(&p.payload);
-                    if let Ok(mut h) = heard.lock() {
+                        let Some(frame) = frame else { continue };
                         h.pcm.extend(frame.samples());
                         let excess = h.pcm.len().saturating_sub(KEEP_SAMPLES);
                         h.pcm.drain(..excess);
@@ -186,7 +175,7 @@ impl Voice {
                     let pcm: Vec<i16> = h.pcm.iter().copied().collect();
                     dominant_frequency(&pcm, SAMPLE_RATE)
                 });
-                (hz, h.schedule.late, h.schedule.missing)
+                (hz, h.schedule.late, h.schedule.missing())
             })
             .unwrap_or_default();
         VoiceReport {
@@ -225,12 +214,12 @@ mod tests {
         // Reordered old packet: neither missing nor a sequence reset.
         s.on_packet(13, 2_880, 1_141);
         s.on_packet(15, 4_800, 1_100);
-        assert_eq!(s.missing, 1);
+        assert_eq!(s.missing(), 1);
         assert_eq!(s.late, 2, "14 (+60 ms) and the reordered 13 (+81 ms)");
         // Sequence wraparound is not loss.
         let mut w = Schedule::default();
         w.on_packet(65_535, 0, 0);
         w.on_packet(0, 960, 20);
-        assert_eq!(w.missing, 0);
+        assert_eq!(w.missing(), 0);
     }
 }
