@@ -273,7 +273,7 @@ impl World {
     /// Posts a webhook to the bridge, signed like Meta signs it.
     pub async fn post_webhook(&self, payload: &Value) {
         let body = payload.to_string().into_bytes();
-        let sig = webhooks::signature(self.cfg.app_secret.as_bytes(), &body);
+        let sig = crate::webhook::sign(self.cfg.app_secret.as_bytes(), &body);
         let copies = if self.faults().duplicate_webhooks {
             2
         } else {

@@ -111,21 +111,7 @@ impl Rig {
     }
 
     pub async fn dial(&self, to: &str) -> Result<String, String> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.bot_cmd
-            .as_ref()
-            .expect("a bot")
-            .send(BotCommand::Dial {
-                to: to.into(),
-                done: Some(tx),
-                progress: None,
-            })
-            .await
-            .unwrap();
-        tokio::time::timeout(Duration::from_secs(10), rx)
-            .await
-            .expect("dial answered")
-            .unwrap()
+        self.dial_watching(to).await.0
     }
 
     /// Dials and returns the progress stream (`ringing`, `accepted`, `rejected`, `ended: ...`).
