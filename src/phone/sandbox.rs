@@ -7,15 +7,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use super::core::{PhoneHandle, PhoneState};
 use crate::bridge::Bridge;
 use crate::call::CallTimeouts;
-use crate::media::MediaConfig;
-use crate::sandbox::demo::demo_business;
-use crate::sandbox::{Sandbox, SandboxConfig, UserCall, UserPlan, World};
+use crate::sandbox::{Sandbox, UserCall, UserPlan, World};
 use crate::secret::Secret;
 
 /// Sandbox users that never granted call permission: calling them shows that error.
@@ -44,27 +41,15 @@ impl PhoneSandbox {
     pub async fn start(timeouts: CallTimeouts) -> anyhow::Result<PhoneSandbox> {
         let dir = std::env::temp_dir().join(format!("wacall-phone-{:016x}", rand::random::<u64>()));
         std::fs::create_dir_all(&dir)?;
-        let bsp_token = format!("sandbox-token-{:x}", rand::random::<u64>());
         let app_secret = format!("sandbox-secret-{:x}", rand::random::<u64>());
         let edge_token = format!("agent-{:x}", rand::random::<u64>());
-        let business = demo_business();
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let sandbox = Sandbox::start(SandboxConfig {
-            business: business.clone(),
-            token: bsp_token.clone(),
-            app_secret: app_secret.clone(),
-            webhook_url: format!("http://{addr}/webhook"),
-            listen: "127.0.0.1:0".parse()?,
-            media: MediaConfig::loopback(),
-        })
-        .await?;
-        let mut cfg = sandbox.bridge_config(
+        let (sandbox, bridge) = crate::sandbox::start_with_bridge(
+            &app_secret,
             vec![Secret::new(&edge_token)],
             Some(dir.join("history.sqlite3")),
-        );
-        cfg.timeouts = timeouts;
-        let bridge = Bridge::start_on(listener, cfg).await?;
+            timeouts,
+        )
+        .await?;
         // Users the agent calls answer after a short ring and talk (a steady tone).
         sandbox.world.set_default_plan(UserPlan {
             answer_after: Duration::from_millis(1500),

@@ -6,14 +6,12 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
-use super::{Business, Sandbox, SandboxConfig, SimState, UserCall, UserPlan};
+use super::{Business, SimState, UserCall, UserPlan};
 use crate::audio::codec::EncoderConfig;
 use crate::bot::behaviours::PromptClip;
 use crate::bot::runner::{self, BotCommand, BotConfig};
-use crate::bridge::server::Bridge;
 use crate::call_record::CallRecord;
 use crate::media::MediaConfig;
 use crate::secret::Secret;
@@ -77,31 +75,14 @@ pub fn demo_business() -> Business {
 }
 
 pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoOutcome> {
-    let token = format!("sandbox-token-{:x}", rand::random::<u64>());
     let app_secret = format!("sandbox-secret-{:x}", rand::random::<u64>());
     let edge_token = format!("edge-{:x}", rand::random::<u64>());
     let business = demo_business();
-
-    // The bridge's port must be known before the sandbox (which posts webhooks to it) starts,
-    // and the sandbox's before the bridge (which posts actions to it): bind first, serve later.
-    let bridge_listener = TcpListener::bind("127.0.0.1:0").await?;
-    let bridge_addr = bridge_listener.local_addr()?;
-    let sandbox = Sandbox::start(SandboxConfig {
-        business: business.clone(),
-        token: token.clone(),
-        app_secret: app_secret.clone(),
-        webhook_url: format!("http://{bridge_addr}/webhook"),
-        listen: "127.0.0.1:0".parse()?,
-        media: MediaConfig::loopback(),
-    })
-    .await?;
-
-    let bridge = Bridge::start_on(
-        bridge_listener,
-        sandbox.bridge_config(
-            vec![Secret::new(&edge_token)],
-            Some(opts.history_db.clone()),
-        ),
+    let (sandbox, bridge) = super::start_with_bridge(
+        &app_secret,
+        vec![Secret::new(&edge_token)],
+        Some(opts.history_db.clone()),
+        crate::call::CallTimeouts::default(),
     )
     .await?;
 

@@ -39,6 +39,34 @@ pub struct SandboxConfig {
     pub media: MediaConfig,
 }
 
+/// A sandbox and a bridge wired to each other on 127.0.0.1, as the demo, the softphone's
+/// `--sandbox` and the end-to-end tests run them: the demo business, the bridge's webhook URL in
+/// the sandbox, the sandbox's BSP (token, app secret) in the bridge.
+pub async fn start_with_bridge(
+    app_secret: &str,
+    edge_tokens: Vec<crate::secret::Secret>,
+    history_db: Option<std::path::PathBuf>,
+    timeouts: crate::call::CallTimeouts,
+) -> anyhow::Result<(Sandbox, crate::bridge::Bridge)> {
+    // Each side must know the other's address before it starts: bind the bridge first, serve
+    // it once the sandbox's BSP address is known.
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let sandbox = Sandbox::start(SandboxConfig {
+        business: demo::demo_business(),
+        token: format!("sandbox-token-{:x}", rand::random::<u64>()),
+        app_secret: app_secret.to_string(),
+        webhook_url: format!("http://{addr}/webhook"),
+        listen: "127.0.0.1:0".parse()?,
+        media: MediaConfig::loopback(),
+    })
+    .await?;
+    let mut cfg = sandbox.bridge_config(edge_tokens, history_db);
+    cfg.timeouts = timeouts;
+    let bridge = crate::bridge::Bridge::start_on(listener, cfg).await?;
+    Ok((sandbox, bridge))
+}
+
 /// A running sandbox. Dropping it stops the BSP server; call `shutdown` to end calls cleanly.
 pub struct Sandbox {
     pub world: Arc<World>,

@@ -7,7 +7,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -16,8 +15,7 @@ use wacall::bot::runner::{self, BotCommand, BotConfig};
 use wacall::bridge::Bridge;
 use wacall::call::CallTimeouts;
 use wacall::media::MediaConfig;
-use wacall::sandbox::demo::demo_business;
-use wacall::sandbox::{Sandbox, SandboxConfig, SimState};
+use wacall::sandbox::{Sandbox, SimState};
 use wacall::secret::Secret;
 
 pub const APP_SECRET: &str = "e2e-app-secret";
@@ -67,22 +65,14 @@ impl Rig {
         let dir = std::env::temp_dir().join(format!("wacall-e2e-{:016x}", rand::random::<u64>()));
         std::fs::create_dir_all(&dir).unwrap();
         let db = dir.join("history.sqlite3");
-        let business = demo_business();
-        let bridge_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let bridge_addr = bridge_listener.local_addr().unwrap();
-        let sandbox = Sandbox::start(SandboxConfig {
-            business: business.clone(),
-            token: "e2e-bsp-token".into(),
-            app_secret: APP_SECRET.into(),
-            webhook_url: format!("http://{bridge_addr}/webhook"),
-            listen: "127.0.0.1:0".parse().unwrap(),
-            media: MediaConfig::loopback(),
-        })
+        let (sandbox, bridge) = wacall::sandbox::start_with_bridge(
+            APP_SECRET,
+            vec![Secret::new(EDGE_TOKEN)],
+            Some(db.clone()),
+            timeouts,
+        )
         .await
         .unwrap();
-        let mut cfg = sandbox.bridge_config(vec![Secret::new(EDGE_TOKEN)], Some(db.clone()));
-        cfg.timeouts = timeouts;
-        let bridge = Bridge::start_on(bridge_listener, cfg).await.unwrap();
         let (stop, stop_rx) = watch::channel(false);
         let (mut bot_cmd, mut bot_task) = (None, None);
         if let Some(bot) = bot {
