@@ -100,7 +100,8 @@ struct AppState {
     edge_tokens: Vec<Secret>,
     shared: Arc<Mutex<Shared>>,
     metrics: Arc<Metrics>,
-    history_db: Option<PathBuf>,
+    /// A reading connection, opened once (the writer thread has its own).
+    history: Option<Arc<Mutex<History>>>,
 }
 
 /// A running bridge.
@@ -111,7 +112,7 @@ pub struct Bridge {
     engine: JoinHandle<()>,
     stop: watch::Sender<bool>,
     engine_tx: mpsc::Sender<EngineInput>,
-    history_db: Option<PathBuf>,
+    history: Option<Arc<Mutex<History>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -146,6 +147,10 @@ impl Bridge {
                 source,
             })?;
         let bsp = Arc::new(BspClient::new(&cfg.bsp)?);
+        let reader = match &cfg.history_db {
+            Some(p) => Some(Arc::new(Mutex::new(History::open(p)?))),
+            None => None,
+        };
         let history = match &cfg.history_db {
             Some(p) => Some(HistoryWriter::start(History::open(p)?)),
             None => None,
@@ -173,7 +178,7 @@ impl Bridge {
             edge_tokens: cfg.edge_tokens.clone(),
             shared: shared.clone(),
             metrics,
-            history_db: cfg.history_db.clone(),
+            history: reader.clone(),
         };
         let app = Router::new()
             .route(&cfg.webhook_path, get(verify).post(webhook_post))
@@ -203,7 +208,7 @@ impl Bridge {
             engine,
             stop,
             engine_tx: tx,
-            history_db: cfg.history_db,
+            history: reader,
         })
     }
 
@@ -248,8 +253,7 @@ impl Bridge {
 
     /// The history row as stored in the database.
     pub fn history_row(&self, call_id: &str) -> Option<CallRecord> {
-        let path = self.history_db.as_ref()?;
-        History::open(path).ok()?.get(call_id).ok()?
+        self.history.as_ref()?.lock().ok()?.get(call_id).ok()?
     }
 
     /// Stops accepting requests, ends live calls at the BSP, and waits for the engine.
@@ -371,13 +375,15 @@ async fn calls(
     if !hub::token_ok(&s.edge_tokens, token) {
         return (StatusCode::UNAUTHORIZED, "edge token required").into_response();
     }
-    let Some(path) = s.history_db.clone() else {
+    let Some(history) = s.history.clone() else {
         return axum::Json(Vec::<CallRecord>::new()).into_response();
     };
     let limit = q.limit.unwrap_or(50).min(1000);
-    let rows =
-        tokio::task::spawn_blocking(move || History::open(&path).and_then(|h| h.recent(limit)))
-            .await;
+    let rows = tokio::task::spawn_blocking(move || match history.lock() {
+        Ok(h) => h.recent(limit),
+        Err(p) => p.into_inner().recent(limit),
+    })
+    .await;
     match rows {
         Ok(Ok(rows)) => axum::Json(rows).into_response(),
         Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
