@@ -196,6 +196,16 @@ pub struct PhoneView {
     pub calls_ended: u64,
 }
 
+impl PhoneView {
+    /// A new call (ringing or dialled) starts with no notice, unmuted, no keys, no grade.
+    fn begin_call(&mut self) {
+        self.notice = None;
+        self.muted = false;
+        self.dtmf_sent.clear();
+        self.quality = None;
+    }
+}
+
 impl Default for PhoneView {
     fn default() -> Self {
         PhoneView {
@@ -742,26 +752,19 @@ impl Phone {
                     .await;
             }
             Command::Hangup => {
-                if let Some(call) = self.call.as_mut() {
-                    if call.call_id.is_none() {
-                        // Dial still in flight: forget it; a late Dialing will be hung up.
-                        let call = self.call.take().expect("present");
-                        self.end_call(call, Some(hub), "you cancelled the call".into())
-                            .await;
-                        return;
+                let Some(call) = self.call.take() else { return };
+                let why = match call.call_id.clone() {
+                    // Dial still in flight: forget it; a late Dialing will be hung up.
+                    None => "you cancelled the call",
+                    Some(call_id) => {
+                        if !call.hangup_sent {
+                            let _ = hub.send(EdgeMessage::Hangup { call_id }).await;
+                        }
+                        // The bridge answers with Ended; don't wait for it forever.
+                        "you hung up"
                     }
-                    if !call.hangup_sent {
-                        call.hangup_sent = true;
-                        let _ = hub
-                            .send(EdgeMessage::Hangup {
-                                call_id: call.call_id.clone().unwrap_or_default(),
-                            })
-                            .await;
-                    }
-                    // The bridge answers with Ended; don't wait for it forever.
-                    let call = self.call.take().expect("present");
-                    self.end_call(call, Some(hub), "you hung up".into()).await;
-                }
+                };
+                self.end_call(call, Some(hub), why.into()).await;
             }
             Command::Mute(m) => {
                 if let Some(a) = self.call.as_ref().and_then(|c| c.audio.as_ref()) {
@@ -807,10 +810,7 @@ impl Phone {
                         progress: DialProgress::Starting,
                         since: Instant::now(),
                     };
-                    v.notice = None;
-                    v.muted = false;
-                    v.dtmf_sent.clear();
-                    v.quality = None;
+                    v.begin_call();
                 });
                 self.open_devices(itx);
                 let (media_cfg, itx) = (self.cfg.media.clone(), itx.clone());
@@ -874,10 +874,7 @@ impl Phone {
                         number: from.clone(),
                         since: Instant::now(),
                     };
-                    v.notice = None;
-                    v.muted = false;
-                    v.dtmf_sent.clear();
-                    v.quality = None;
+                    v.begin_call();
                 });
                 self.open_devices(itx);
                 // Pre-accept at once so media is up before the agent answers.
@@ -935,7 +932,7 @@ impl Phone {
                 .is_some_and(|c| c.request_id.as_deref() == Some(&r) && c.call_id.is_none()) =>
             {
                 warn!(%message, "dial failed");
-                let call = self.call.take().expect("mine");
+                let Some(call) = self.call.take() else { return };
                 // No call id yet: nothing to report to the bridge, only back to Idle.
                 self.end_call(call, Some(hub), String::new()).await;
                 self.update(|v| v.notice = Some(plain_error(&message)));
@@ -1050,7 +1047,9 @@ impl Phone {
                 match result {
                     Ok((media, sdp)) if mine => {
                         let audio = self.start_audio(&media, &call_id);
-                        let call = self.call.as_mut().expect("mine");
+                        let Some(call) = self.call.as_mut() else {
+                            return;
+                        };
                         call.media = Some(media);
                         call.audio = audio;
                         if let Some(hub) = hub {
@@ -1091,7 +1090,9 @@ impl Phone {
                     .is_some_and(|c| c.request_id.as_deref() == Some(&request_id));
                 match result {
                     Ok((media, offer)) if mine => {
-                        let call = self.call.as_mut().expect("mine");
+                        let Some(call) = self.call.as_mut() else {
+                            return;
+                        };
                         call.media = Some(media);
                         let to = call.number.clone();
                         if let Some(hub) = hub {
