@@ -27,6 +27,25 @@ impl Secret {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// Whether `given` is this secret, in constant time; see [`secrets_match`].
+    pub fn matches(&self, given: &str) -> bool {
+        secrets_match(&self.0, given)
+    }
+}
+
+/// Compares a presented token with the expected one in constant time: both are hashed first so
+/// neither the content nor the length leaks through timing, and an empty expected value (an unset
+/// secret) never matches.
+pub fn secrets_match(expected: &str, given: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    use subtle::ConstantTimeEq;
+    let (a, b) = (
+        Sha256::digest(expected.as_bytes()),
+        Sha256::digest(given.as_bytes()),
+    );
+    let same: bool = a.as_slice().ct_eq(b.as_slice()).into();
+    same && !expected.is_empty()
 }
 
 impl fmt::Debug for Secret {
@@ -56,6 +75,14 @@ impl Serialize for Secret {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn matching_is_exact_and_an_unset_secret_matches_nothing() {
+        let s = Secret::new("alpha");
+        assert!(s.matches("alpha"));
+        assert!(!s.matches("alph") && !s.matches("alphaa") && !s.matches(""));
+        assert!(!Secret::new("").matches(""));
+    }
 
     #[test]
     fn debug_and_display_hide_the_value() {

@@ -4,8 +4,7 @@
 //! Pure functions, no IO. The app secret and the verify token are never logged nor put in errors.
 
 use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
+use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -116,10 +115,7 @@ pub fn verify_challenge(
         }
     }
     let token = verify_token.ok_or(ChallengeError::MissingToken)?;
-    let given = Sha256::digest(token.as_bytes());
-    let wanted = Sha256::digest(expected_token.as_bytes());
-    let same: bool = given.as_slice().ct_eq(wanted.as_slice()).into();
-    if !same || expected_token.is_empty() {
+    if !crate::secret::secrets_match(expected_token, token) {
         return Err(ChallengeError::TokenMismatch);
     }
     let challenge = match challenge {
