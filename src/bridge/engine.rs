@@ -163,24 +163,28 @@ impl Engine {
             self.step(input);
         }
         sweeper.abort();
-        // The server is gone: end what is still up so WhatsApp does not keep ringing.
+        // The server is gone: end what is still up so WhatsApp does not keep ringing. The calls
+        // decide how (reject or terminate); the actions are awaited here, not spawned, because
+        // nothing will read their results any more.
         let live: Vec<String> = self.registry.live().map(|c| c.id.clone()).collect();
         for id in live {
-            if let Some(call) = self.registry.get(&id) {
-                let action =
-                    if call.record.accepted_at.is_some() || call.record.pre_accepted_at.is_some() {
-                        "terminate"
-                    } else {
-                        "reject"
-                    };
-                let to = call.record.customer.clone();
-                let r = if action == "terminate" {
-                    self.bsp.terminate(&id, &to).await
-                } else {
-                    self.bsp.reject(&id, &to).await
-                };
-                if let Err(e) = r {
-                    warn!(call_id = %id, error = %e, "could not end the call at shutdown");
+            let Some(call) = self.registry.get_mut(&id) else {
+                continue;
+            };
+            let to = call.record.customer.clone();
+            let Ok(cmds) = call.handle(Input::Shutdown, Utc::now()) else {
+                continue;
+            };
+            for cmd in cmds {
+                match cmd {
+                    Command::Submit(action) => {
+                        if let Err(e) = perform(&self.bsp, &id, &to, &action).await {
+                            warn!(call_id = %id, error = %e, "could not end the call at shutdown");
+                        }
+                    }
+                    Command::ToEdge { edge, msg } => self.send_edge(&edge, msg),
+                    Command::Finished { .. } | Command::RecordUpdated => self.write_history(&id),
+                    Command::Route | Command::SetTimer { .. } => {}
                 }
             }
         }
@@ -584,13 +588,9 @@ impl Engine {
         let span = info_span!("bsp", call_id = %call_id, action = name);
         tokio::spawn(
             async move {
-                let r = match &action {
-                    Action::PreAccept { sdp } => bsp.pre_accept(&call_id, &to, sdp).await,
-                    Action::Accept { sdp } => bsp.accept(&call_id, &to, sdp).await,
-                    Action::Reject => bsp.reject(&call_id, &to).await,
-                    Action::Terminate => bsp.terminate(&call_id, &to).await,
-                };
-                let result = r.map_err(|e| ActionFailure::from(&e));
+                let result = perform(&bsp, &call_id, &to, &action)
+                    .await
+                    .map_err(|e| ActionFailure::from(&e));
                 let _ = tx
                     .send(EngineInput::ActionResult {
                         call_id,
@@ -662,6 +662,21 @@ impl Engine {
                 *s.phases.entry(c.phase.as_str()).or_default() += 1;
             }
         }
+    }
+}
+
+/// Submits one call action at the BSP.
+async fn perform(
+    bsp: &BspClient,
+    call_id: &str,
+    to: &str,
+    action: &Action,
+) -> Result<(), ApiError> {
+    match action {
+        Action::PreAccept { sdp } => bsp.pre_accept(call_id, to, sdp).await,
+        Action::Accept { sdp } => bsp.accept(call_id, to, sdp).await,
+        Action::Reject => bsp.reject(call_id, to).await,
+        Action::Terminate => bsp.terminate(call_id, to).await,
     }
 }
 

@@ -109,6 +109,8 @@ pub enum Input {
         quality: QualitySummary,
         recording: Option<String>,
     },
+    /// The bridge is stopping: end the call at WhatsApp rather than leave it ringing.
+    Shutdown,
     Dtmf {
         digit: char,
     },
@@ -531,6 +533,10 @@ impl Call {
                 }
                 let action = self.hangup_action();
                 Ok(self.end("edge_lost", Some(action), now))
+            }
+            Shutdown => {
+                let action = self.hangup_action();
+                Ok(self.end("bridge_shutdown", Some(action), now))
             }
             EdgeFinished {
                 quality, recording, ..

@@ -628,3 +628,20 @@ fn dtmf_is_kept_in_the_record() {
     call.handle(Input::Dtmf { digit: '#' }, t(500)).unwrap();
     assert_eq!(call.record.dtmf, "1#");
 }
+
+#[test]
+fn shutdown_rejects_a_ringing_call_and_terminates_a_dialled_one() {
+    let mut call = inbound();
+    call.handle(Input::Assigned { edge: "e".into() }, t(1))
+        .unwrap();
+    let c = call.handle(Input::Shutdown, t(2)).unwrap();
+    assert_eq!(submits(&c), vec!["reject"]);
+    assert_eq!(finished(&c).as_deref(), Some("bridge_shutdown"));
+    let mut out = outbound();
+    let c = out.handle(Input::Shutdown, t(2)).unwrap();
+    assert_eq!(
+        submits(&c),
+        vec!["terminate"],
+        "reject is only for a user's call"
+    );
+}
