@@ -16,7 +16,7 @@ use wacall::bot::voice_ai::{StreamFormat, VoiceAiConfig};
 use wacall::bridge::{Bridge, BridgeConfig};
 use wacall::cli::{dial, ops};
 use wacall::config::Config;
-use wacall::media::MediaConfig;
+use wacall::media::{MediaConfig, MediaSession};
 use wacall::sandbox::demo::{self, DemoOptions};
 
 #[derive(Parser)]
@@ -510,13 +510,12 @@ async fn media(cmd: MediaCmd) -> anyhow::Result<ExitCode> {
         MediaCmd::Answer { file, media } => (media, Some(file)),
     };
     let cfg = media_config(&args.bind, &args.public_ip, args.ports.as_deref())?;
-    let session = wacall::media::MediaSession::new(&cfg, "media-check").await?;
-    let sdp = match file {
-        None => session.create_offer().await?,
+    let (session, sdp) = match file {
+        None => MediaSession::offering(&cfg, "media-check").await?,
         Some(f) => {
             let offer = std::fs::read_to_string(&f)
                 .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", f.display()))?;
-            session.answer(&offer).await?
+            MediaSession::answering(&cfg, "media-check", &offer).await?
         }
     };
     print!("{sdp}");

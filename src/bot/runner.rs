@@ -221,9 +221,7 @@ async fn inbound(
         // Setups run at most one per core: interleaving fifty of them makes every caller wait
         // for the slowest, while a queue lets the first ones pre-accept at once.
         let _slot = SETUP_SLOTS.acquire().await;
-        let media = MediaSession::new(&cfg.media, &call_id).await?;
-        let answer = media.answer(&offer).await?;
-        Ok::<_, crate::media::MediaError>((media, answer))
+        MediaSession::answering(&cfg.media, &call_id, &offer).await
     };
     let (media, answer) = match setup.await {
         Ok(x) => x,
@@ -402,19 +400,10 @@ async fn outbound(
             let _ = d.send(r);
         }
     };
-    let media = match MediaSession::new(&cfg.media, &request_id).await {
-        Ok(m) => m,
+    let (media, offer) = match MediaSession::offering(&cfg.media, &request_id).await {
+        Ok(x) => x,
         Err(e) => {
             reply(Err(e.to_string()));
-            let _ = gone.send(request_id).await;
-            return;
-        }
-    };
-    let offer = match media.create_offer().await {
-        Ok(o) => o,
-        Err(e) => {
-            reply(Err(e.to_string()));
-            media.close().await;
             let _ = gone.send(request_id).await;
             return;
         }

@@ -488,6 +488,38 @@ impl MediaSession {
         Ok(sanitize_local_sdp(&desc.sdp))
     }
 
+    /// A new session that answers `offer`: the whole inbound set-up. A session whose answer
+    /// fails is closed here, so no caller leaks its socket.
+    pub async fn answering(
+        cfg: &MediaConfig,
+        call_id: &str,
+        offer: &str,
+    ) -> Result<(Arc<Self>, String), MediaError> {
+        let media = MediaSession::new(cfg, call_id).await?;
+        match media.answer(offer).await {
+            Ok(answer) => Ok((media, answer)),
+            Err(e) => {
+                media.close().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// A new session with its offer: the whole outbound set-up (closed again on failure).
+    pub async fn offering(
+        cfg: &MediaConfig,
+        call_id: &str,
+    ) -> Result<(Arc<Self>, String), MediaError> {
+        let media = MediaSession::new(cfg, call_id).await?;
+        match media.create_offer().await {
+            Ok(offer) => Ok((media, offer)),
+            Err(e) => {
+                media.close().await;
+                Err(e)
+            }
+        }
+    }
+
     /// Builds an offer (business-initiated call) with ICE gathered.
     pub async fn create_offer(&self) -> Result<String, MediaError> {
         let offer = self

@@ -815,14 +815,9 @@ impl Phone {
                 self.open_devices(itx);
                 let (media_cfg, itx) = (self.cfg.media.clone(), itx.clone());
                 tokio::spawn(async move {
-                    let result = async {
-                        let m = MediaSession::new(&media_cfg, &request_id)
-                            .await
-                            .map_err(|e| e.to_string())?;
-                        let offer = m.create_offer().await.map_err(|e| e.to_string())?;
-                        Ok((m, offer))
-                    }
-                    .await;
+                    let result = MediaSession::offering(&media_cfg, &request_id)
+                        .await
+                        .map_err(|e| e.to_string());
                     let _ = itx.send(Internal::Offered { request_id, result });
                 });
             }
@@ -880,14 +875,9 @@ impl Phone {
                 // Pre-accept at once so media is up before the agent answers.
                 let (media_cfg, itx) = (self.cfg.media.clone(), itx.clone());
                 tokio::spawn(async move {
-                    let result = async {
-                        let m = MediaSession::new(&media_cfg, &call_id)
-                            .await
-                            .map_err(|e| e.to_string())?;
-                        let answer = m.answer(&sdp).await.map_err(|e| e.to_string())?;
-                        Ok((m, answer))
-                    }
-                    .await;
+                    let result = MediaSession::answering(&media_cfg, &call_id, &sdp)
+                        .await
+                        .map_err(|e| e.to_string());
                     let _ = itx.send(Internal::Answered { call_id, result });
                 });
             }

@@ -323,10 +323,9 @@ impl World {
     /// The user's phone builds its offer (media ready, listening) but has not called yet.
     async fn prepare_user_call(self: &Arc<Self>, call: UserCall) -> Result<PreparedCall, String> {
         let call_id = self.new_call_id();
-        let media = MediaSession::new(&self.lite_media(), &call_id)
+        let (media, offer) = MediaSession::offering(&self.lite_media(), &call_id)
             .await
             .map_err(|e| e.to_string())?;
-        let offer = media.create_offer().await.map_err(|e| e.to_string())?;
         let offer = if self.faults().unreachable_media {
             break_candidates(&offer)
         } else {
