@@ -225,9 +225,8 @@ pub struct Call {
     our_answer: Option<String>,
     /// The edge asked to accept while pre_accept was still in flight.
     accept_wanted: bool,
-    /// Outbound: the user's answer arrived / the user accepted (either order).
+    /// Outbound: the user's answer arrived (acceptance is `record.accepted_at`).
     remote_answered: bool,
-    remote_accepted: bool,
     pub record: CallRecord,
     timeouts: CallTimeouts,
     /// When the call was offered (inbound) or dialled; for setup latency.
@@ -260,7 +259,6 @@ impl Call {
             our_answer: None,
             accept_wanted: false,
             remote_answered: false,
-            remote_accepted: false,
             record,
             timeouts,
             started: now,
@@ -615,8 +613,8 @@ impl Call {
                 match p {
                     Progress::Ringing => {}
                     Progress::Accepted => {
-                        if !self.remote_accepted {
-                            self.remote_accepted = true;
+                        // The first ACCEPTED counts; repeats keep its time.
+                        if self.record.accepted_at.is_none() {
                             self.record.accepted_at = Some(stamp(now));
                             self.record.answered_by = Some("customer".into());
                         }
