@@ -43,6 +43,17 @@ struct Args {
     /// Don't record calls (to see what recording costs).
     #[arg(long)]
     no_record: bool,
+    /// The bot accepts this long after pre-accepting (0 = at once, as a bot usually does).
+    #[arg(long, default_value_t = 0)]
+    accept_delay_ms: u64,
+    /// Measure the set-up alone: the users' media is unreachable, so no ICE, DTLS or audio
+    /// follows the pre_accepts (use with a long --accept-delay-ms).
+    #[arg(long)]
+    setup_only: bool,
+    /// Calls placed and hung up before the burst (a server that has taken calls before:
+    /// allocator, connection pools and caches warm).
+    #[arg(long, default_value_t = 0)]
+    warmup: usize,
     /// The wacall binary (default: next to this example's directory).
     #[arg(long)]
     wacall: Option<PathBuf>,
@@ -105,6 +116,17 @@ fn cpu_secs(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// Nanoseconds all threads of a process have run, from /proc/<pid>/task/*/schedstat.
+fn run_ns(pid: u32) -> u64 {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    dir.filter_map(|e| e.ok())
+        .filter_map(|e| std::fs::read_to_string(e.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
@@ -144,16 +166,20 @@ fn totals(sandbox: &Sandbox, ids: &[String]) -> Totals {
     t
 }
 
+/// `n` users call at once: every offer is built first, then all the connect webhooks go out
+/// together, so the setup time measures wacall and not the users' own preparation.
 async fn place(sandbox: &Sandbox, n: usize, first: usize) -> Vec<String> {
-    let calls = (0..n).map(|i| {
-        sandbox.world.place_user_call(UserCall {
+    let calls = (0..n)
+        .map(|i| UserCall {
             user: format!("52155{:08}", 30_000_000 + first + i),
             name: format!("Load {}", first + i),
             tone_hz: 440.0,
             hangup_after: None,
         })
-    });
-    futures_util::future::join_all(calls)
+        .collect();
+    sandbox
+        .world
+        .place_user_calls_at_once(calls)
         .await
         .into_iter()
         .filter_map(Result::ok)
@@ -188,6 +214,12 @@ async fn hang_up_all(sandbox: &Sandbox, ids: &[String]) {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     let steps: Vec<usize> = args
         .steps
         .split(',')
@@ -242,6 +274,9 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
     sandbox.world.faults().light_users = true;
+    // Set-up alone: the users' candidates lead nowhere, so no ICE, DTLS or audio follows the
+    // pre_accepts and the burst measures offer → answer only.
+    sandbox.world.faults().unreachable_media = args.setup_only;
     let config = format!(
         "[bsp]\nbase_url = \"{}\"\nwaba_id = \"{}\"\nphone_number = \"{}\"\ntoken = \"load-token\"\n\n\
          [webhook]\napp_secret = \"load-secret\"\nverify_token = \"v\"\n\n\
@@ -264,7 +299,7 @@ async fn main() -> anyhow::Result<()> {
             "--media-bind",
             "127.0.0.1",
             "--accept-delay-ms",
-            "0",
+            &args.accept_delay_ms.to_string(),
         ])
         .args(behaviour)
         .kill_on_drop(true)
@@ -302,6 +337,26 @@ async fn main() -> anyhow::Result<()> {
     );
 
     // 3. Setup latency with a burst.
+    if args.warmup > 0 {
+        let ids = place(&sandbox, args.warmup, 5000).await;
+        wait_active(&sandbox, &ids, Duration::from_secs(30)).await;
+        hang_up_all(&sandbox, &ids).await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    let me = std::process::id();
+    // Both processes' CPU time, sampled every 5 ms through the burst (schedstat, ns).
+    let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let sampling = sampling.clone();
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                v.push((Instant::now(), run_ns(pid), run_ns(me)));
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            v
+        })
+    };
     let ids = place(&sandbox, args.burst, 0).await;
     wait_active(&sandbox, &ids, Duration::from_secs(30)).await;
     let received = sandbox.received();
@@ -316,6 +371,30 @@ async fn main() -> anyhow::Result<()> {
         })
         .collect();
     lat.sort_by(f64::total_cmp);
+    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+    let samples = sampler.join().unwrap_or_default();
+    let first_sent = ids
+        .iter()
+        .filter_map(|id| sandbox.world.offered_at(id))
+        .min();
+    let last_pre = received
+        .iter()
+        .filter(|r| r.action == "pre_accept")
+        .map(|r| r.at)
+        .max();
+    if let (Some(a), Some(b)) = (first_sent, last_pre) {
+        let before = samples.iter().rev().find(|s| s.0 <= a);
+        let after = samples.iter().find(|s| s.0 >= b);
+        if let (Some(x), Some(y)) = (before, after) {
+            let wacall_ms = y.1.saturating_sub(x.1) as f64 / 1e6;
+            let gen_ms = y.2.saturating_sub(x.2) as f64 / 1e6;
+            println!(
+                "CPU from the first webhook to the last pre_accept ({:.0} ms, 5 ms resolution): wacall {wacall_ms:.1} ms ({:.2} ms per call), load generator {gen_ms:.1} ms",
+                y.0.saturating_duration_since(x.0).as_secs_f64() * 1e3,
+                wacall_ms / args.burst.max(1) as f64
+            );
+        }
+    }
     println!(
         "webhook → pre_accept, {} calls arriving at once: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} measured)\n",
         args.burst,
@@ -349,7 +428,6 @@ async fn main() -> anyhow::Result<()> {
         "| calls up | wacall CPU % per call | × floor | RSS MiB per call | late frames % | missing % | wacall CPU % total | load generator CPU % | result |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
-    let me = std::process::id();
     let mut live: Vec<String> = Vec::new();
     let mut last_good = 0;
     for &target in &steps {

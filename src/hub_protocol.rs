@@ -138,6 +138,15 @@ impl HubMessage {
     }
 }
 
+/// An edge's live link to the engine, whatever carries it: a WebSocket to a remote hub
+/// (`edge::hub_client::connect`) or channels inside one process (`Bridge::attach_local_edge`).
+/// Dropping `tx` ends the link.
+pub struct HubConnection {
+    pub edge_id: String,
+    pub tx: tokio::sync::mpsc::Sender<EdgeMessage>,
+    pub rx: tokio::sync::mpsc::Receiver<HubMessage>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

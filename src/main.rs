@@ -7,6 +7,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use tokio::sync::{mpsc, watch};
 
 use wacall::audio::codec::EncoderConfig;
@@ -390,33 +393,27 @@ async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
             a.config.display()
         );
     }
-    let bridge = Bridge::start(cfg.server.listen, BridgeConfig::from_config(&cfg)).await?;
+    let (bridge_url, hub_url, bridge_stop, bridge_done, local_edge) = start_bridge_thread(
+        cfg.server.listen,
+        BridgeConfig::from_config(&cfg),
+        a.bot.then_some("serve-bot"),
+    )
+    .await?;
     println!(
         "wacall bridge on {} (webhook {}{}, hub {})",
-        bridge.url(),
-        bridge.url(),
-        cfg.webhook.path,
-        bridge.hub_url()
+        bridge_url, bridge_url, cfg.webhook.path, hub_url
     );
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut bot = None;
-    if a.bot {
-        let token = cfg
-            .server
-            .edge_tokens
-            .first()
-            .ok_or_else(|| anyhow::anyhow!("--bot needs at least one server.edge_tokens entry"))?
-            .expose()
-            .to_string();
+    if let Some(link) = local_edge {
         let mut bot_cfg = bot_config("serve-bot", &a.bot_opts)?;
         if bot_cfg.record_dir.is_none() && cfg.recording.enabled {
             bot_cfg.record_dir = Some(cfg.recording.dir.clone());
         }
         let (_cmd_tx, cmd_rx) = mpsc::channel(1);
-        let hub = bridge.hub_url();
         bot = Some(tokio::spawn(async move {
             let _keep = _cmd_tx;
-            runner::run(bot_cfg, &hub, &token, cmd_rx, stop_rx).await
+            runner::run_on(bot_cfg, link, cmd_rx, stop_rx).await
         }));
     }
     tokio::signal::ctrl_c().await?;
@@ -425,8 +422,69 @@ async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(b) = bot {
         let _ = b.await;
     }
-    bridge.shutdown().await;
+    let _ = bridge_stop.send(());
+    let _ = bridge_done.await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The bridge (webhooks, engine, hub, BSP calls) on a thread and runtime of its own: its work
+/// is short and latency-bound, and on the media runtime each of its steps would wait behind the
+/// set-up and audio work of every other call. The OS runs a mostly idle thread as soon as it
+/// wakes. `local_edge` names a bot to attach inside this process.
+async fn start_bridge_thread(
+    listen: std::net::SocketAddr,
+    cfg: BridgeConfig,
+    local_edge: Option<&str>,
+) -> anyhow::Result<(
+    String,
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::sync::oneshot::Receiver<()>,
+    Option<wacall::hub_protocol::HubConnection>,
+)> {
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    let local_edge = local_edge.map(str::to_owned);
+    std::thread::Builder::new()
+        .name("wacall-bridge".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(anyhow::Error::from(e)));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let bridge = match Bridge::start(listen, cfg).await {
+                    Ok(b) => b,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.into()));
+                        return;
+                    }
+                };
+                let link = match &local_edge {
+                    Some(name) => {
+                        bridge
+                            .attach_local_edge(name, wacall::hub_protocol::EdgeKind::Bot)
+                            .await
+                    }
+                    None => None,
+                };
+                let _ = ready_tx.send(Ok((bridge.url(), bridge.hub_url(), link)));
+                let _ = stop_rx.await;
+                bridge.shutdown().await;
+            });
+            let _ = done_tx.send(());
+        })?;
+    let (url, hub, link) = ready_rx
+        .await
+        .map_err(|_| anyhow::anyhow!("the bridge thread ended before starting"))??;
+    Ok((url, hub, stop_tx, done_rx, link))
 }
 
 async fn bot(a: BotArgs) -> anyhow::Result<ExitCode> {

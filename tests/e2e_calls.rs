@@ -24,9 +24,21 @@ fn middle(x: &[i16]) -> &[i16] {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_calls_the_bot_tones_cross_both_ways_and_the_recording_matches_history() {
-    let rig = Rig::start(
+    user_calls_the_bot(false).await;
+}
+
+/// The same call with the bot inside the bridge's process (`wacall serve --bot`), linked by
+/// channels instead of the hub's WebSocket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_calls_a_bot_in_the_bridges_process_and_tones_cross_both_ways() {
+    user_calls_the_bot(true).await;
+}
+
+async fn user_calls_the_bot(local: bool) {
+    let rig = Rig::start_linked(
         Some(bot_config(&std::env::temp_dir().join("wacall-e2e-1"))),
         CallTimeouts::default(),
+        local,
     )
     .await;
     let call_id = rig

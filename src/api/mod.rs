@@ -342,6 +342,7 @@ impl BspClient {
         json: &[u8],
     ) -> Result<bytes::Bytes, Failure> {
         let call_id_owned = || call_id.map(str::to_owned);
+        tracing::debug!("sending to the BSP");
         let sent = self
             .http
             .post(url)

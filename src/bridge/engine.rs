@@ -377,6 +377,7 @@ impl Engine {
             EdgeMessage::Hello { .. } => {}
             EdgeMessage::Available { available } => self.router.set_available(&edge_id, available),
             EdgeMessage::Answer { call_id, sdp } => {
+                tracing::debug!(call_id = %call_id, "answer from the edge");
                 self.feed(&call_id, Input::EdgeAnswer { edge: edge_id, sdp }, now)
             }
             EdgeMessage::Accept { call_id } => {
@@ -585,22 +586,19 @@ impl Engine {
         let tx = self.tx.clone();
         let (call_id, to) = (call_id.to_string(), to.to_string());
         let name = action.name();
-        let span = info_span!("bsp", call_id = %call_id, action = name);
-        tokio::spawn(
-            async move {
-                let result = perform(&bsp, &call_id, &to, &action)
-                    .await
-                    .map_err(|e| ActionFailure::from(&e));
-                let _ = tx
-                    .send(EngineInput::ActionResult {
-                        call_id,
-                        action: name,
-                        result,
-                    })
-                    .await;
-            }
-            .instrument(span),
-        );
+        // The client's own `bsp` span (action, call id) covers what is logged on the way.
+        tokio::spawn(async move {
+            let result = perform(&bsp, &call_id, &to, &action)
+                .await
+                .map_err(|e| ActionFailure::from(&e));
+            let _ = tx
+                .send(EngineInput::ActionResult {
+                    call_id,
+                    action: name,
+                    result,
+                })
+                .await;
+        });
     }
 
     /// Keeps the router's view of who is busy in step with the calls.

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::engine::EngineInput;
-use crate::hub_protocol::{EdgeMessage, HubMessage};
+use crate::hub_protocol::{EdgeKind, EdgeMessage, HubConnection, HubMessage};
 use crate::secret::Secret;
 
 /// An edge must say hello this soon after connecting.
@@ -113,6 +113,52 @@ pub async fn serve_edge(ws: WebSocket, tokens: Vec<Secret>, engine: mpsc::Sender
     info!(parent: &span, "edge disconnected");
     let _ = engine.send(EngineInput::EdgeLeft { edge_id }).await;
     writer.abort();
+}
+
+/// An edge in the bridge's own process (`wacall serve --bot`): the same messages as over the
+/// WebSocket, passed as values. No token (it is our own code), no JSON, and no socket reader
+/// and writer tasks between the engine and the bot: each of those was a queue that a call's
+/// offer and answer waited in while fifty calls were being set up.
+pub async fn attach_local(
+    engine: mpsc::Sender<EngineInput>,
+    name: &str,
+    kind: EdgeKind,
+) -> Option<HubConnection> {
+    let edge_id = format!("{name}-{:08x}", rand::random::<u32>());
+    let (hub_tx, hub_rx) = mpsc::channel::<HubMessage>(256);
+    engine
+        .send(EngineInput::EdgeJoined {
+            edge_id: edge_id.clone(),
+            name: name.to_string(),
+            kind,
+            tx: hub_tx,
+        })
+        .await
+        .ok()?;
+    let (edge_tx, mut edge_rx) = mpsc::channel::<EdgeMessage>(256);
+    let id = edge_id.clone();
+    tokio::spawn(
+        async move {
+            while let Some(msg) = edge_rx.recv().await {
+                let input = EngineInput::Edge {
+                    edge_id: id.clone(),
+                    msg,
+                };
+                if engine.send(input).await.is_err() {
+                    return;
+                }
+            }
+            info!("local edge left");
+            let _ = engine.send(EngineInput::EdgeLeft { edge_id: id }).await;
+        }
+        .instrument(info_span!("edge", edge_id = %edge_id)),
+    );
+    info!(edge_id, "local edge attached");
+    Some(HubConnection {
+        edge_id,
+        tx: edge_tx,
+        rx: hub_rx,
+    })
 }
 
 fn refusal(message: &str) -> String {

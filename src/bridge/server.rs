@@ -26,6 +26,7 @@ use crate::api::BspClient;
 use crate::call::CallTimeouts;
 use crate::call_record::CallRecord;
 use crate::config::{BspConfig, Config};
+use crate::hub_protocol::{EdgeKind, HubConnection};
 use crate::secret::Secret;
 use crate::webhook;
 
@@ -214,6 +215,11 @@ impl Bridge {
 
     pub fn hub_url(&self) -> String {
         format!("ws://{}/hub", self.addr)
+    }
+
+    /// Connects an edge that runs in this process (see [`super::hub::attach_local`]).
+    pub async fn attach_local_edge(&self, name: &str, kind: EdgeKind) -> Option<HubConnection> {
+        super::hub::attach_local(self.engine_tx.clone(), name, kind).await
     }
 
     pub fn url(&self) -> String {

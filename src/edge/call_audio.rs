@@ -81,10 +81,13 @@ impl CallAudio {
         mut recorder: Option<CallRecorder>,
     ) -> Result<CallAudio, crate::audio::codec::CodecError> {
         // The encoder is made on the first live frame: a bot that only plays cached prompts and
-        // silence, or relays, never pays for one.
+        // silence, or relays, never pays for one. The decoder is made on the first packet, so
+        // neither sits on the path from offer to answer (a profile of fifty calls arriving at
+        // once showed decoder set-up there).
         let encoder_cfg = encoder;
         let mut encoder: Option<OpusEncoder> = None;
-        let mut decoder = OpusDecoder::new()?;
+        let mut decoder: Option<OpusDecoder> = None;
+        let mut decoder_made = false;
         let silence = silence_packet()?;
         let sending = Arc::new(AtomicBool::new(false));
         let muted = Arc::new(AtomicBool::new(false));
@@ -136,7 +139,17 @@ impl CallAudio {
                             jitter.push(seq, timestamp, payload, arrival_ms);
                         }
                     }
-                    let heard = jitter.pop_frame(&mut decoder);
+                    if !decoder_made && !arrived.is_empty() {
+                        decoder_made = true;
+                        match OpusDecoder::new() {
+                            Ok(d) => decoder = Some(d),
+                            Err(e) => warn!(error = %e, "no Opus decoder; hearing silence"),
+                        }
+                    }
+                    let heard = match decoder.as_mut() {
+                        Some(d) => jitter.pop_frame(d),
+                        None => Frame::silence(),
+                    };
                     li.store((heard.level_dbfs() * 100.0) as i32, Ordering::Relaxed);
                     // Until accept returned 200 OK (and SRTP is up) nothing is sent, and the
                     // behaviour does not advance: a prompt must start at its first word.

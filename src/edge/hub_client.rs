@@ -5,6 +5,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tracing::{debug, warn};
 
+pub use crate::hub_protocol::HubConnection;
 use crate::hub_protocol::{EdgeKind, EdgeMessage, HubMessage};
 
 #[derive(Debug, thiserror::Error)]
@@ -19,13 +20,6 @@ pub enum HubError {
     Refused { url: String, message: String },
     #[error("the hub at {url} closed the connection before welcoming this edge")]
     ClosedEarly { url: String },
-}
-
-/// A live hub connection. Dropping `tx` closes the socket.
-pub struct HubConnection {
-    pub edge_id: String,
-    pub tx: mpsc::Sender<EdgeMessage>,
-    pub rx: mpsc::Receiver<HubMessage>,
 }
 
 /// Connects, introduces the edge, and waits for the hub's welcome.

@@ -99,6 +99,7 @@ async fn call_action(State(st): State<Arc<BspState>>, headers: HeaderMap, raw: B
         Err(e) => return error(400, 100, format!("Invalid request: {e}")),
     };
     let action = parsed.action.clone().unwrap_or_default();
+    tracing::debug!(%action, call_id = parsed.call_id.as_deref().unwrap_or(""), "BSP request");
     if let Ok(mut log) = st.log.lock() {
         log.push(Received {
             action: action.clone(),

@@ -61,6 +61,12 @@ pub fn init_logs() {
 impl Rig {
     /// Starts everything; `bot` = None runs without an edge.
     pub async fn start(bot: Option<BotConfig>, timeouts: CallTimeouts) -> Rig {
+        Rig::start_linked(bot, timeouts, false).await
+    }
+
+    /// `local`: the bot is attached inside the bridge's process (as `wacall serve --bot` does)
+    /// instead of connecting to the hub over its WebSocket.
+    pub async fn start_linked(bot: Option<BotConfig>, timeouts: CallTimeouts, local: bool) -> Rig {
         init_logs();
         let dir = std::env::temp_dir().join(format!("wacall-e2e-{:016x}", rand::random::<u64>()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -78,10 +84,23 @@ impl Rig {
         if let Some(bot) = bot {
             let (tx, rx) = mpsc::channel(16);
             let hub = bridge.hub_url();
+            let link = if local {
+                Some(
+                    bridge
+                        .attach_local_edge(&bot.name, wacall::hub_protocol::EdgeKind::Bot)
+                        .await
+                        .expect("a local edge"),
+                )
+            } else {
+                None
+            };
             bot_task = Some(tokio::spawn(async move {
-                runner::run(bot, &hub, EDGE_TOKEN, rx, stop_rx)
-                    .await
-                    .unwrap();
+                match link {
+                    Some(link) => runner::run_on(bot, link, rx, stop_rx).await,
+                    None => runner::run(bot, &hub, EDGE_TOKEN, rx, stop_rx)
+                        .await
+                        .unwrap(),
+                }
             }));
             bot_cmd = Some(tx);
             bridge
