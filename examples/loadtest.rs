@@ -19,6 +19,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+
+// The same allocator as the `wacall` binary: the load generator stands in for WhatsApp's servers
+// and should spend the shared cores on its users, not on growing glibc's heaps.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use wacall::audio::Frame;
 use wacall::audio::codec::{EncoderConfig, OpusDecoder, OpusEncoder};
 use wacall::media::MediaConfig;
@@ -50,6 +55,9 @@ struct Args {
     /// follows the pre_accepts (use with a long --accept-delay-ms).
     #[arg(long)]
     setup_only: bool,
+    /// Passed to the bot: media sessions kept built for the next calls (default: the bot's).
+    #[arg(long)]
+    ready_sessions: Option<usize>,
     /// Calls placed and hung up before the burst (a server that has taken calls before:
     /// allocator, connection pools and caches warm).
     #[arg(long, default_value_t = 0)]
@@ -302,6 +310,11 @@ async fn main() -> anyhow::Result<()> {
             &args.accept_delay_ms.to_string(),
         ])
         .args(behaviour)
+        .args(
+            args.ready_sessions
+                .map(|n| vec!["--ready-sessions".to_string(), n.to_string()])
+                .unwrap_or_default(),
+        )
         .kill_on_drop(true)
         .stdout(std::process::Stdio::null())
         .spawn()?;

@@ -158,6 +158,10 @@ struct BotBehaviour {
     /// Accept this many milliseconds after pre-accepting.
     #[arg(long, default_value_t = 300)]
     accept_delay_ms: u64,
+    /// Media sessions kept built for the next calls (a socket each), so calls arriving together
+    /// after a quiet spell skip building their peer connection. 0 = build each on demand.
+    #[arg(long, default_value_t = 16)]
+    ready_sessions: usize,
     /// Record calls here (two-channel WAV + JSON sidecar).
     #[arg(long)]
     record_dir: Option<PathBuf>,
@@ -352,6 +356,7 @@ fn bot_config(name: &str, b: &BotBehaviour) -> anyhow::Result<BotConfig> {
         media,
         encoder: EncoderConfig::default(),
         media_timeout: Duration::from_secs(10),
+        ready_sessions: b.ready_sessions,
         voice_ai,
     })
 }
@@ -393,7 +398,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
             a.config.display()
         );
     }
-    let (bridge_url, hub_url, bridge_stop, bridge_done, local_edge) = start_bridge_thread(
+    let mut bridge = BridgeThread::start(
         cfg.server.listen,
         BridgeConfig::from_config(&cfg),
         a.bot.then_some("serve-bot"),
@@ -401,11 +406,15 @@ async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
     .await?;
     println!(
         "wacall bridge on {} (webhook {}{}, hub {})",
-        bridge_url, bridge_url, cfg.webhook.path, hub_url
+        bridge.url, bridge.url, cfg.webhook.path, bridge.hub_url
     );
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut bot = None;
-    if let Some(link) = local_edge {
+    if a.bot {
+        let link = bridge
+            .local_edge
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("the bridge did not take the bot's link"))?;
         let mut bot_cfg = bot_config("serve-bot", &a.bot_opts)?;
         if bot_cfg.record_dir.is_none() && cfg.recording.enabled {
             bot_cfg.record_dir = Some(cfg.recording.dir.clone());
@@ -422,69 +431,85 @@ async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(b) = bot {
         let _ = b.await;
     }
-    let _ = bridge_stop.send(());
-    let _ = bridge_done.await;
+    bridge.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
 
 /// The bridge (webhooks, engine, hub, BSP calls) on a thread and runtime of its own: its work
 /// is short and latency-bound, and on the media runtime each of its steps would wait behind the
 /// set-up and audio work of every other call. The OS runs a mostly idle thread as soon as it
-/// wakes. `local_edge` names a bot to attach inside this process.
-async fn start_bridge_thread(
-    listen: std::net::SocketAddr,
-    cfg: BridgeConfig,
-    local_edge: Option<&str>,
-) -> anyhow::Result<(
-    String,
-    String,
-    tokio::sync::oneshot::Sender<()>,
-    tokio::sync::oneshot::Receiver<()>,
-    Option<wacall::hub_protocol::HubConnection>,
-)> {
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
-    let local_edge = local_edge.map(str::to_owned);
-    std::thread::Builder::new()
-        .name("wacall-bridge".into())
-        .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(anyhow::Error::from(e)));
-                    return;
-                }
-            };
-            rt.block_on(async move {
-                let bridge = match Bridge::start(listen, cfg).await {
-                    Ok(b) => b,
+/// wakes.
+struct BridgeThread {
+    url: String,
+    hub_url: String,
+    /// The link of the bot named at start, attached inside this process.
+    local_edge: Option<wacall::hub_protocol::HubConnection>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    done: tokio::sync::oneshot::Receiver<()>,
+}
+
+impl BridgeThread {
+    async fn start(
+        listen: std::net::SocketAddr,
+        cfg: BridgeConfig,
+        local_edge: Option<&str>,
+    ) -> anyhow::Result<BridgeThread> {
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (done_tx, done) = tokio::sync::oneshot::channel::<()>();
+        let local_edge = local_edge.map(str::to_owned);
+        std::thread::Builder::new()
+            .name("wacall-bridge".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
                     Err(e) => {
-                        let _ = ready_tx.send(Err(e.into()));
+                        let _ = ready_tx.send(Err(anyhow::Error::from(e)));
                         return;
                     }
                 };
-                let link = match &local_edge {
-                    Some(name) => {
-                        bridge
-                            .attach_local_edge(name, wacall::hub_protocol::EdgeKind::Bot)
-                            .await
-                    }
-                    None => None,
-                };
-                let _ = ready_tx.send(Ok((bridge.url(), bridge.hub_url(), link)));
-                let _ = stop_rx.await;
-                bridge.shutdown().await;
-            });
-            let _ = done_tx.send(());
-        })?;
-    let (url, hub, link) = ready_rx
-        .await
-        .map_err(|_| anyhow::anyhow!("the bridge thread ended before starting"))??;
-    Ok((url, hub, stop_tx, done_rx, link))
+                rt.block_on(async move {
+                    let bridge = match Bridge::start(listen, cfg).await {
+                        Ok(b) => b,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e.into()));
+                            return;
+                        }
+                    };
+                    let link = match &local_edge {
+                        Some(name) => {
+                            bridge
+                                .attach_local_edge(name, wacall::hub_protocol::EdgeKind::Bot)
+                                .await
+                        }
+                        None => None,
+                    };
+                    let _ = ready_tx.send(Ok((bridge.url(), bridge.hub_url(), link)));
+                    let _ = stop_rx.await;
+                    bridge.shutdown().await;
+                });
+                let _ = done_tx.send(());
+            })?;
+        let (url, hub_url, local_edge) = ready_rx
+            .await
+            .map_err(|_| anyhow::anyhow!("the bridge thread ended before starting"))??;
+        Ok(BridgeThread {
+            url,
+            hub_url,
+            local_edge,
+            stop,
+            done,
+        })
+    }
+
+    /// Ends live calls at the BSP and waits for the bridge's thread.
+    async fn shutdown(self) {
+        let _ = self.stop.send(());
+        let _ = self.done.await;
+    }
 }
 
 async fn bot(a: BotArgs) -> anyhow::Result<ExitCode> {

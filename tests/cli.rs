@@ -208,3 +208,104 @@ fn recordings_survive_a_killed_process() {
     assert_eq!(checked, 2);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `wacall serve --bot` as deployed: the bridge on its own thread, the bot linked to it in memory
+/// (no edge token configured). A simulated user calls, hears the bot's 880 Hz, and the bridge
+/// ends the call at the BSP when the user hangs up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_with_a_bot_answers_a_call_and_the_tone_crosses() {
+    use std::time::{Duration, Instant};
+    use wacall::media::MediaConfig;
+    use wacall::sandbox::demo::demo_business;
+    use wacall::sandbox::{Sandbox, SandboxConfig, SimState, UserCall};
+
+    let dir = std::env::temp_dir().join(format!("wacall-cli-serve-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let bridge_addr = probe.local_addr().unwrap();
+    drop(probe);
+    let business = demo_business();
+    let sandbox = Sandbox::start(SandboxConfig {
+        business: business.clone(),
+        token: "serve-token".into(),
+        app_secret: "serve-secret".into(),
+        webhook_url: format!("http://{bridge_addr}/webhook"),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        media: MediaConfig::loopback(),
+    })
+    .await
+    .unwrap();
+    let cfg = dir.join("wacall.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[bsp]\nbase_url = \"{}\"\nwaba_id = \"{}\"\nphone_number = \"{}\"\ntoken = \"serve-token\"\n\n\
+             [webhook]\napp_secret = \"serve-secret\"\nverify_token = \"v\"\n\n\
+             [server]\nlisten = \"{bridge_addr}\"\nhistory_db = \"{}\"\n\n[recording]\nenabled = false\n",
+            sandbox.bsp_url,
+            business.waba_id,
+            business.phone_number,
+            dir.join("h.sqlite3").display(),
+        ),
+    )
+    .unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_wacall"))
+        .args(["serve", "-c"])
+        .arg(&cfg)
+        .args(["--bot", "--media-bind", "127.0.0.1", "--tone", "880"])
+        .kill_on_drop(true)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let edges = match http
+            .get(format!("http://{bridge_addr}/health"))
+            .send()
+            .await
+        {
+            Ok(r) => r.json::<serde_json::Value>().await.ok(),
+            Err(_) => None,
+        };
+        if edges.is_some_and(|v| v["edges"].as_u64() >= Some(1)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "serve --bot never had its bot");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let id = sandbox
+        .world
+        .place_user_call(UserCall {
+            user: "5215512345678".into(),
+            name: "Ana".into(),
+            tone_hz: 440.0,
+            hangup_after: Some(Duration::from_secs(3)),
+        })
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let report = loop {
+        let r = sandbox.world.report(&id).expect("the call is known");
+        if r.state == SimState::Ended {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "the call never ended: {r:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let heard = report
+        .voice
+        .heard_hz
+        .expect("the user heard a second of audio");
+    assert!((heard - 880.0).abs() <= 5.0, "the user heard {heard} Hz");
+    let actions: Vec<String> = sandbox
+        .received()
+        .iter()
+        .filter(|r| r.call_id.as_deref() == Some(id.as_str()))
+        .map(|r| r.action.clone())
+        .collect();
+    assert_eq!(actions, ["pre_accept", "accept"]);
+    let _ = child.kill().await;
+    sandbox.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

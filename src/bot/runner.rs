@@ -18,16 +18,17 @@ use crate::call_record::{CallRecord, Direction, QualitySummary};
 use crate::edge::call_audio::{Behaviour, CallAudio};
 use crate::edge::hub_client::{self, HubConnection, HubError};
 use crate::hub_protocol::{EdgeKind, EdgeMessage, HubMessage};
+use crate::media::pool::SessionPool;
 use crate::media::{MediaConfig, MediaSession};
 
-/// Concurrent media setups (session + answer): half the cores, at least one. Set-ups run in
-/// arrival order; the other half of the runtime stays free for the calls already up (their
-/// DTLS handshakes and 20 ms audio), so a burst neither starves them nor is slowed by them.
-/// On 2 cores one at a time measured best for fifty arriving at once (p50 and p99).
-static SETUP_SLOTS: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+/// Concurrent media set-ups: half the cores, at least one. Set-ups run in arrival order; the
+/// other half of the runtime stays free for the calls already up (their DTLS handshakes and
+/// 20 ms audio), so a burst neither starves them nor is slowed by them. On 2 cores one at a
+/// time measured best for fifty calls arriving at once (p50 and p99).
+fn setup_slots() -> usize {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    tokio::sync::Semaphore::new((cores / 2).max(1))
-});
+    (cores / 2).max(1)
+}
 
 /// What a bot does with a call.
 #[derive(Clone)]
@@ -45,6 +46,8 @@ pub struct BotConfig {
     /// Where recordings go; `None` = no recording.
     pub record_dir: Option<PathBuf>,
     pub media: MediaConfig,
+    /// Media sessions kept built for the next calls (see `media::pool`); 0 = none.
+    pub ready_sessions: usize,
     pub encoder: EncoderConfig,
     /// Give up on media that has not connected by then.
     pub media_timeout: Duration,
@@ -121,6 +124,8 @@ pub async fn run_on(
         mut rx,
     } = conn;
     info!(edge_id, name = %cfg.name, "bot connected to the hub");
+    let pool = SessionPool::new(cfg.media.clone(), cfg.ready_sessions, setup_slots());
+    pool.refill_later();
     let cfg = Arc::new(cfg);
     // Per-call tasks, keyed by call id (and by dial request id until the call id is known).
     let mut calls: HashMap<String, mpsc::Sender<HubMessage>> = HashMap::new();
@@ -149,7 +154,7 @@ pub async fn run_on(
                         calls.insert(call_id.clone(), ctx);
                         let span = info_span!("call", call_id = %call_id);
                         tokio::spawn(
-                            inbound(cfg.clone(), call_id, from, caller_name, sdp, crx, tx.clone(), gone_tx.clone())
+                            inbound(cfg.clone(), pool.clone(), call_id, from, caller_name, sdp, crx, tx.clone(), gone_tx.clone())
                                 .instrument(span),
                         );
                     }
@@ -175,6 +180,7 @@ pub async fn run_on(
             }
         }
     }
+    pool.close().await;
 }
 
 /// [`recorder_for`] on a blocking thread: creating files must not stall the async workers that
@@ -224,6 +230,7 @@ fn recorder_for(
 #[allow(clippy::too_many_arguments)]
 async fn inbound(
     cfg: Arc<BotConfig>,
+    pool: Arc<SessionPool>,
     call_id: String,
     from: String,
     caller_name: Option<String>,
@@ -233,13 +240,7 @@ async fn inbound(
     gone: mpsc::Sender<String>,
 ) {
     info!(%from, name = caller_name.as_deref().unwrap_or(""), "incoming call");
-    let setup = async {
-        // Setups run at most one per core: interleaving fifty of them makes every caller wait
-        // for the slowest, while a queue lets the first ones pre-accept at once.
-        let _slot = SETUP_SLOTS.acquire().await;
-        MediaSession::answering(&cfg.media, &call_id, &offer).await
-    };
-    let (media, answer) = match setup.await {
+    let (media, answer) = match pool.answering(&call_id, &offer).await {
         Ok(x) => x,
         Err(e) => {
             warn!(error = %e, "cannot set up media");

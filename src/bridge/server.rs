@@ -16,7 +16,7 @@ use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::engine::{Engine, EngineConfig, EngineInput, Shared};
 use super::history::{History, HistoryWriter};
@@ -315,6 +315,9 @@ async fn webhook_post(State(s): State<AppState>, headers: HeaderMap, body: Bytes
         }
     };
     s.metrics.webhooks.inc();
+    for e in &events {
+        debug!(call_id = e.call_id().unwrap_or(""), "webhook event");
+    }
     if s.engine
         .send(EngineInput::Webhook { events, received })
         .await

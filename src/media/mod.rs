@@ -7,6 +7,7 @@
 pub mod config;
 pub mod dtmf;
 pub mod packetizer;
+pub mod pool;
 pub mod remote_sdp;
 pub mod rtp_stats;
 pub mod session;

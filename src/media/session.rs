@@ -328,7 +328,14 @@ fn process_certificate() -> Option<RTCCertificate> {
 impl MediaSession {
     /// Builds the peer connection with one Opus track (sendrecv) and telephone-event.
     pub async fn new(cfg: &MediaConfig, call_id: &str) -> Result<Arc<Self>, MediaError> {
-        let span = tracing::info_span!("media", call_id = %call_id);
+        let media = Self::unassigned(cfg).await?;
+        media.assign(call_id);
+        Ok(media)
+    }
+
+    /// A session not yet given to a call (see `media::pool`): its span gets the call id later.
+    pub(crate) async fn unassigned(cfg: &MediaConfig) -> Result<Arc<Self>, MediaError> {
+        let span = tracing::info_span!("media", call_id = tracing::field::Empty);
         let loopback = cfg.bind.iter().any(IpAddr::is_loopback);
         let mut settings = SettingEngineBuilder::new()
             // WhatsApp documents `a=setup:active` from the business when it answers an offer.
@@ -435,7 +442,7 @@ impl MediaSession {
 
         let ssrc: u32 = rand::random();
         let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-            format!("wacall-{call_id}"),
+            format!("wacall-{ssrc:08x}"),
             "audio".to_owned(),
             "wacall audio".to_owned(),
             RtpCodecKind::Audio,
@@ -453,7 +460,6 @@ impl MediaSession {
         pc.add_track(track.clone() as Arc<dyn TrackLocal>)
             .await
             .map_err(step("adding the audio track"))?;
-        info!(parent: &span, "media session created");
         Ok(Arc::new(MediaSession {
             pc,
             track,
@@ -469,6 +475,12 @@ impl MediaSession {
             lite: cfg.ice_lite,
             span,
         }))
+    }
+
+    /// Names the call this session serves (in its log span).
+    pub(crate) fn assign(&self, call_id: &str) {
+        self.span.record("call_id", call_id);
+        info!(parent: &self.span, "media session created");
     }
 
     /// Waits (bounded) for ICE gathering and returns our complete local SDP.
@@ -495,7 +507,18 @@ impl MediaSession {
         call_id: &str,
         offer: &str,
     ) -> Result<(Arc<Self>, String), MediaError> {
-        let media = MediaSession::new(cfg, call_id).await?;
+        MediaSession::new(cfg, call_id)
+            .await?
+            .answering_with(offer)
+            .await
+    }
+
+    /// Answers `offer` on this (new) session, closing it if that fails.
+    pub(crate) async fn answering_with(
+        self: Arc<Self>,
+        offer: &str,
+    ) -> Result<(Arc<Self>, String), MediaError> {
+        let media = self;
         match media.answer(offer).await {
             Ok(answer) => Ok((media, answer)),
             Err(e) => {

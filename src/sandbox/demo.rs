@@ -104,6 +104,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoOutcome> {
         record_dir: Some(opts.record_dir.clone()),
         media: MediaConfig::loopback(),
         encoder: EncoderConfig::default(),
+        ready_sessions: 2,
         media_timeout: Duration::from_secs(10),
         voice_ai: None,
     };

@@ -311,13 +311,25 @@ impl World {
         let prepared =
             futures_util::future::join_all(calls.into_iter().map(|c| self.prepare_user_call(c)))
                 .await;
-        let sends = prepared.into_iter().map(|p| async move {
-            match p {
-                Ok(p) => Ok(self.ring_business(p).await),
-                Err(e) => Err(e),
-            }
-        });
-        futures_util::future::join_all(sends).await
+        // Each webhook from its own task, as WhatsApp's many senders would: one task sending
+        // fifty in turn would itself be the queue the first calls wait in.
+        let sends: Vec<_> = prepared
+            .into_iter()
+            .map(|p| {
+                let world = self.clone();
+                tokio::spawn(async move {
+                    match p {
+                        Ok(p) => Ok(world.ring_business(p).await),
+                        Err(e) => Err(e),
+                    }
+                })
+            })
+            .collect();
+        futures_util::future::join_all(sends)
+            .await
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|e| Err(format!("webhook task failed: {e}"))))
+            .collect()
     }
 
     /// The user's phone builds its offer (media ready, listening) but has not called yet.

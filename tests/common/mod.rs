@@ -43,6 +43,7 @@ pub fn bot_config(dir: &std::path::Path) -> BotConfig {
         record_dir: Some(dir.join("recordings")),
         media: MediaConfig::loopback(),
         encoder: EncoderConfig::default(),
+        ready_sessions: 2,
         media_timeout: Duration::from_secs(4),
         voice_ai: None,
     }

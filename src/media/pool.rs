@@ -1,0 +1,198 @@
+//! Answering offers for an edge: set-ups in arrival order, on sessions built before they are
+//! needed.
+//!
+//! Building a peer connection (socket, driver task, track) is a third of answering an offer.
+//! A bot keeps some ready so that calls arriving together after a quiet spell pre-accept sooner.
+//! Ready sessions are built only while no set-up is waiting, so refilling never competes with a
+//! burst, and a session that waited longer than [`MAX_AGE`] is closed instead of used (fresh
+//! socket, current DTLS certificate).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+use tracing::warn;
+
+use super::{MediaConfig, MediaError, MediaSession};
+
+/// A ready session older than this is closed, not used.
+pub const MAX_AGE: Duration = Duration::from_secs(60);
+
+pub struct SessionPool {
+    cfg: MediaConfig,
+    target: usize,
+    ready: Mutex<VecDeque<(Instant, Arc<MediaSession>)>>,
+    /// Set-ups run in arrival order, this many at once.
+    slots: Semaphore,
+    /// Set-ups asked for and not finished; refilling waits for zero.
+    waiting: AtomicUsize,
+    refilling: AtomicBool,
+}
+
+impl SessionPool {
+    /// `target` ready sessions (0 = build each on demand); `slots` set-ups at once (at least 1).
+    pub fn new(cfg: MediaConfig, target: usize, slots: usize) -> Arc<SessionPool> {
+        Arc::new(SessionPool {
+            cfg,
+            target,
+            ready: Mutex::new(VecDeque::new()),
+            slots: Semaphore::new(slots.max(1)),
+            waiting: AtomicUsize::new(0),
+            refilling: AtomicBool::new(false),
+        })
+    }
+
+    /// A session for `call_id` that answers `offer`: a ready one when there is one. Closed
+    /// again when the answer fails, so no caller leaks its socket.
+    pub async fn answering(
+        self: &Arc<Self>,
+        call_id: &str,
+        offer: &str,
+    ) -> Result<(Arc<MediaSession>, String), MediaError> {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let result = async {
+            let _slot = self.slots.acquire().await;
+            let media = match self.take() {
+                Some(m) => {
+                    m.assign(call_id);
+                    m
+                }
+                None => MediaSession::new(&self.cfg, call_id).await?,
+            };
+            media.answering_with(offer).await
+        }
+        .await;
+        if self.waiting.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.refill_later();
+        }
+        result
+    }
+
+    /// Sessions ready now.
+    pub fn ready(&self) -> usize {
+        self.ready.lock().map(|r| r.len()).unwrap_or(0)
+    }
+
+    /// Starts topping the pool up in the background (no-op when already full or refilling).
+    pub fn refill_later(self: &Arc<Self>) {
+        if self.target == 0 || self.ready() >= self.target {
+            return;
+        }
+        if self.refilling.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let pool = self.clone();
+        tokio::spawn(async move {
+            pool.refill().await;
+            pool.refilling.store(false, Ordering::SeqCst);
+        });
+    }
+
+    /// Builds sessions until `target` are ready, stopping as soon as a set-up is waiting.
+    async fn refill(&self) {
+        while self.waiting.load(Ordering::SeqCst) == 0 && self.ready() < self.target {
+            match MediaSession::unassigned(&self.cfg).await {
+                Ok(m) => {
+                    if let Ok(mut r) = self.ready.lock() {
+                        r.push_back((Instant::now(), m));
+                    }
+                }
+                Err(e) => {
+                    warn!(error = %e, "cannot build a ready media session");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn take(&self) -> Option<Arc<MediaSession>> {
+        let mut ready = self.ready.lock().ok()?;
+        while let Some((made, m)) = ready.pop_front() {
+            if made.elapsed() < MAX_AGE {
+                return Some(m);
+            }
+            tokio::spawn(async move { m.close().await });
+        }
+        None
+    }
+
+    /// Closes every ready session (the bot is stopping).
+    pub async fn close(&self) {
+        let all: Vec<_> = match self.ready.lock() {
+            Ok(mut r) => r.drain(..).map(|(_, m)| m).collect(),
+            Err(_) => Vec::new(),
+        };
+        for m in all {
+            m.close().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lite_offerer() -> MediaConfig {
+        MediaConfig {
+            ice_lite: true,
+            ..MediaConfig::loopback()
+        }
+    }
+
+    #[tokio::test]
+    async fn ready_sessions_answer_offers_and_the_pool_refills_when_idle() {
+        let pool = SessionPool::new(MediaConfig::loopback(), 2, 1);
+        pool.refill_later();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while pool.ready() < 2 {
+            assert!(Instant::now() < deadline, "the pool never filled");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let mut answered = Vec::new();
+        for i in 0..3 {
+            let (user, offer) = MediaSession::offering(&lite_offerer(), &format!("u{i}"))
+                .await
+                .unwrap();
+            // Two from the pool, the third built on demand.
+            let (media, answer) = pool.answering(&format!("c{i}"), &offer).await.unwrap();
+            assert!(answer.contains("a=setup:active"), "{answer}");
+            user.apply_answer(&answer).await.unwrap();
+            answered.push((user, media));
+        }
+        // Every call connects, pooled or not.
+        for (user, media) in &answered {
+            media.wait_connected(Duration::from_secs(10)).await.unwrap();
+            user.wait_connected(Duration::from_secs(10)).await.unwrap();
+        }
+        // Idle again: topped back up to the target.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while pool.ready() < 2 {
+            assert!(Instant::now() < deadline, "the pool was not refilled");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        for (user, media) in answered {
+            user.close().await;
+            media.close().await;
+        }
+        pool.close().await;
+        assert_eq!(pool.ready(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_bad_offer_is_refused_and_its_session_closed() {
+        let pool = SessionPool::new(MediaConfig::loopback(), 1, 1);
+        let Err(err) = pool.answering("c1", "v=0\r\n").await else {
+            panic!("an offer without audio was answered");
+        };
+        assert!(err.to_string().contains("remote SDP"), "{err}");
+        // The failed set-up counted as finished: the pool refills.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while pool.ready() < 1 {
+            assert!(Instant::now() < deadline, "no refill after a failed set-up");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        pool.close().await;
+    }
+}
