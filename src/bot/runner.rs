@@ -125,14 +125,16 @@ pub async fn run_on(
     } = conn;
     info!(edge_id, name = %cfg.name, "bot connected to the hub");
     let pool = SessionPool::new(cfg.media.clone(), cfg.ready_sessions, setup_slots());
-    pool.refill_later();
     let cfg = Arc::new(cfg);
     // Per-call tasks, keyed by call id (and by dial request id until the call id is known).
     let mut calls: HashMap<String, mpsc::Sender<HubMessage>> = HashMap::new();
     let (gone_tx, mut gone_rx) = mpsc::channel::<String>(64);
+    // Replaces ready media sessions before they age out, so a quiet bot still has fresh ones.
+    let mut freshen = tokio::time::interval(crate::media::pool::MAX_AGE / 4);
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
+            _ = freshen.tick() => pool.refill_later(),
             Some(key) = gone_rx.recv() => { calls.remove(&key); }
             Some(cmd) = commands.recv() => match cmd {
                 BotCommand::Dial { to, done, progress } => {

@@ -4,8 +4,8 @@
 //! Building a peer connection (socket, driver task, track) is a third of answering an offer.
 //! A bot keeps some ready so that calls arriving together after a quiet spell pre-accept sooner.
 //! Ready sessions are built only while no set-up is waiting, so refilling never competes with a
-//! burst, and a session that waited longer than [`MAX_AGE`] is closed instead of used (fresh
-//! socket, current DTLS certificate).
+//! burst. A session older than [`MAX_AGE`] is replaced (the bot calls [`SessionPool::refill_later`]
+//! periodically), so a ready session always carries a recent DTLS certificate.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -17,8 +17,8 @@ use tracing::warn;
 
 use super::{MediaConfig, MediaError, MediaSession};
 
-/// A ready session older than this is closed, not used.
-pub const MAX_AGE: Duration = Duration::from_secs(60);
+/// A ready session older than this is closed and replaced, never used.
+pub const MAX_AGE: Duration = Duration::from_secs(600);
 
 pub struct SessionPool {
     cfg: MediaConfig,
@@ -29,6 +29,9 @@ pub struct SessionPool {
     /// Set-ups asked for and not finished; refilling waits for zero.
     waiting: AtomicUsize,
     refilling: AtomicBool,
+    /// Set by [`SessionPool::close`]: a refill still running closes what it builds.
+    closed: AtomicBool,
+    max_age: Duration,
 }
 
 impl SessionPool {
@@ -41,6 +44,8 @@ impl SessionPool {
             slots: Semaphore::new(slots.max(1)),
             waiting: AtomicUsize::new(0),
             refilling: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            max_age: MAX_AGE,
         })
     }
 
@@ -75,9 +80,10 @@ impl SessionPool {
         self.ready.lock().map(|r| r.len()).unwrap_or(0)
     }
 
-    /// Starts topping the pool up in the background (no-op when already full or refilling).
+    /// Starts replacing stale sessions and topping the pool up in the background (no-op when
+    /// already refilling or closed).
     pub fn refill_later(self: &Arc<Self>) {
-        if self.target == 0 || self.ready() >= self.target {
+        if self.target == 0 || self.closed.load(Ordering::SeqCst) {
             return;
         }
         if self.refilling.swap(true, Ordering::SeqCst) {
@@ -90,11 +96,19 @@ impl SessionPool {
         });
     }
 
-    /// Builds sessions until `target` are ready, stopping as soon as a set-up is waiting.
+    /// Closes stale sessions, then builds sessions until `target` are ready, stopping as soon
+    /// as a set-up is waiting.
     async fn refill(&self) {
+        for m in self.evict_stale() {
+            m.close().await;
+        }
         while self.waiting.load(Ordering::SeqCst) == 0 && self.ready() < self.target {
             match MediaSession::unassigned(&self.cfg).await {
                 Ok(m) => {
+                    if self.closed.load(Ordering::SeqCst) {
+                        m.close().await;
+                        return;
+                    }
                     if let Ok(mut r) = self.ready.lock() {
                         r.push_back((Instant::now(), m));
                     }
@@ -110,7 +124,7 @@ impl SessionPool {
     fn take(&self) -> Option<Arc<MediaSession>> {
         let mut ready = self.ready.lock().ok()?;
         while let Some((made, m)) = ready.pop_front() {
-            if made.elapsed() < MAX_AGE {
+            if made.elapsed() < self.max_age {
                 return Some(m);
             }
             tokio::spawn(async move { m.close().await });
@@ -118,8 +132,26 @@ impl SessionPool {
         None
     }
 
-    /// Closes every ready session (the bot is stopping).
+    /// Removes the sessions older than the age limit (oldest are at the front).
+    fn evict_stale(&self) -> Vec<Arc<MediaSession>> {
+        let Ok(mut ready) = self.ready.lock() else {
+            return Vec::new();
+        };
+        let mut stale = Vec::new();
+        while ready
+            .front()
+            .is_some_and(|(made, _)| made.elapsed() >= self.max_age)
+        {
+            if let Some((_, m)) = ready.pop_front() {
+                stale.push(m);
+            }
+        }
+        stale
+    }
+
+    /// Closes every ready session and stops refilling (the bot is stopping).
     pub async fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
         let all: Vec<_> = match self.ready.lock() {
             Ok(mut r) => r.drain(..).map(|(_, m)| m).collect(),
             Err(_) => Vec::new(),
@@ -178,6 +210,38 @@ mod tests {
         }
         pool.close().await;
         assert_eq!(pool.ready(), 0);
+    }
+
+    #[tokio::test]
+    async fn stale_sessions_are_replaced_and_a_closed_pool_stays_empty() {
+        let mut pool = SessionPool::new(MediaConfig::loopback(), 2, 1);
+        Arc::get_mut(&mut pool).unwrap().max_age = Duration::from_millis(200);
+        pool.refill_later();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while pool.ready() < 2 {
+            assert!(Instant::now() < deadline, "the pool never filled");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            pool.evict_stale().len(),
+            2,
+            "both sessions are past the age limit"
+        );
+        pool.refill_later();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while pool.ready() < 2 {
+            assert!(
+                Instant::now() < deadline,
+                "stale sessions were not replaced"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(pool.evict_stale().is_empty(), "the replacements are fresh");
+        pool.close().await;
+        pool.refill_later();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(pool.ready(), 0, "a closed pool does not refill");
     }
 
     #[tokio::test]
