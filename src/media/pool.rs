@@ -56,8 +56,8 @@ impl SessionPool {
         call_id: &str,
         offer: &str,
     ) -> Result<(Arc<MediaSession>, String), MediaError> {
-        self.waiting.fetch_add(1, Ordering::SeqCst);
-        let result = async {
+        let _waiting = Waiting::enter(self);
+        async {
             let _slot = self.slots.acquire().await;
             let media = match self.take() {
                 Some(m) => {
@@ -68,11 +68,7 @@ impl SessionPool {
             };
             media.answering_with(offer).await
         }
-        .await;
-        if self.waiting.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.refill_later();
-        }
-        result
+        .await
     }
 
     /// Sessions ready now.
@@ -86,11 +82,15 @@ impl SessionPool {
         if self.target == 0 || self.closed.load(Ordering::SeqCst) {
             return;
         }
+        // Also reached from a drop, which may happen while the runtime itself shuts down.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
         if self.refilling.swap(true, Ordering::SeqCst) {
             return;
         }
         let pool = self.clone();
-        tokio::spawn(async move {
+        runtime.spawn(async move {
             pool.refill().await;
             pool.refilling.store(false, Ordering::SeqCst);
         });
@@ -105,12 +105,17 @@ impl SessionPool {
         while self.waiting.load(Ordering::SeqCst) == 0 && self.ready() < self.target {
             match MediaSession::unassigned(&self.cfg).await {
                 Ok(m) => {
-                    if self.closed.load(Ordering::SeqCst) {
+                    // Checked under the lock that `close` drains with, so nothing slips in after.
+                    let refused = match self.ready.lock() {
+                        Ok(mut r) if !self.closed.load(Ordering::SeqCst) => {
+                            r.push_back((Instant::now(), m));
+                            None
+                        }
+                        _ => Some(m),
+                    };
+                    if let Some(m) = refused {
                         m.close().await;
                         return;
-                    }
-                    if let Ok(mut r) = self.ready.lock() {
-                        r.push_back((Instant::now(), m));
                     }
                 }
                 Err(e) => {
@@ -151,13 +156,34 @@ impl SessionPool {
 
     /// Closes every ready session and stops refilling (the bot is stopping).
     pub async fn close(&self) {
-        self.closed.store(true, Ordering::SeqCst);
         let all: Vec<_> = match self.ready.lock() {
-            Ok(mut r) => r.drain(..).map(|(_, m)| m).collect(),
+            Ok(mut r) => {
+                self.closed.store(true, Ordering::SeqCst);
+                r.drain(..).map(|(_, m)| m).collect()
+            }
             Err(_) => Vec::new(),
         };
         for m in all {
             m.close().await;
+        }
+    }
+}
+
+/// A set-up in progress, counted until it ends however it ends (even if its task is dropped);
+/// the last one out starts the refill.
+struct Waiting<'a>(&'a Arc<SessionPool>);
+
+impl<'a> Waiting<'a> {
+    fn enter(pool: &'a Arc<SessionPool>) -> Self {
+        pool.waiting.fetch_add(1, Ordering::SeqCst);
+        Waiting(pool)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if self.0.waiting.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.refill_later();
         }
     }
 }
