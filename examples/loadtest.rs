@@ -26,9 +26,7 @@ use clap::Parser;
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use wacall::audio::Frame;
 use wacall::audio::codec::{EncoderConfig, OpusDecoder, OpusEncoder};
-use wacall::media::MediaConfig;
-use wacall::sandbox::demo::demo_business;
-use wacall::sandbox::{Sandbox, SandboxConfig, SimState, UserCall};
+use wacall::sandbox::{Sandbox, SimState, UserCall};
 
 #[derive(Parser)]
 struct Args {
@@ -266,37 +264,22 @@ async fn main() -> anyhow::Result<()> {
     let decode_pct = dec_us * 50.0 / 1e6 * 100.0;
 
     // 2. Sandbox here, bridge + bot in a child process.
-    let business = demo_business();
     let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
     let bridge_addr = probe.local_addr()?;
     drop(probe);
     let dir = std::env::temp_dir().join(format!("wacall-load-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let sandbox = Sandbox::start(SandboxConfig {
-        business: business.clone(),
-        token: "load-token".into(),
-        app_secret: "load-secret".into(),
-        webhook_url: format!("http://{bridge_addr}/webhook"),
-        listen: "127.0.0.1:0".parse()?,
-        media: MediaConfig::loopback(),
-    })
-    .await?;
+    let sandbox = Sandbox::start_for_bridge(bridge_addr, "load-secret").await?;
     sandbox.world.faults().light_users = true;
     // Set-up alone: the users' candidates lead nowhere, so no ICE, DTLS or audio follows the
     // pre_accepts and the burst measures offer → answer only.
     sandbox.world.faults().unreachable_media = args.setup_only;
-    let config = format!(
-        "[bsp]\nbase_url = \"{}\"\nwaba_id = \"{}\"\nphone_number = \"{}\"\ntoken = \"load-token\"\n\n\
-         [webhook]\napp_secret = \"load-secret\"\nverify_token = \"v\"\n\n\
-         [server]\nlisten = \"{bridge_addr}\"\nedge_tokens = [\"load-edge\"]\nhistory_db = \"{}\"\n\n\
-         [recording]\nenabled = {}\ndir = \"{}\"\n\n[routing]\nmax_calls = 5000\n",
-        sandbox.bsp_url,
-        business.waba_id,
-        business.phone_number,
-        dir.join("history.sqlite3").display(),
-        !args.no_record,
-        dir.join("recordings").display(),
-    );
+    let config = sandbox.wacall_toml(bridge_addr, &dir.join("history.sqlite3"))
+        + &format!(
+            "[recording]\nenabled = {}\ndir = \"{}\"\n\n[routing]\nmax_calls = 5000\n",
+            !args.no_record,
+            dir.join("recordings").display(),
+        );
     let cfg_path = dir.join("wacall.toml");
     std::fs::write(&cfg_path, config)?;
     let mut child = tokio::process::Command::new(&wacall)

@@ -215,40 +215,19 @@ fn recordings_survive_a_killed_process() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_with_a_bot_answers_a_call_and_the_tone_crosses() {
     use std::time::{Duration, Instant};
-    use wacall::media::MediaConfig;
-    use wacall::sandbox::demo::demo_business;
-    use wacall::sandbox::{Sandbox, SandboxConfig, SimState, UserCall};
+    use wacall::sandbox::{Sandbox, SimState, UserCall};
 
     let dir = std::env::temp_dir().join(format!("wacall-cli-serve-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let bridge_addr = probe.local_addr().unwrap();
     drop(probe);
-    let business = demo_business();
-    let sandbox = Sandbox::start(SandboxConfig {
-        business: business.clone(),
-        token: "serve-token".into(),
-        app_secret: "serve-secret".into(),
-        webhook_url: format!("http://{bridge_addr}/webhook"),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        media: MediaConfig::loopback(),
-    })
-    .await
-    .unwrap();
+    let sandbox = Sandbox::start_for_bridge(bridge_addr, "serve-secret")
+        .await
+        .unwrap();
     let cfg = dir.join("wacall.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[bsp]\nbase_url = \"{}\"\nwaba_id = \"{}\"\nphone_number = \"{}\"\ntoken = \"serve-token\"\n\n\
-             [webhook]\napp_secret = \"serve-secret\"\nverify_token = \"v\"\n\n\
-             [server]\nlisten = \"{bridge_addr}\"\nhistory_db = \"{}\"\n\n[recording]\nenabled = false\n",
-            sandbox.bsp_url,
-            business.waba_id,
-            business.phone_number,
-            dir.join("h.sqlite3").display(),
-        ),
-    )
-    .unwrap();
+    let toml = sandbox.wacall_toml(bridge_addr, &dir.join("h.sqlite3"));
+    std::fs::write(&cfg, toml + "[recording]\nenabled = false\n").unwrap();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_wacall"))
         .args(["serve", "-c"])
         .arg(&cfg)
@@ -298,13 +277,7 @@ async fn serve_with_a_bot_answers_a_call_and_the_tone_crosses() {
         .heard_hz
         .expect("the user heard a second of audio");
     assert!((heard - 880.0).abs() <= 5.0, "the user heard {heard} Hz");
-    let actions: Vec<String> = sandbox
-        .received()
-        .iter()
-        .filter(|r| r.call_id.as_deref() == Some(id.as_str()))
-        .map(|r| r.action.clone())
-        .collect();
-    assert_eq!(actions, ["pre_accept", "accept"]);
+    assert_eq!(sandbox.actions(&id), ["pre_accept", "accept"]);
     let _ = child.kill().await;
     sandbox.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);

@@ -8,38 +8,36 @@ use std::time::Duration;
 
 use wacall::cli::dial;
 use wacall::config::Config;
-use wacall::media::MediaConfig;
-use wacall::sandbox::demo::demo_business;
-use wacall::sandbox::{Sandbox, SandboxConfig, UserPlan};
+use wacall::sandbox::{Sandbox, UserPlan};
 
 async fn setup() -> (Sandbox, Config) {
     common::init_logs();
     let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = probe.local_addr().unwrap();
     drop(probe);
-    let biz = demo_business();
-    let sandbox = Sandbox::start(SandboxConfig {
-        business: biz.clone(),
-        token: "dial-bsp-token".into(),
-        app_secret: "dial-secret".into(),
-        webhook_url: format!("http://{addr}/webhook"),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        media: MediaConfig::loopback(),
-    })
-    .await
-    .unwrap();
-    let toml = format!(
-        "[bsp]\nbase_url = \"{}\"\nwaba_id = \"{}\"\nphone_number = \"{}\"\ntoken = \"dial-bsp-token\"\n\
-         [webhook]\napp_secret = \"dial-secret\"\nverify_token = \"v\"\n\
-         [server]\nlisten = \"{addr}\"\nhistory_db = \"{}\"\n",
-        sandbox.bsp_url,
-        biz.waba_id,
-        biz.phone_number,
-        std::env::temp_dir()
-            .join(format!("wacall-dial-{}.sqlite3", rand::random::<u64>()))
-            .display()
-    );
+    let sandbox = Sandbox::start_for_bridge(addr, "dial-secret")
+        .await
+        .unwrap();
+    let history =
+        std::env::temp_dir().join(format!("wacall-dial-{}.sqlite3", rand::random::<u64>()));
+    let toml = sandbox.wacall_toml(addr, &history);
     (sandbox, Config::from_toml_str(&toml).unwrap())
+}
+
+/// `wacall dial` without a hub, as the CLI runs it, bounded so a hung call fails the test.
+async fn dial_standalone(
+    config: &Config,
+    bot: wacall::bot::runner::BotConfig,
+    number: &str,
+    show: impl FnMut(&str),
+) -> dial::DialOutcome {
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        dial::standalone(config, bot, number, show, std::future::pending()),
+    )
+    .await
+    .expect("the call ends by itself")
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -54,19 +52,8 @@ async fn standalone_dial_follows_the_call_to_its_end() {
     let mut bot = common::bot_config(&std::env::temp_dir().join("wacall-dial-rec"));
     bot.name = "dialer".into();
     let mut shown = Vec::new();
-    let outcome = tokio::time::timeout(
-        Duration::from_secs(20),
-        dial::standalone(
-            &config,
-            bot,
-            "5215500000321",
-            |l| shown.push(l.to_string()),
-            std::future::pending(),
-        ),
-    )
-    .await
-    .expect("the call ends by itself")
-    .unwrap();
+    let outcome =
+        dial_standalone(&config, bot, "5215500000321", |l| shown.push(l.to_string())).await;
     assert_eq!(
         outcome.progress,
         vec!["ringing…", "answered", "ended: customer_hangup"],
@@ -88,19 +75,7 @@ async fn standalone_dial_reports_a_declined_call() {
         ..UserPlan::default()
     });
     let bot = common::bot_config(&std::env::temp_dir().join("wacall-dial-rec"));
-    let outcome = tokio::time::timeout(
-        Duration::from_secs(20),
-        dial::standalone(
-            &config,
-            bot,
-            "5215500000322",
-            |_| {},
-            std::future::pending(),
-        ),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let outcome = dial_standalone(&config, bot, "5215500000322", |_| {}).await;
     assert!(outcome.declined);
     assert_eq!(
         outcome.progress.last().map(String::as_str),

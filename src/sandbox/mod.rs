@@ -51,16 +51,7 @@ pub async fn start_with_bridge(
     // Each side must know the other's address before it starts: bind the bridge first, serve
     // it once the sandbox's BSP address is known.
     let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let sandbox = Sandbox::start(SandboxConfig {
-        business: demo::demo_business(),
-        token: format!("sandbox-token-{:x}", rand::random::<u64>()),
-        app_secret: app_secret.to_string(),
-        webhook_url: format!("http://{addr}/webhook"),
-        listen: "127.0.0.1:0".parse()?,
-        media: MediaConfig::loopback(),
-    })
-    .await?;
+    let sandbox = Sandbox::start_for_bridge(listener.local_addr()?, app_secret).await?;
     let mut cfg = sandbox.bridge_config(edge_tokens, history_db);
     cfg.timeouts = timeouts;
     let bridge = crate::bridge::Bridge::start_on(listener, cfg).await?;
@@ -102,6 +93,50 @@ impl Sandbox {
             state,
             server,
         })
+    }
+
+    /// A sandbox of the demo business for a bridge that listens (or will) at `bridge` on
+    /// 127.0.0.1, signing webhooks with `app_secret`; its BSP takes a fresh random token.
+    pub async fn start_for_bridge(
+        bridge: SocketAddr,
+        app_secret: &str,
+    ) -> std::io::Result<Sandbox> {
+        Sandbox::start(SandboxConfig {
+            business: demo::demo_business(),
+            token: format!("sandbox-token-{:x}", rand::random::<u64>()),
+            app_secret: app_secret.to_string(),
+            webhook_url: format!("http://{bridge}/webhook"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            media: MediaConfig::loopback(),
+        })
+        .await
+    }
+
+    /// What [`Sandbox::bridge_config`] says, as the `wacall.toml` a `wacall` process reads
+    /// (`serve -c`, `dial`): BSP, business, token, app secret, listen address, history file.
+    /// More sections (recording, routing) can be appended.
+    pub fn wacall_toml(&self, listen: SocketAddr, history_db: &std::path::Path) -> String {
+        let biz = self.world.business();
+        format!(
+            "[bsp]\nbase_url = \"{}\"\nwaba_id = \"{}\"\nphone_number = \"{}\"\ntoken = \"{}\"\n\n\
+             [webhook]\napp_secret = \"{}\"\nverify_token = \"sandbox-verify\"\n\n\
+             [server]\nlisten = \"{listen}\"\nhistory_db = \"{}\"\n\n",
+            self.bsp_url,
+            biz.waba_id,
+            biz.phone_number,
+            self.state.token,
+            self.world.app_secret(),
+            history_db.display(),
+        )
+    }
+
+    /// The actions the BSP received for `call_id`, in order (`pre_accept`, `accept`, ...).
+    pub fn actions(&self, call_id: &str) -> Vec<String> {
+        self.received()
+            .into_iter()
+            .filter(|r| r.call_id.as_deref() == Some(call_id))
+            .map(|r| r.action)
+            .collect()
     }
 
     /// The configuration of a bridge that talks to this sandbox: its BSP, its business, its

@@ -188,12 +188,7 @@ impl Rig {
 
     /// The actions the BSP received for a call, in order.
     pub fn actions(&self, call_id: &str) -> Vec<String> {
-        self.sandbox
-            .received()
-            .into_iter()
-            .filter(|r| r.call_id.as_deref() == Some(call_id))
-            .map(|r| r.action)
-            .collect()
+        self.sandbox.actions(call_id)
     }
 
     pub async fn stop(self) {
