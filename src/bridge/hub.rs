@@ -51,31 +51,21 @@ pub async fn serve_edge(ws: WebSocket, tokens: Vec<Secret>, engine: mpsc::Sender
             return;
         }
     };
-    let edge_id = format!("{name}-{:08x}", rand::random::<u32>());
-    let span = info_span!("edge", edge_id = %edge_id);
-    let (tx, mut rx) = mpsc::channel::<HubMessage>(256);
-    if engine
-        .send(EngineInput::EdgeJoined {
-            edge_id: edge_id.clone(),
-            name,
-            kind,
-            tx: tx.clone(),
-        })
-        .await
-        .is_err()
-    {
+    let Some((edge_id, mut rx)) = join(&engine, &name, kind).await else {
         return;
-    }
-    let _ = tx
-        .send(HubMessage::Welcome {
-            edge_id: edge_id.clone(),
-        })
-        .await;
-    drop(tx);
+    };
+    let span = info_span!("edge", edge_id = %edge_id);
     info!(parent: &span, "edge connected");
 
+    // The socket's first message is the welcome naming the edge; then whatever the engine sends.
+    let welcome = HubMessage::Welcome {
+        edge_id: edge_id.clone(),
+    };
     let writer = tokio::spawn(
         async move {
+            if sink.send(Message::text(welcome.to_json())).await.is_err() {
+                return;
+            }
             while let Some(m) = rx.recv().await {
                 if sink.send(Message::text(m.to_json())).await.is_err() {
                     break;
@@ -124,17 +114,7 @@ pub async fn attach_local(
     name: &str,
     kind: EdgeKind,
 ) -> Option<HubConnection> {
-    let edge_id = format!("{name}-{:08x}", rand::random::<u32>());
-    let (hub_tx, hub_rx) = mpsc::channel::<HubMessage>(256);
-    engine
-        .send(EngineInput::EdgeJoined {
-            edge_id: edge_id.clone(),
-            name: name.to_string(),
-            kind,
-            tx: hub_tx,
-        })
-        .await
-        .ok()?;
+    let (edge_id, hub_rx) = join(&engine, name, kind).await?;
     let (edge_tx, mut edge_rx) = mpsc::channel::<EdgeMessage>(256);
     let id = edge_id.clone();
     tokio::spawn(
@@ -159,6 +139,27 @@ pub async fn attach_local(
         tx: edge_tx,
         rx: hub_rx,
     })
+}
+
+/// Gives a new edge its id and registers it with the engine; the receiver gets what the engine
+/// sends that edge. `None` when the engine has stopped.
+async fn join(
+    engine: &mpsc::Sender<EngineInput>,
+    name: &str,
+    kind: EdgeKind,
+) -> Option<(String, mpsc::Receiver<HubMessage>)> {
+    let edge_id = format!("{name}-{:08x}", rand::random::<u32>());
+    let (tx, rx) = mpsc::channel::<HubMessage>(256);
+    engine
+        .send(EngineInput::EdgeJoined {
+            edge_id: edge_id.clone(),
+            name: name.to_string(),
+            kind,
+            tx,
+        })
+        .await
+        .ok()?;
+    Some((edge_id, rx))
 }
 
 fn refusal(message: &str) -> String {
