@@ -61,6 +61,39 @@ pub struct CallAudio {
     dtmf: StdMutex<Option<mpsc::Receiver<char>>>,
 }
 
+/// A codec made on first use. A failure is logged once and not retried every 20 ms: the call
+/// goes on in silence that way.
+enum OnFirstUse<T> {
+    NotYet,
+    Ready(T),
+    Failed,
+}
+
+impl<T> OnFirstUse<T> {
+    fn make_once(
+        &mut self,
+        make: impl FnOnce() -> Result<T, crate::audio::codec::CodecError>,
+        failed: &str,
+    ) {
+        if let OnFirstUse::NotYet = self {
+            *self = match make() {
+                Ok(t) => OnFirstUse::Ready(t),
+                Err(e) => {
+                    warn!(error = %e, "{failed}");
+                    OnFirstUse::Failed
+                }
+            };
+        }
+    }
+
+    fn ready(&mut self) -> Option<&mut T> {
+        match self {
+            OnFirstUse::Ready(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
 /// One Opus packet of silence, encoded once per process (every call sends the same bytes).
 fn silence_packet() -> Result<Bytes, crate::audio::codec::CodecError> {
     static SILENCE: std::sync::OnceLock<Bytes> = std::sync::OnceLock::new();
@@ -85,9 +118,8 @@ impl CallAudio {
         // neither sits on the path from offer to answer (a profile of fifty calls arriving at
         // once showed decoder set-up there).
         let encoder_cfg = encoder;
-        let mut encoder: Option<OpusEncoder> = None;
-        let mut decoder: Option<OpusDecoder> = None;
-        let mut decoder_made = false;
+        let mut encoder: OnFirstUse<OpusEncoder> = OnFirstUse::NotYet;
+        let mut decoder: OnFirstUse<OpusDecoder> = OnFirstUse::NotYet;
         let silence = silence_packet()?;
         let sending = Arc::new(AtomicBool::new(false));
         let muted = Arc::new(AtomicBool::new(false));
@@ -139,14 +171,10 @@ impl CallAudio {
                             jitter.push(seq, timestamp, payload, arrival_ms);
                         }
                     }
-                    if !decoder_made && !arrived.is_empty() {
-                        decoder_made = true;
-                        match OpusDecoder::new() {
-                            Ok(d) => decoder = Some(d),
-                            Err(e) => warn!(error = %e, "no Opus decoder; hearing silence"),
-                        }
+                    if !arrived.is_empty() {
+                        decoder.make_once(OpusDecoder::new, "no Opus decoder; hearing silence");
                     }
-                    let heard = match decoder.as_mut() {
+                    let heard = match decoder.ready() {
                         Some(d) => jitter.pop_frame(d),
                         None => Frame::silence(),
                     };
@@ -163,13 +191,11 @@ impl CallAudio {
                         Outgoing::Packet { opus, pcm } => (opus, pcm),
                         Outgoing::Silence => (silence.clone(), Frame::silence()),
                         Outgoing::Pcm(pcm) => {
-                            if encoder.is_none() {
-                                match OpusEncoder::new(encoder_cfg.clone()) {
-                                    Ok(e) => encoder = Some(e),
-                                    Err(e) => warn!(error = %e, "no Opus encoder; sending silence"),
-                                }
-                            }
-                            match encoder.as_mut().map(|e| e.encode(&pcm)) {
+                            encoder.make_once(
+                                || OpusEncoder::new(encoder_cfg.clone()),
+                                "no Opus encoder; sending silence",
+                            );
+                            match encoder.ready().map(|e| e.encode(&pcm)) {
                                 Some(Ok(p)) => (Bytes::from(p), pcm),
                                 Some(Err(e)) => {
                                     warn!(error = %e, "Opus encode failed; sending silence");

@@ -518,11 +518,10 @@ impl MediaSession {
         self: Arc<Self>,
         offer: &str,
     ) -> Result<(Arc<Self>, String), MediaError> {
-        let media = self;
-        match media.answer(offer).await {
-            Ok(answer) => Ok((media, answer)),
+        match self.answer(offer).await {
+            Ok(answer) => Ok((self, answer)),
             Err(e) => {
-                media.close().await;
+                self.close().await;
                 Err(e)
             }
         }
