@@ -9,7 +9,8 @@ use tokio::sync::{mpsc, watch};
 use crate::bot::runner::{self, BotCommand, BotConfig};
 use crate::bridge::{Bridge, BridgeConfig};
 use crate::config::Config;
-use crate::secret::Secret;
+use crate::edge::hub_client;
+use crate::hub_protocol::{EdgeKind, HubConnection};
 
 /// How a dialled call went.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,13 +39,42 @@ pub async fn through_hub(
     token: &str,
     bot: BotConfig,
     number: &str,
+    show: impl FnMut(&str),
+    stop: impl Future<Output = ()>,
+) -> anyhow::Result<DialOutcome> {
+    let link = hub_client::connect(hub_url, token, &bot.name, EdgeKind::Bot).await?;
+    dial_on(link, bot, number, show, stop).await
+}
+
+/// Dials with a bridge started here from `config` (its `server.listen` must receive the BSP's
+/// webhooks), linked to the dialler in memory, then stops that bridge.
+pub async fn standalone(
+    config: &Config,
+    bot: BotConfig,
+    number: &str,
+    show: impl FnMut(&str),
+    stop: impl Future<Output = ()>,
+) -> anyhow::Result<DialOutcome> {
+    let bridge = Bridge::start(config.server.listen, BridgeConfig::from_config(config)).await?;
+    let outcome = match bridge.attach_local_edge(&bot.name, EdgeKind::Bot).await {
+        Some(link) => dial_on(link, bot, number, show, stop).await,
+        None => Err(anyhow::anyhow!("the bridge stopped before the call")),
+    };
+    bridge.shutdown().await;
+    outcome
+}
+
+/// Runs the dialler as an edge on `link`, places the call and follows it.
+async fn dial_on(
+    link: HubConnection,
+    bot: BotConfig,
+    number: &str,
     mut show: impl FnMut(&str),
     stop: impl Future<Output = ()>,
 ) -> anyhow::Result<DialOutcome> {
     let (cmd_tx, cmd_rx) = mpsc::channel(1);
     let (stop_tx, stop_rx) = watch::channel(false);
-    let (hub, tok) = (hub_url.to_string(), token.to_string());
-    let task = tokio::spawn(async move { runner::run(bot, &hub, &tok, cmd_rx, stop_rx).await });
+    let task = tokio::spawn(runner::run_on(bot, link, cmd_rx, stop_rx));
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let (progress_tx, mut progress) = mpsc::unbounded_channel();
     cmd_tx
@@ -62,12 +92,9 @@ pub async fn through_hub(
             anyhow::bail!("could not call {number}: {e}");
         }
         Err(_) => {
+            // The runner ends (and drops the reply) when the link to the hub closes.
             let _ = stop_tx.send(true);
-            // The runner ends (and drops the reply) when it cannot reach the hub.
-            match task.await {
-                Ok(Err(e)) => anyhow::bail!("{e}"),
-                _ => anyhow::bail!("the hub connection closed"),
-            }
+            anyhow::bail!("the hub connection closed");
         }
     };
     show(&format!("calling {number}: {call_id} (Ctrl-C hangs up)"));
@@ -101,23 +128,4 @@ pub async fn through_hub(
     let _ = stop_tx.send(true);
     let _ = task.await;
     Ok(outcome)
-}
-
-/// Dials with a bridge started here from `config` (its `server.listen` must receive the BSP's
-/// webhooks), then stops that bridge.
-pub async fn standalone(
-    config: &Config,
-    bot: BotConfig,
-    number: &str,
-    show: impl FnMut(&str),
-    stop: impl Future<Output = ()>,
-) -> anyhow::Result<DialOutcome> {
-    // The dialler is this bridge's only edge; its token lives for this process only.
-    let token = format!("dial-{:032x}", rand::random::<u128>());
-    let mut cfg = BridgeConfig::from_config(config);
-    cfg.edge_tokens = vec![Secret::new(&token)];
-    let bridge = Bridge::start(config.server.listen, cfg).await?;
-    let outcome = through_hub(&bridge.hub_url(), &token, bot, number, show, stop).await;
-    bridge.shutdown().await;
-    outcome
 }
