@@ -122,7 +122,9 @@ fn cpu_secs(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-/// Nanoseconds all threads of a process have run, from /proc/<pid>/task/*/schedstat.
+/// Nanoseconds all threads of a process have run, from /proc/<pid>/task/*/schedstat. Finer than
+/// [`cpu_secs`]' 10 ms clock ticks, which a 50 ms burst needs; but threads that exit during the
+/// window drop out of the sum, so the 10 s capacity steps keep using [`cpu_secs`].
 fn run_ns(pid: u32) -> u64 {
     let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return 0;
