@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod audio;
+pub mod background;
 pub mod bot;
 pub mod bridge;
 pub mod call;
@@ -18,4 +19,5 @@ pub mod phone;
 pub mod sandbox;
 pub mod secret;
 pub mod settings;
+pub mod thread_priority;
 pub mod webhook;

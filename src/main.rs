@@ -158,9 +158,10 @@ struct BotBehaviour {
     /// Accept this many milliseconds after pre-accepting.
     #[arg(long, default_value_t = 300)]
     accept_delay_ms: u64,
-    /// Media sessions kept built for the next calls (a socket each), so calls arriving together
-    /// after a quiet spell skip building their peer connection. 0 = build each on demand.
-    #[arg(long, default_value_t = 16)]
+    /// Media sessions kept built for the next calls, so calls arriving together after a quiet
+    /// spell skip building their peer connection. Size it to the largest burst you expect:
+    /// each holds a UDP socket and about 0.2 MiB. 0 = build each on demand.
+    #[arg(long, default_value_t = 50)]
     ready_sessions: usize,
     /// Record calls here (two-channel WAV + JSON sidecar).
     #[arg(long)]
@@ -461,6 +462,8 @@ impl BridgeThread {
         std::thread::Builder::new()
             .name("wacall-bridge".into())
             .spawn(move || {
+                let favoured = wacall::thread_priority::favour_wakeup_latency();
+                tracing::debug!(favoured, "bridge thread: short scheduler slice");
                 let rt = match tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()

@@ -185,8 +185,8 @@ pub async fn run_on(
     pool.close().await;
 }
 
-/// [`recorder_for`] on a blocking thread: creating files must not stall the async workers that
-/// set up other calls and pace their audio.
+/// [`recorder_for`] on the background lane: creating files must not stall the async workers
+/// that set up other calls and pace their audio, nor compete with them for the cores.
 async fn recorder(
     cfg: &Arc<BotConfig>,
     call_id: &str,
@@ -195,9 +195,8 @@ async fn recorder(
 ) -> Option<CallRecorder> {
     cfg.record_dir.as_ref()?;
     let (cfg, call_id, customer) = (cfg.clone(), call_id.to_string(), customer.to_string());
-    tokio::task::spawn_blocking(move || recorder_for(&cfg, &call_id, direction, &customer))
+    crate::background::run(move || recorder_for(&cfg, &call_id, direction, &customer))
         .await
-        .ok()
         .flatten()
 }
 

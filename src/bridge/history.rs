@@ -207,6 +207,8 @@ impl HistoryWriter {
         std::thread::Builder::new()
             .name("wacall-history".into())
             .spawn(move || {
+                // History is read after the fact: under load it waits for the calls.
+                crate::thread_priority::step_back();
                 // Whatever queued while the last batch was written goes in the next one: fifty
                 // calls arriving at once cost a few commits, not a hundred.
                 let mut batch = Vec::new();
