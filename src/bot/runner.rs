@@ -257,13 +257,15 @@ async fn inbound(
     };
     tracing::debug!("answer ready");
     // The answer goes first: the audio engine and the recording file are not needed before
-    // accept, and every millisecond here delays pre_accept.
+    // accept, and every millisecond here delays pre_accept. They also wait for the other calls'
+    // set-ups to finish (`settled`): in a burst, starting this call's audio would delay theirs.
     let _ = tx
         .send(EdgeMessage::Answer {
             call_id: call_id.clone(),
             sdp: answer,
         })
         .await;
+    pool.settled().await;
     let audio = CallAudio::start(
         media.clone(),
         cfg.behaviour(&call_id, &from),

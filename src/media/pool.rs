@@ -12,13 +12,19 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tracing::warn;
 
 use super::{MediaConfig, MediaError, MediaSession};
 
 /// A ready session older than this is closed and replaced, never used.
 pub const MAX_AGE: Duration = Duration::from_secs(600);
+
+/// How long set-ups must have stopped before [`SessionPool::settled`] lets deferred work run.
+pub const SETTLE: Duration = Duration::from_millis(10);
+
+/// The longest [`SessionPool::settled`] defers work, however busy the set-ups.
+pub const MAX_DEFER: Duration = Duration::from_millis(250);
 
 pub struct SessionPool {
     cfg: MediaConfig,
@@ -29,6 +35,10 @@ pub struct SessionPool {
     /// Set-ups asked for and not finished; refilling waits for zero.
     waiting: AtomicUsize,
     refilling: AtomicBool,
+    /// Told when the last waiting set-up ends.
+    quiet: Notify,
+    /// When the last set-up ended (tokio's clock, so tests can pause it).
+    last_end: Mutex<Option<tokio::time::Instant>>,
     /// Set by [`SessionPool::close`]: a refill still running closes what it builds.
     closed: AtomicBool,
     max_age: Duration,
@@ -44,6 +54,8 @@ impl SessionPool {
             slots: Semaphore::new(slots.max(1)),
             waiting: AtomicUsize::new(0),
             refilling: AtomicBool::new(false),
+            quiet: Notify::new(),
+            last_end: Mutex::new(None),
             closed: AtomicBool::new(false),
             max_age: MAX_AGE,
         })
@@ -69,6 +81,33 @@ impl SessionPool {
             media.answering_with(offer).await
         }
         .await
+    }
+
+    /// Returns once set-ups have stopped for [`SETTLE`], or after [`MAX_DEFER`] at the latest:
+    /// work that can come later (a call's audio engine, its recording files) waits here, so
+    /// during a burst the set-ups behind it go first. A burst arrives with small gaps between
+    /// offers; the hold keeps those gaps from letting the deferred work in, and the cap keeps a
+    /// steady flood of calls from deferring it for ever.
+    pub async fn settled(&self) {
+        let _ = tokio::time::timeout(MAX_DEFER, self.quiet_for_settle()).await;
+    }
+
+    async fn quiet_for_settle(&self) {
+        loop {
+            let told = self.quiet.notified();
+            if self.waiting.load(Ordering::SeqCst) > 0 {
+                told.await;
+                continue;
+            }
+            let since = match self.last_end.lock() {
+                Ok(t) => t.map_or(SETTLE, |t| t.elapsed()),
+                Err(_) => SETTLE,
+            };
+            if since >= SETTLE {
+                return;
+            }
+            tokio::time::sleep(SETTLE - since).await;
+        }
     }
 
     /// Sessions ready now.
@@ -182,7 +221,11 @@ impl<'a> Waiting<'a> {
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
+        if let Ok(mut t) = self.0.last_end.lock() {
+            *t = Some(tokio::time::Instant::now());
+        }
         if self.0.waiting.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.quiet.notify_waiters();
             self.0.refill_later();
         }
     }
@@ -284,5 +327,38 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         pool.close().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deferred_work_waits_for_set_ups_to_stop_for_the_settle_time() {
+        // No sessions are built (target 0), so only the clock and the counter are involved.
+        let pool = SessionPool::new(MediaConfig::loopback(), 0, 1);
+        let t = tokio::time::Instant::now();
+        pool.settled().await;
+        assert_eq!(
+            t.elapsed(),
+            Duration::ZERO,
+            "a pool that never set up is settled"
+        );
+
+        let setup = Waiting::enter(&pool);
+        let t = tokio::time::Instant::now();
+        pool.settled().await;
+        assert_eq!(
+            t.elapsed(),
+            MAX_DEFER,
+            "with a set-up waiting throughout, deferred work waits the cap, no more, no less"
+        );
+        drop(setup);
+        let t = tokio::time::Instant::now();
+        pool.settled().await;
+        assert!(
+            t.elapsed() >= SETTLE,
+            "settled {:?} after the last set-up, before the hold",
+            t.elapsed()
+        );
+        let t = tokio::time::Instant::now();
+        pool.settled().await;
+        assert_eq!(t.elapsed(), Duration::ZERO, "still settled later");
     }
 }
