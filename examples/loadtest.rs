@@ -5,7 +5,8 @@
 //! that are real WebRTC peers replaying pre-encoded Opus and timing arrivals without decoding.
 //!
 //! 1. The floor: libopus encode + decode per call-second, measured here in the same run.
-//! 2. Setup: `--burst` users call at once; webhook sent → `pre_accept` received at the BSP.
+//! 2. Setup: `--burst` users call at once, `--bursts` times; webhook sent → `pre_accept`
+//!    received at the BSP, percentiles over every call of every burst.
 //! 3. Capacity: ramps simultaneous two-way calls step by step; per step it reports the bridge+bot
 //!    process's CPU per call (and as a ratio of the floor), RSS per call, late and missing frames
 //!    at the users, and stops at the first step over 1% late or missing frames.
@@ -43,6 +44,9 @@ struct Args {
     /// Calls arriving at once for the setup-latency measurement.
     #[arg(long, default_value_t = 50)]
     burst: usize,
+    /// Bursts in a row (each hung up before the next); percentiles are over all their calls.
+    #[arg(long, default_value_t = 5)]
+    bursts: usize,
     /// Don't record calls (to see what recording costs).
     #[arg(long)]
     no_record: bool,
@@ -142,6 +146,73 @@ fn rss_kib(pid: u32) -> u64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
+}
+
+struct Burst {
+    latencies_ms: Vec<f64>,
+    wacall_cpu_ms: Option<f64>,
+    generator_cpu_ms: Option<f64>,
+}
+
+/// `n` users call at once; returns each call's webhook sent → `pre_accept` received and both
+/// processes' CPU from the first webhook to the last `pre_accept`. The calls are hung up after.
+async fn burst(sandbox: &Sandbox, pid: u32, me: u32, n: usize, first: usize) -> Burst {
+    // Both processes' CPU time, sampled every 5 ms through the burst (schedstat, ns).
+    let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let sampling = sampling.clone();
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                v.push((Instant::now(), run_ns(pid), run_ns(me)));
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            v
+        })
+    };
+    let ids = place(sandbox, n, first).await;
+    wait_active(sandbox, &ids, Duration::from_secs(30)).await;
+    let received = sandbox.received();
+    let pre_accept = |id: &String| {
+        received
+            .iter()
+            .find(|r| r.action == "pre_accept" && r.call_id.as_deref() == Some(id))
+            .map(|r| r.at)
+    };
+    let latencies_ms = ids
+        .iter()
+        .filter_map(|id| {
+            let sent = sandbox.world.offered_at(id)?;
+            Some(
+                pre_accept(id)?
+                    .saturating_duration_since(sent)
+                    .as_secs_f64()
+                    * 1000.0,
+            )
+        })
+        .collect();
+    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+    let samples = sampler.join().unwrap_or_default();
+    let first_sent = ids
+        .iter()
+        .filter_map(|id| sandbox.world.offered_at(id))
+        .min();
+    let last_pre = ids.iter().filter_map(pre_accept).max();
+    let (mut wacall_cpu_ms, mut generator_cpu_ms) = (None, None);
+    if let (Some(a), Some(b)) = (first_sent, last_pre) {
+        let before = samples.iter().rev().find(|s| s.0 <= a);
+        let after = samples.iter().find(|s| s.0 >= b);
+        if let (Some(x), Some(y)) = (before, after) {
+            wacall_cpu_ms = Some(y.1.saturating_sub(x.1) as f64 / 1e6);
+            generator_cpu_ms = Some(y.2.saturating_sub(x.2) as f64 / 1e6);
+        }
+    }
+    hang_up_all(sandbox, &ids).await;
+    Burst {
+        latencies_ms,
+        wacall_cpu_ms,
+        generator_cpu_ms,
+    }
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -342,64 +413,45 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_secs(3)).await;
     }
     let me = std::process::id();
-    // Both processes' CPU time, sampled every 5 ms through the burst (schedstat, ns).
-    let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let sampler = {
-        let sampling = sampling.clone();
-        std::thread::spawn(move || {
-            let mut v = Vec::new();
-            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
-                v.push((Instant::now(), run_ns(pid), run_ns(me)));
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            v
-        })
-    };
-    let ids = place(&sandbox, args.burst, 0).await;
-    wait_active(&sandbox, &ids, Duration::from_secs(30)).await;
-    let received = sandbox.received();
-    let mut lat: Vec<f64> = ids
-        .iter()
-        .filter_map(|id| {
-            let sent = sandbox.world.offered_at(id)?;
-            let pre = received
-                .iter()
-                .find(|r| r.action == "pre_accept" && r.call_id.as_deref() == Some(id))?;
-            Some(pre.at.saturating_duration_since(sent).as_secs_f64() * 1000.0)
-        })
-        .collect();
-    lat.sort_by(f64::total_cmp);
-    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
-    let samples = sampler.join().unwrap_or_default();
-    let first_sent = ids
-        .iter()
-        .filter_map(|id| sandbox.world.offered_at(id))
-        .min();
-    let last_pre = received
-        .iter()
-        .filter(|r| r.action == "pre_accept")
-        .map(|r| r.at)
-        .max();
-    if let (Some(a), Some(b)) = (first_sent, last_pre) {
-        let before = samples.iter().rev().find(|s| s.0 <= a);
-        let after = samples.iter().find(|s| s.0 >= b);
-        if let (Some(x), Some(y)) = (before, after) {
-            let wacall_ms = y.1.saturating_sub(x.1) as f64 / 1e6;
-            let gen_ms = y.2.saturating_sub(x.2) as f64 / 1e6;
-            println!(
-                "CPU from the first webhook to the last pre_accept ({:.0} ms, 5 ms resolution): wacall {wacall_ms:.1} ms ({:.2} ms per call), load generator {gen_ms:.1} ms",
-                y.0.saturating_duration_since(x.0).as_secs_f64() * 1e3,
-                wacall_ms / args.burst.max(1) as f64
-            );
+    let mut lat: Vec<f64> = Vec::new();
+    let mut per_burst_p50 = Vec::new();
+    let mut cpu_per_call = Vec::new();
+    for b in 0..args.bursts.max(1) {
+        let r = burst(&sandbox, pid, me, args.burst, 10_000 + b * args.burst).await;
+        let mut l = r.latencies_ms.clone();
+        l.sort_by(f64::total_cmp);
+        println!(
+            "burst {}: p50 {:.1} ms, p99 {:.1} ms; CPU from the first webhook to the last pre_accept: wacall {}, load generator {}",
+            b + 1,
+            percentile(&l, 0.5),
+            percentile(&l, 0.99),
+            r.wacall_cpu_ms.map_or("?".into(), |c| format!("{c:.1} ms")),
+            r.generator_cpu_ms
+                .map_or("?".into(), |c| format!("{c:.1} ms")),
+        );
+        per_burst_p50.push(percentile(&l, 0.5));
+        if let Some(c) = r.wacall_cpu_ms {
+            cpu_per_call.push(c / args.burst.max(1) as f64);
         }
+        lat.extend(r.latencies_ms);
+        // The next burst finds a quiet server again: calls ended, ready sessions rebuilt.
+        tokio::time::sleep(Duration::from_secs(3)).await;
     }
+    lat.sort_by(f64::total_cmp);
+    per_burst_p50.sort_by(f64::total_cmp);
+    cpu_per_call.sort_by(f64::total_cmp);
     println!(
-        "webhook → pre_accept, {} calls arriving at once: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} measured)\n",
+        "webhook → pre_accept, {} calls arriving at once, {} bursts: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} measured); per-burst p50 {:.1}–{:.1} ms; wacall CPU per call in a burst {:.2}–{:.2} ms\n",
         args.burst,
+        args.bursts.max(1),
         percentile(&lat, 0.5),
         percentile(&lat, 0.99),
         lat.last().copied().unwrap_or(f64::NAN),
-        lat.len()
+        lat.len(),
+        per_burst_p50.first().copied().unwrap_or(f64::NAN),
+        per_burst_p50.last().copied().unwrap_or(f64::NAN),
+        cpu_per_call.first().copied().unwrap_or(f64::NAN),
+        cpu_per_call.last().copied().unwrap_or(f64::NAN),
     );
     // The bridge's own view (webhook received → pre_accept submitted), from /metrics.
     if let Ok(r) = http
@@ -418,8 +470,6 @@ async fn main() -> anyhow::Result<()> {
             buckets.join(" ")
         );
     }
-    hang_up_all(&sandbox, &ids).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
 
     // 4. Capacity ramp.
     println!(

@@ -99,8 +99,15 @@ pub struct Faults {
 /// A user call whose offer is ready but whose webhook is not sent yet.
 struct PreparedCall {
     call_id: String,
-    offer: String,
+    /// The connect webhook, built and signed ahead: sending is all that is left.
+    webhook: SignedWebhook,
     call: UserCall,
+}
+
+/// A webhook body and its `X-Hub-Signature-256`.
+struct SignedWebhook {
+    body: Vec<u8>,
+    signature: String,
 }
 
 /// What a terminate webhook needs about an ended call: the user, whether they placed it, and
@@ -272,8 +279,16 @@ impl World {
 
     /// Posts a webhook to the bridge, signed like Meta signs it.
     pub async fn post_webhook(&self, payload: &Value) {
+        self.send_webhook(&self.sign_webhook(payload)).await;
+    }
+
+    fn sign_webhook(&self, payload: &Value) -> SignedWebhook {
         let body = payload.to_string().into_bytes();
-        let sig = crate::webhook::sign(self.cfg.app_secret.as_bytes(), &body);
+        let signature = crate::webhook::sign(self.cfg.app_secret.as_bytes(), &body);
+        SignedWebhook { body, signature }
+    }
+
+    async fn send_webhook(&self, webhook: &SignedWebhook) {
         let copies = if self.faults().duplicate_webhooks {
             2
         } else {
@@ -284,8 +299,8 @@ impl World {
                 .http
                 .post(&self.cfg.webhook_url)
                 .header("content-type", "application/json")
-                .header("x-hub-signature-256", &sig)
-                .body(body.clone())
+                .header("x-hub-signature-256", &webhook.signature)
+                .body(webhook.body.clone())
                 .send()
                 .await;
             match r {
@@ -361,9 +376,16 @@ impl World {
                 offered_at: None,
             },
         );
+        let webhook = self.sign_webhook(&webhooks::user_call(
+            &self.cfg.business,
+            &call_id,
+            &call.user,
+            &call.name,
+            &offer,
+        ));
         Ok(PreparedCall {
             call_id,
-            offer,
+            webhook,
             call,
         })
     }
@@ -372,7 +394,7 @@ impl World {
     async fn ring_business(self: &Arc<Self>, p: PreparedCall) -> String {
         let PreparedCall {
             call_id,
-            offer,
+            webhook,
             call,
         } = p;
         let span = info_span!("sim_user", call_id = %call_id, user = %call.user);
@@ -380,8 +402,8 @@ impl World {
             &call_id,
             format!("{} ({}) calls the business", call.name, call.user),
         );
-        let payload =
-            webhooks::user_call(&self.cfg.business, &call_id, &call.user, &call.name, &offer);
+        // Stamped as the webhook leaves: the latency measured from here is the bridge's and the
+        // network's, not this sandbox's own preparation.
         if let Some(c) = self
             .calls
             .lock()
@@ -390,7 +412,7 @@ impl World {
         {
             c.offered_at = Some(std::time::Instant::now());
         }
-        self.post_webhook(&payload).instrument(span).await;
+        self.send_webhook(&webhook).instrument(span).await;
         if let Some(after) = call.hangup_after {
             let world = self.clone();
             let id = call_id.clone();
