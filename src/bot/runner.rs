@@ -152,6 +152,9 @@ pub async fn run_on(
                 let Some(msg) = msg else { warn!("hub connection closed"); break };
                 match msg {
                     HubMessage::Incoming { call_id, from, caller_name, sdp } => {
+                        // With the call task's "incoming call", splits engine → bot from the
+                        // wait for the runtime in a per-call timeline.
+                        tracing::debug!(%call_id, "offered to the bot");
                         let (ctx, crx) = mpsc::channel(32);
                         calls.insert(call_id.clone(), ctx);
                         let span = info_span!("call", call_id = %call_id);
