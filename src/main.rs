@@ -685,7 +685,7 @@ fn main() -> ExitCode {
     match rt.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("wacall: {e:#}");
+            eprintln!("wacall: {}", wacall::cli::friendly(&e));
             ExitCode::FAILURE
         }
     }
@@ -707,7 +707,7 @@ fn phone(a: PhoneArgs, rt: &tokio::runtime::Handle) -> ExitCode {
     match wacall::phone::app::run(opts, rt) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("wacall phone: {e:#}");
+            eprintln!("wacall phone: {}", wacall::cli::friendly(&e));
             ExitCode::FAILURE
         }
     }
