@@ -47,6 +47,10 @@ struct Args {
     /// Bursts in a row (each hung up before the next); percentiles are over all their calls.
     #[arg(long, default_value_t = 5)]
     bursts: usize,
+    /// Quiet seconds between bursts. Past 90 s the HTTP clients' idle connections have closed,
+    /// so each burst opens its connections again, as after a quiet spell in production.
+    #[arg(long, default_value_t = 3)]
+    gap_secs: u64,
     /// Don't record calls (to see what recording costs).
     #[arg(long)]
     no_record: bool,
@@ -435,7 +439,7 @@ async fn main() -> anyhow::Result<()> {
         }
         lat.extend(r.latencies_ms);
         // The next burst finds a quiet server again: calls ended, ready sessions rebuilt.
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        tokio::time::sleep(Duration::from_secs(args.gap_secs)).await;
     }
     lat.sort_by(f64::total_cmp);
     per_burst_p50.sort_by(f64::total_cmp);
