@@ -438,8 +438,14 @@ async fn main() -> anyhow::Result<()> {
             cpu_per_call.push(c / args.burst.max(1) as f64);
         }
         lat.extend(r.latencies_ms);
-        // The next burst finds a quiet server again: calls ended, ready sessions rebuilt.
-        tokio::time::sleep(Duration::from_secs(args.gap_secs)).await;
+        // The next burst (and the capacity ramp after the last) finds a quiet server again:
+        // calls ended, ready sessions rebuilt.
+        let gap = if b + 1 < args.bursts.max(1) {
+            args.gap_secs
+        } else {
+            3
+        };
+        tokio::time::sleep(Duration::from_secs(gap)).await;
     }
     lat.sort_by(f64::total_cmp);
     per_burst_p50.sort_by(f64::total_cmp);
