@@ -341,12 +341,9 @@ async fn main() -> anyhow::Result<()> {
     let decode_pct = dec_us * 50.0 / 1e6 * 100.0;
 
     // 2. Sandbox here, bridge + bot in a child process.
-    let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
-    let bridge_addr = probe.local_addr()?;
-    drop(probe);
     let dir = std::env::temp_dir().join(format!("wacall-load-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let sandbox = Sandbox::start_for_bridge(bridge_addr, "load-secret").await?;
+    let (sandbox, bridge_addr) = Sandbox::start_for_new_bridge("load-secret").await?;
     sandbox.world.faults().light_users = true;
     // Set-up alone: the users' candidates lead nowhere, so no ICE, DTLS or audio follows the
     // pre_accepts and the burst measures offer → answer only.

@@ -219,12 +219,7 @@ async fn serve_with_a_bot_answers_a_call_and_the_tone_crosses() {
 
     let dir = std::env::temp_dir().join(format!("wacall-cli-serve-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let bridge_addr = probe.local_addr().unwrap();
-    drop(probe);
-    let sandbox = Sandbox::start_for_bridge(bridge_addr, "serve-secret")
-        .await
-        .unwrap();
+    let (sandbox, bridge_addr) = Sandbox::start_for_new_bridge("serve-secret").await.unwrap();
     let cfg = dir.join("wacall.toml");
     let toml = sandbox.wacall_toml(bridge_addr, &dir.join("h.sqlite3"));
     std::fs::write(&cfg, toml + "[recording]\nenabled = false\n").unwrap();

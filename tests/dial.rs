@@ -12,12 +12,7 @@ use wacall::sandbox::{Sandbox, UserPlan};
 
 async fn setup() -> (Sandbox, Config) {
     common::init_logs();
-    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = probe.local_addr().unwrap();
-    drop(probe);
-    let sandbox = Sandbox::start_for_bridge(addr, "dial-secret")
-        .await
-        .unwrap();
+    let (sandbox, addr) = Sandbox::start_for_new_bridge("dial-secret").await.unwrap();
     let history =
         std::env::temp_dir().join(format!("wacall-dial-{}.sqlite3", rand::random::<u64>()));
     let toml = sandbox.wacall_toml(addr, &history);

@@ -112,6 +112,13 @@ impl Sandbox {
         .await
     }
 
+    /// [`Sandbox::start_for_bridge`] for a bridge not started yet (another process, or one
+    /// started later): picks a free 127.0.0.1 port for it and returns that address too.
+    pub async fn start_for_new_bridge(app_secret: &str) -> std::io::Result<(Sandbox, SocketAddr)> {
+        let bridge = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+        Ok((Sandbox::start_for_bridge(bridge, app_secret).await?, bridge))
+    }
+
     /// What [`Sandbox::bridge_config`] says, as the `wacall.toml` a `wacall` process reads
     /// (`serve -c`, `dial`): BSP, business, token, app secret, listen address, history file.
     /// More sections (recording, routing) can be appended.
