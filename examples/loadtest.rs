@@ -153,6 +153,7 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 struct Burst {
+    /// Sorted.
     latencies_ms: Vec<f64>,
     wacall_cpu_ms: Option<f64>,
     generator_cpu_ms: Option<f64>,
@@ -183,7 +184,7 @@ async fn burst(sandbox: &Sandbox, pid: u32, me: u32, n: usize, first: usize) -> 
             .find(|r| r.action == "pre_accept" && r.call_id.as_deref() == Some(id))
             .map(|r| r.at)
     };
-    let latencies_ms = ids
+    let mut latencies_ms: Vec<f64> = ids
         .iter()
         .filter_map(|id| {
             let sent = sandbox.world.offered_at(id)?;
@@ -195,6 +196,7 @@ async fn burst(sandbox: &Sandbox, pid: u32, me: u32, n: usize, first: usize) -> 
             )
         })
         .collect();
+    latencies_ms.sort_by(f64::total_cmp);
     sampling.store(false, std::sync::atomic::Ordering::Relaxed);
     let samples = sampler.join().unwrap_or_default();
     let first_sent = ids
@@ -417,31 +419,26 @@ async fn main() -> anyhow::Result<()> {
     let mut lat: Vec<f64> = Vec::new();
     let mut per_burst_p50 = Vec::new();
     let mut cpu_per_call = Vec::new();
-    for b in 0..args.bursts.max(1) {
+    let bursts = args.bursts.max(1);
+    for b in 0..bursts {
         let r = burst(&sandbox, pid, me, args.burst, 10_000 + b * args.burst).await;
-        let mut l = r.latencies_ms.clone();
-        l.sort_by(f64::total_cmp);
+        let p50 = percentile(&r.latencies_ms, 0.5);
         println!(
-            "burst {}: p50 {:.1} ms, p99 {:.1} ms; CPU from the first webhook to the last pre_accept: wacall {}, load generator {}",
+            "burst {}: p50 {p50:.1} ms, p99 {:.1} ms; CPU from the first webhook to the last pre_accept: wacall {}, load generator {}",
             b + 1,
-            percentile(&l, 0.5),
-            percentile(&l, 0.99),
+            percentile(&r.latencies_ms, 0.99),
             r.wacall_cpu_ms.map_or("?".into(), |c| format!("{c:.1} ms")),
             r.generator_cpu_ms
                 .map_or("?".into(), |c| format!("{c:.1} ms")),
         );
-        per_burst_p50.push(percentile(&l, 0.5));
+        per_burst_p50.push(p50);
         if let Some(c) = r.wacall_cpu_ms {
             cpu_per_call.push(c / args.burst.max(1) as f64);
         }
         lat.extend(r.latencies_ms);
         // The next burst (and the capacity ramp after the last) finds a quiet server again:
         // calls ended, ready sessions rebuilt.
-        let gap = if b + 1 < args.bursts.max(1) {
-            args.gap_secs
-        } else {
-            3
-        };
+        let gap = if b + 1 < bursts { args.gap_secs } else { 3 };
         tokio::time::sleep(Duration::from_secs(gap)).await;
     }
     lat.sort_by(f64::total_cmp);
@@ -450,7 +447,7 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "webhook → pre_accept, {} calls arriving at once, {} bursts: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} measured); per-burst p50 {:.1}–{:.1} ms; wacall CPU per call in a burst {:.2}–{:.2} ms\n",
         args.burst,
-        args.bursts.max(1),
+        bursts,
         percentile(&lat, 0.5),
         percentile(&lat, 0.99),
         lat.last().copied().unwrap_or(f64::NAN),
