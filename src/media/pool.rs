@@ -3,8 +3,8 @@
 //!
 //! Building a peer connection (socket, driver task, track) is a third of answering an offer.
 //! A bot keeps some ready so that calls arriving together after a quiet spell pre-accept sooner.
-//! Ready sessions are built only while no set-up is waiting, so refilling never competes with a
-//! burst. A session older than [`MAX_AGE`] is replaced (the bot calls [`SessionPool::refill_later`]
+//! Ready sessions are built only once set-ups have settled, so refilling never competes with a
+//! burst; for the same reason a call's connectivity checks wait until then too. A session older than [`MAX_AGE`] is replaced (the bot calls [`SessionPool::refill_later`]
 //! periodically), so a ready session always carries a recent DTLS certificate.
 
 use std::collections::VecDeque;
@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, Semaphore};
 use tracing::warn;
 
+use super::session::ParsedOffer;
 use super::{MediaConfig, MediaError, MediaSession};
 
 /// A ready session older than this is closed and replaced, never used.
@@ -63,13 +64,22 @@ impl SessionPool {
 
     /// A session for `call_id` that answers `offer`: a ready one when there is one. Closed
     /// again when the answer fails, so no caller leaks its socket.
+    ///
+    /// The peer's candidates are held back until set-ups settle (see
+    /// [`ParsedOffer::parse_holding_candidates`]): in a burst, every call's answer goes out
+    /// before any call's media connects; alone, a call's checks start 10 ms after its answer.
+    ///
+    /// Only applying the offer holds the slot. Checking and parsing it come before, and waiting
+    /// for ICE to gather and reading our SDP back come after, so in a burst the next call's
+    /// set-up runs meanwhile (on the other core, or while this one waits on its driver).
     pub async fn answering(
         self: &Arc<Self>,
         call_id: &str,
         offer: &str,
     ) -> Result<(Arc<MediaSession>, String), MediaError> {
         let _waiting = Waiting::enter(self);
-        async {
+        let offer = ParsedOffer::parse_holding_candidates(offer)?;
+        let media = {
             let _slot = self.slots.acquire().await;
             let media = match self.take() {
                 Some(m) => {
@@ -78,9 +88,26 @@ impl SessionPool {
                 }
                 None => MediaSession::new(&self.cfg, call_id).await?,
             };
-            media.answering_with(offer).await
+            if let Err(e) = media.apply_offer(offer).await {
+                media.close().await;
+                return Err(e);
+            }
+            media
+        };
+        match media.answer_sdp().await {
+            Ok(answer) => {
+                let (pool, held) = (self.clone(), media.clone());
+                tokio::spawn(async move {
+                    pool.settled().await;
+                    held.release_candidates().await;
+                });
+                Ok((media, answer))
+            }
+            Err(e) => {
+                media.close().await;
+                Err(e)
+            }
         }
-        .await
     }
 
     /// Returns once set-ups have stopped for [`SETTLE`], or after [`MAX_DEFER`] at the latest:
@@ -130,6 +157,8 @@ impl SessionPool {
         }
         let pool = self.clone();
         runtime.spawn(async move {
+            // Building a session costs more than a set-up: not between a burst's offers.
+            pool.settled().await;
             pool.refill().await;
             pool.refilling.store(false, Ordering::SeqCst);
         });
@@ -314,18 +343,23 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_bad_offer_is_refused_and_its_session_closed() {
+    async fn a_bad_offer_is_refused_before_it_uses_a_ready_session() {
         let pool = SessionPool::new(MediaConfig::loopback(), 1, 1);
+        pool.refill_later();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while pool.ready() < 1 {
+            assert!(Instant::now() < deadline, "the pool never filled");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let Err(err) = pool.answering("c1", "v=0\r\n").await else {
             panic!("an offer without audio was answered");
         };
         assert!(err.to_string().contains("remote SDP"), "{err}");
-        // The failed set-up counted as finished: the pool refills.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while pool.ready() < 1 {
-            assert!(Instant::now() < deadline, "no refill after a failed set-up");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        assert_eq!(pool.ready(), 1, "the bad offer took a ready session");
+        // The failed set-up counted as finished: deferred work is not held up.
+        tokio::time::timeout(SETTLE * 5, pool.settled())
+            .await
+            .expect("settled waited after a refused offer");
         pool.close().await;
     }
 

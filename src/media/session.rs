@@ -28,8 +28,8 @@ use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
-    RTCConfigurationBuilder, RTCIceGatheringState, RTCIceServer, RTCPeerConnectionState,
-    RTCSessionDescription, Registry, SettingEngineBuilder, StatsSelector,
+    RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceGatheringState, RTCIceServer,
+    RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder, StatsSelector,
     register_default_interceptors,
 };
 
@@ -69,6 +69,53 @@ pub enum MediaError {
 
 fn step(step: &'static str) -> impl FnOnce(webrtc::error::Error) -> MediaError {
     move |source| MediaError::WebRtc { step, source }
+}
+
+/// A remote offer checked (with errors that name what is wrong) and parsed for the stack: the
+/// pure half of answering, done before a set-up takes its turn.
+pub(crate) struct ParsedOffer {
+    remote: RemoteAudio,
+    desc: RTCSessionDescription,
+    /// Candidate attributes kept out of `desc` until [`MediaSession::release_candidates`].
+    held: Vec<String>,
+}
+
+impl ParsedOffer {
+    pub(crate) fn parse(offer: &str) -> Result<Self, MediaError> {
+        let remote = check_remote_sdp(offer)?;
+        let desc = RTCSessionDescription::offer(offer.to_owned())
+            .map_err(step("reading the remote offer"))?;
+        Ok(ParsedOffer {
+            remote,
+            desc,
+            held: Vec::new(),
+        })
+    }
+
+    /// As [`Self::parse`], with the peer's candidates held back. Our ICE agent has nothing to
+    /// check until they are released, so no connectivity checks (nor the DTLS handshake that
+    /// follows them) take CPU from the set-ups still waiting in a burst. Against WhatsApp's
+    /// ICE-lite servers nothing else happens meanwhile: they only ever answer our checks.
+    pub(crate) fn parse_holding_candidates(offer: &str) -> Result<Self, MediaError> {
+        let remote = check_remote_sdp(offer)?;
+        let mut held = Vec::new();
+        let mut rest = String::with_capacity(offer.len());
+        for line in offer.split_inclusive('\n') {
+            let attr = line.trim_end();
+            if let Some(candidate) = attr.strip_prefix("a=") {
+                if candidate.starts_with("candidate:") {
+                    held.push(candidate.to_owned());
+                    continue;
+                }
+                if candidate == "end-of-candidates" {
+                    continue;
+                }
+            }
+            rest.push_str(line);
+        }
+        let desc = RTCSessionDescription::offer(rest).map_err(step("reading the remote offer"))?;
+        Ok(ParsedOffer { remote, desc, held })
+    }
 }
 
 /// Connection state as a call cares about it.
@@ -217,6 +264,8 @@ pub struct MediaSession {
     events_rx: StdMutex<Option<mpsc::Receiver<MediaEvent>>>,
     packetizer: Mutex<Option<Packetizer>>,
     remote: StdMutex<Option<RemoteAudio>>,
+    /// The peer's candidates held back by [`ParsedOffer::parse_holding_candidates`].
+    held: StdMutex<Vec<String>>,
     gather_timeout: Duration,
     lite: bool,
     span: tracing::Span,
@@ -471,6 +520,7 @@ impl MediaSession {
             events_rx: StdMutex::new(Some(events_rx)),
             packetizer: Mutex::new(None),
             remote: StdMutex::new(None),
+            held: StdMutex::new(Vec::new()),
             gather_timeout: cfg.gather_timeout,
             lite: cfg.ice_lite,
             span,
@@ -514,7 +564,7 @@ impl MediaSession {
     }
 
     /// Answers `offer` on this (new) session, closing it if that fails.
-    pub(crate) async fn answering_with(
+    async fn answering_with(
         self: Arc<Self>,
         offer: &str,
     ) -> Result<(Arc<Self>, String), MediaError> {
@@ -563,11 +613,15 @@ impl MediaSession {
 
     /// Answers a remote offer (user-initiated call) with ICE gathered.
     pub async fn answer(&self, remote_offer: &str) -> Result<String, MediaError> {
-        let remote = check_remote_sdp(remote_offer)?;
-        let desc = RTCSessionDescription::offer(remote_offer.to_owned())
-            .map_err(step("reading the remote offer"))?;
+        self.apply_offer(ParsedOffer::parse(remote_offer)?).await?;
+        self.local_sdp_after_gathering().await
+    }
+
+    /// Applies a parsed offer and our answer to it: the only part of answering that must run in
+    /// arrival order (see `media::pool`). Our answer SDP comes from [`Self::answer_sdp`] after.
+    pub(crate) async fn apply_offer(&self, offer: ParsedOffer) -> Result<(), MediaError> {
         self.pc
-            .set_remote_description(desc)
+            .set_remote_description(offer.desc)
             .await
             .map_err(step("applying the remote offer"))?;
         let answer = self
@@ -579,7 +633,46 @@ impl MediaSession {
             .set_local_description(answer)
             .await
             .map_err(step("applying our answer"))?;
-        self.negotiated(remote).await;
+        if let Ok(mut held) = self.held.lock() {
+            *held = offer.held;
+        }
+        self.negotiated(offer.remote).await;
+        Ok(())
+    }
+
+    /// Gives ICE the candidates held back from the offer, so connectivity checks start now.
+    pub(crate) async fn release_candidates(&self) {
+        let held = match self.held.lock() {
+            Ok(mut h) => std::mem::take(&mut *h),
+            Err(_) => return,
+        };
+        if held.is_empty() {
+            return;
+        }
+        let mid = self.remote_audio().and_then(|r| r.mid);
+        for candidate in held {
+            let init = RTCIceCandidateInit {
+                candidate,
+                sdp_mid: mid.clone(),
+                sdp_mline_index: Some(0),
+                ..Default::default()
+            };
+            if let Err(e) = self.pc.add_ice_candidate(init).await {
+                warn!(parent: &self.span, error = %e, "cannot add a remote candidate");
+            }
+        }
+        // Adding a UDP candidate does not wake the connection's driver, which would then start
+        // checking only at its next tick (up to the 200 ms check interval). Re-applying the
+        // unchanged configuration is an event the driver wakes for.
+        let cfg = self.pc.get_configuration().await;
+        if let Err(e) = self.pc.set_configuration(cfg).await {
+            debug!(parent: &self.span, error = %e, "cannot wake the ICE agent; it checks at its next tick");
+        }
+        debug!(parent: &self.span, "connectivity checks released");
+    }
+
+    /// Our answer once ICE has gathered, after [`Self::apply_offer`].
+    pub(crate) async fn answer_sdp(&self) -> Result<String, MediaError> {
         self.local_sdp_after_gathering().await
     }
 
@@ -725,5 +818,75 @@ impl MediaSession {
         if let Err(e) = self.pc.close().await {
             warn!(parent: &self.span, error = %e, "closing the peer connection");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OFFER: &str = "v=0\r\n\
+o=- 1 2 IN IP4 127.0.0.1\r\n\
+s=-\r\n\
+t=0 0\r\n\
+a=ice-lite\r\n\
+m=audio 3480 UDP/TLS/RTP/SAVPF 111\r\n\
+c=IN IP4 127.0.0.1\r\n\
+a=candidate:1 1 udp 2122262783 127.0.0.1 3480 typ host\r\n\
+a=candidate:2 1 udp 2122262782 127.0.0.2 3480 typ host\r\n\
+a=end-of-candidates\r\n\
+a=ice-ufrag:Ab12\r\n\
+a=ice-pwd:qwertyuiopasdfghjklzxcvb\r\n\
+a=fingerprint:sha-256 6B:8B:5D:EA:59:04:20:23:29:C8:87:1C:CC:87:32:BE:DD:8C:66:A5:8E:50:55:EA:8C:D3:B6:5C:09:5E:D6:BC\r\n\
+a=setup:actpass\r\n\
+a=mid:audio\r\n\
+a=rtcp-mux\r\n\
+a=rtpmap:111 opus/48000/2\r\n";
+
+    #[test]
+    fn held_candidates_leave_the_rest_of_the_offer_as_it_was() {
+        let parsed = ParsedOffer::parse_holding_candidates(OFFER).unwrap();
+        assert_eq!(
+            parsed.held,
+            [
+                "candidate:1 1 udp 2122262783 127.0.0.1 3480 typ host",
+                "candidate:2 1 udp 2122262782 127.0.0.2 3480 typ host",
+            ]
+        );
+        let kept: Vec<&str> = OFFER
+            .split_inclusive("\r\n")
+            .filter(|l| !l.starts_with("a=candidate:") && !l.starts_with("a=end-of-candidates"))
+            .collect();
+        assert_eq!(parsed.desc.sdp, kept.concat());
+        assert_eq!(parsed.remote.candidates, 2, "checked before holding");
+        assert!(ParsedOffer::parse(OFFER).unwrap().held.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_call_with_held_candidates_connects_once_they_are_released() {
+        let lite = MediaConfig {
+            ice_lite: true,
+            ..MediaConfig::loopback()
+        };
+        let (user, offer) = MediaSession::offering(&lite, "user").await.unwrap();
+        let parsed = ParsedOffer::parse_holding_candidates(&offer).unwrap();
+        let candidates = offer.matches("a=candidate:").count();
+        assert!(candidates > 0, "{offer}");
+        assert_eq!(parsed.held.len(), candidates);
+
+        let media = MediaSession::new(&MediaConfig::loopback(), "call")
+            .await
+            .unwrap();
+        media.apply_offer(parsed).await.unwrap();
+        let answer = media.answer_sdp().await.unwrap();
+        user.apply_answer(&answer).await.unwrap();
+        assert_eq!(media.held.lock().unwrap().len(), candidates);
+
+        media.release_candidates().await;
+        assert!(media.held.lock().unwrap().is_empty());
+        media.wait_connected(Duration::from_secs(10)).await.unwrap();
+        user.wait_connected(Duration::from_secs(10)).await.unwrap();
+        user.close().await;
+        media.close().await;
     }
 }
