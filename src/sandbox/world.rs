@@ -13,7 +13,10 @@ use tracing::{Instrument, info, info_span, warn};
 
 use super::voice::{Voice, VoiceReport, encode_tone};
 use super::webhooks::{self, Business};
-use crate::media::{MediaConfig, MediaSession};
+use crate::media::{MediaConfig, MediaSession, check_remote_sdp};
+
+/// How long `pre_accept`s must stop before the simulated users apply their answers.
+const PRE_ACCEPT_QUIET: Duration = Duration::from_millis(10);
 
 /// How a simulated user treats a call from the business.
 #[derive(Debug, Clone)]
@@ -167,6 +170,9 @@ pub struct World {
     tones: Mutex<HashMap<u32, Arc<Vec<Bytes>>>>,
     events: broadcast::Sender<SandboxEvent>,
     next_id: std::sync::atomic::AtomicU64,
+    /// When the last `pre_accept` arrived: users apply answers once these stop (see
+    /// [`World::on_pre_accept`]).
+    last_pre_accept: Mutex<Option<std::time::Instant>>,
 }
 
 fn unix_now() -> u64 {
@@ -210,6 +216,7 @@ impl World {
             tones: Mutex::new(HashMap::new()),
             events,
             next_id: std::sync::atomic::AtomicU64::new(1),
+            last_pre_accept: Mutex::new(None),
         })
     }
 
@@ -679,7 +686,14 @@ impl World {
     }
 
     /// `pre_accept`: the business's answer arrives while the user's call rings.
-    pub(crate) async fn on_pre_accept(&self, call_id: &str, sdp: &str) -> Result<(), ActionError> {
+    pub(crate) async fn on_pre_accept(
+        self: &Arc<Self>,
+        call_id: &str,
+        sdp: &str,
+    ) -> Result<(), ActionError> {
+        // Checked now, so a bad answer gets its 400 as from WhatsApp; applied below, later.
+        check_remote_sdp(sdp)
+            .map_err(|e| ActionError::bad(format!("Invalid parameter sdp: {e}")))?;
         let media = {
             let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
             let c = Self::user_call_mut(&mut calls, call_id)?;
@@ -696,12 +710,52 @@ impl World {
             c.state = SimState::PreAccepted;
             c.media.clone()
         };
-        media
-            .apply_answer(sdp)
-            .await
-            .map_err(|e| ActionError::bad(format!("Invalid parameter sdp: {e}")))?;
+        *self
+            .last_pre_accept
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
         self.emit(call_id, "pre-accepted: media connecting while it rings");
+        // The user's phone applies the answer once pre_accepts stop for a moment. WhatsApp does
+        // this on its own machines; here it shares the bridge's cores, and the load test
+        // measures the bridge while fifty pre_accepts arrive. Nothing is lost meanwhile: our
+        // lite user only ever answers the bridge's checks, and the bridge holds those back
+        // until its own set-ups settle.
+        let (world, id, sdp) = (self.clone(), call_id.to_owned(), sdp.to_owned());
+        tokio::spawn(async move {
+            world.pre_accepts_quiet().await;
+            if let Err(e) = media.apply_answer(&sdp).await {
+                warn!(call_id = %id, error = %e, "simulated user cannot apply the business answer");
+                world.user_call_fails(&id).await;
+            }
+        });
         Ok(())
+    }
+
+    /// Returns once no `pre_accept` has arrived for [`PRE_ACCEPT_QUIET`].
+    async fn pre_accepts_quiet(&self) {
+        loop {
+            let since = self
+                .last_pre_accept
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .map_or(PRE_ACCEPT_QUIET, |t| t.elapsed());
+            if since >= PRE_ACCEPT_QUIET {
+                return;
+            }
+            tokio::time::sleep(PRE_ACCEPT_QUIET - since).await;
+        }
+    }
+
+    /// The user's media failed: the call ends with a `FAILED` terminate.
+    async fn user_call_fails(&self, call_id: &str) {
+        if let Some((user, initiated, connected)) = self.end_call(call_id, "user") {
+            self.emit(call_id, "media failed");
+            let biz = &self.cfg.business;
+            self.post_webhook(&webhooks::terminate(
+                biz, call_id, &user, initiated, "FAILED", connected,
+            ))
+            .await;
+        }
     }
 
     /// `accept`: the business answers; the user starts talking.
@@ -799,5 +853,74 @@ impl World {
         for id in ids {
             self.end_call(&id, "shutdown");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::Sandbox;
+
+    /// Passes the BSP's check (audio, Opus, ICE credentials, fingerprint, role).
+    const ANSWER: &str = "v=0\r\n\
+o=- 1 2 IN IP4 127.0.0.1\r\n\
+s=-\r\n\
+t=0 0\r\n\
+m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n\
+c=IN IP4 127.0.0.1\r\n\
+a=ice-ufrag:Ab12\r\n\
+a=ice-pwd:qwertyuiopasdfghjklzxcvb\r\n\
+a=fingerprint:sha-256 6B:8B:5D:EA:59:04:20:23:29:C8:87:1C:CC:87:32:BE:DD:8C:66:A5:8E:50:55:EA:8C:D3:B6:5C:09:5E:D6:BC\r\n\
+a=setup:active\r\n\
+a=mid:audio\r\n\
+a=rtcp-mux\r\n\
+a=rtpmap:111 opus/48000/2\r\n";
+
+    fn state(world: &World, id: &str) -> SimState {
+        world.calls.lock().unwrap()[id].state
+    }
+
+    #[tokio::test]
+    async fn pre_accept_checks_the_sdp_at_once_and_a_later_failure_ends_the_call() {
+        let (sandbox, _) = Sandbox::start_for_new_bridge("app-secret").await.unwrap();
+        let world = sandbox.world.clone();
+        // No bridge listens: the connect webhook is lost, the call still rings.
+        let id = world
+            .place_user_call(UserCall {
+                user: "5215500000077".into(),
+                name: "Eva".into(),
+                tone_hz: 440.0,
+                hangup_after: None,
+            })
+            .await
+            .unwrap();
+
+        let err = world.on_pre_accept(&id, "v=0\r\n").await.unwrap_err();
+        assert_eq!(err.status, 400);
+        assert!(
+            err.message.starts_with("Invalid parameter sdp"),
+            "{}",
+            err.message
+        );
+        assert_eq!(
+            state(&world, &id),
+            SimState::Offering,
+            "a refused SDP changes nothing"
+        );
+
+        // The user's phone loses its media before it gets to apply the answer.
+        let media = world.calls.lock().unwrap()[&id].media.clone();
+        media.close().await;
+        world.on_pre_accept(&id, ANSWER).await.unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while state(&world, &id) != SimState::Ended {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "still {:?}: a failed answer must end the call",
+                state(&world, &id)
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        sandbox.shutdown().await;
     }
 }
