@@ -348,8 +348,12 @@ async fn talk(
                 let _ = tx.send(EdgeMessage::Stats { call_id: call_id.to_string(), stats }).await;
             }
             msg = rx.recv() => match msg {
+                // WhatsApp has our answer now, so our checks can succeed; and this loop runs
+                // only after set-ups have settled (`inbound`), so they take nothing from a burst.
+                Some(HubMessage::PreAccepted { .. }) => media.release_candidates().await,
                 Some(HubMessage::Accepted { .. }) => {
                     info!("accepted: audio on");
+                    media.release_candidates().await;
                     audio.unmute_call();
                 }
                 Some(HubMessage::Status { status, .. }) => {

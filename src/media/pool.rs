@@ -4,7 +4,8 @@
 //! Building a peer connection (socket, driver task, track) is a third of answering an offer.
 //! A bot keeps some ready so that calls arriving together after a quiet spell pre-accept sooner.
 //! Ready sessions are built only once set-ups have settled, so refilling never competes with a
-//! burst; for the same reason a call's connectivity checks wait until then too. A session older than [`MAX_AGE`] is replaced (the bot calls [`SessionPool::refill_later`]
+//! burst; for the same reason a call's connectivity checks wait until then too (its caller
+//! releases them). A session older than [`MAX_AGE`] is replaced (the bot calls [`SessionPool::refill_later`]
 //! periodically), so a ready session always carries a recent DTLS certificate.
 
 use std::collections::VecDeque;
@@ -65,9 +66,10 @@ impl SessionPool {
     /// A session for `call_id` that answers `offer`: a ready one when there is one. Closed
     /// again when the answer fails, so no caller leaks its socket.
     ///
-    /// The peer's candidates are held back until set-ups settle (see
-    /// [`ParsedOffer::parse_holding_candidates`]): in a burst, every call's answer goes out
-    /// before any call's media connects; alone, a call's checks start 10 ms after its answer.
+    /// The peer's candidates are held back (see [`ParsedOffer::parse_holding_candidates`]): the
+    /// caller releases them with [`MediaSession::release_candidates`] once the peer has our
+    /// answer, since checks cannot succeed before, and once set-ups have [settled](Self::settled),
+    /// since in a burst they would take CPU from the set-ups still waiting.
     ///
     /// Only applying the offer holds the slot. Checking and parsing it come before, and waiting
     /// for ICE to gather and reading our SDP back come after, so in a burst the next call's
@@ -95,14 +97,7 @@ impl SessionPool {
             media
         };
         match media.answer_sdp().await {
-            Ok(answer) => {
-                let (pool, held) = (self.clone(), media.clone());
-                tokio::spawn(async move {
-                    pool.settled().await;
-                    held.release_candidates().await;
-                });
-                Ok((media, answer))
-            }
+            Ok(answer) => Ok((media, answer)),
             Err(e) => {
                 media.close().await;
                 Err(e)
@@ -289,6 +284,8 @@ mod tests {
             let (media, answer) = pool.answering(&format!("c{i}"), &offer).await.unwrap();
             assert!(answer.contains("a=setup:active"), "{answer}");
             user.apply_answer(&answer).await.unwrap();
+            // The user has our answer: our checks may start.
+            media.release_candidates().await;
             answered.push((user, media));
         }
         // Every call connects, pooled or not.

@@ -71,6 +71,11 @@ fn step(step: &'static str) -> impl FnOnce(webrtc::error::Error) -> MediaError {
     move |source| MediaError::WebRtc { step, source }
 }
 
+/// Time between ICE connectivity checks while connecting.
+const ICE_CHECK_INTERVAL: Duration = Duration::from_millis(50);
+/// Checks sent on a candidate pair before it is given up (28 × 50 ms = webrtc's default 1.4 s).
+const ICE_CHECKS_PER_PAIR: u16 = 28;
+
 /// A remote offer checked (with errors that name what is wrong) and parsed for the stack: the
 /// pure half of answering, done before a set-up takes its turn.
 pub(crate) struct ParsedOffer {
@@ -397,7 +402,12 @@ impl MediaSession {
                 Some(cfg.ice_failed_timeout / 2),
                 Some(cfg.ice_failed_timeout),
                 Some(Duration::from_secs(2)),
-            );
+            )
+            // Checks go out a tick apart and the controlling side nominates on the tick after
+            // its first success, so at the default 200 ms a call's media connected 400 ms after
+            // its answer (measured by the load test), later than the bot's default accept at
+            // 300 ms. RFC 8445's pacing is 50 ms; a pair is still given up after 1.4 s.
+            .with_ice_connection_attempts(Some(ICE_CHECK_INTERVAL), Some(ICE_CHECKS_PER_PAIR));
         if !cfg.public_ips.is_empty() {
             settings = settings.with_nat_1to1_ips(
                 cfg.public_ips.clone(),
