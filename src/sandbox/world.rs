@@ -18,6 +18,9 @@ use crate::media::{MediaConfig, MediaSession, check_remote_sdp};
 /// How long `pre_accept`s must stop before the simulated users apply their answers.
 const PRE_ACCEPT_QUIET: Duration = Duration::from_millis(10);
 
+/// How long a pre-accepted call's media may take to connect before it goes unrecorded.
+const MEDIA_CONNECT_WAIT: Duration = Duration::from_secs(10);
+
 /// How a simulated user treats a call from the business.
 #[derive(Debug, Clone)]
 pub struct UserPlan {
@@ -150,6 +153,8 @@ struct SimCall {
     final_voice: Option<VoiceReport>,
     /// When the user's connect webhook was sent (user calls).
     offered_at: Option<std::time::Instant>,
+    /// When the user's media connected after a `pre_accept`.
+    media_connected_at: Option<std::time::Instant>,
 }
 
 pub(crate) struct WorldConfig {
@@ -381,6 +386,7 @@ impl World {
                 ended_by: None,
                 final_voice: None,
                 offered_at: None,
+                media_connected_at: None,
             },
         );
         let webhook = self.sign_webhook(&webhooks::user_call(
@@ -497,6 +503,15 @@ impl World {
     }
 
     /// When the connect webhook of a user's call was sent.
+    /// When a pre-accepted call's media connected, as the user saw it (load test).
+    pub fn media_connected_at(&self, call_id: &str) -> Option<std::time::Instant> {
+        self.calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(call_id)?
+            .media_connected_at
+    }
+
     pub fn offered_at(&self, call_id: &str) -> Option<std::time::Instant> {
         self.calls
             .lock()
@@ -578,6 +593,7 @@ impl World {
                 ended_by: None,
                 final_voice: None,
                 offered_at: None,
+                media_connected_at: None,
             },
         );
         self.emit(&call_id, format!("business calls {to}"));
@@ -710,22 +726,36 @@ impl World {
             c.state = SimState::PreAccepted;
             c.media.clone()
         };
-        *self
+        let first = self
             .last_pre_accept
             .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(std::time::Instant::now())
+            .is_none_or(|t| t.elapsed() >= PRE_ACCEPT_QUIET);
         self.emit(call_id, "pre-accepted: media connecting while it rings");
-        // The user's phone applies the answer once pre_accepts stop for a moment. WhatsApp does
-        // this on its own machines; here it shares the bridge's cores, and the load test
-        // measures the bridge while fifty pre_accepts arrive. Nothing is lost meanwhile: our
-        // lite user only ever answers the bridge's checks, and the bridge holds those back
-        // until its own set-ups settle.
+        // The user's phone applies the answer at once, unless more pre_accepts are arriving:
+        // then once they stop for a moment. WhatsApp does this on its own machines; here it
+        // shares the bridge's cores, and the load test measures the bridge while fifty
+        // pre_accepts arrive. Nothing is lost meanwhile: our lite user only ever answers the
+        // bridge's checks, and the bridge holds those back until its own set-ups settle.
         let (world, id, sdp) = (self.clone(), call_id.to_owned(), sdp.to_owned());
         tokio::spawn(async move {
-            world.pre_accepts_quiet().await;
+            if !first {
+                world.pre_accepts_quiet().await;
+            }
             if let Err(e) = media.apply_answer(&sdp).await {
                 warn!(call_id = %id, error = %e, "simulated user cannot apply the business answer");
                 world.user_call_fails(&id).await;
+                return;
+            }
+            if media.wait_connected(MEDIA_CONNECT_WAIT).await.is_ok()
+                && let Some(c) = world
+                    .calls
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get_mut(&id)
+            {
+                c.media_connected_at = Some(std::time::Instant::now());
             }
         });
         Ok(())
