@@ -155,6 +155,8 @@ fn rss_kib(pid: u32) -> u64 {
 struct Burst {
     /// Sorted.
     latencies_ms: Vec<f64>,
+    /// Webhook sent → the user's media connected (ICE and DTLS done), sorted.
+    connected_ms: Vec<f64>,
     wacall_cpu_ms: Option<f64>,
     generator_cpu_ms: Option<f64>,
 }
@@ -213,9 +215,29 @@ async fn burst(sandbox: &Sandbox, pid: u32, me: u32, n: usize, first: usize) -> 
             generator_cpu_ms = Some(y.2.saturating_sub(x.2) as f64 / 1e6);
         }
     }
+    // Pre-accepting is there so media connects while the phone rings: how soon it does is
+    // the other side of putting every call's answer first.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline
+        && ids
+            .iter()
+            .any(|id| sandbox.world.media_connected_at(id).is_none())
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut connected_ms: Vec<f64> = ids
+        .iter()
+        .filter_map(|id| {
+            let sent = sandbox.world.offered_at(id)?;
+            let connected = sandbox.world.media_connected_at(id)?;
+            Some(connected.saturating_duration_since(sent).as_secs_f64() * 1000.0)
+        })
+        .collect();
+    connected_ms.sort_by(f64::total_cmp);
     hang_up_all(sandbox, &ids).await;
     Burst {
         latencies_ms,
+        connected_ms,
         wacall_cpu_ms,
         generator_cpu_ms,
     }
@@ -419,6 +441,7 @@ async fn main() -> anyhow::Result<()> {
     let mut lat: Vec<f64> = Vec::new();
     let mut per_burst_p50 = Vec::new();
     let mut cpu_per_call = Vec::new();
+    let mut connected: Vec<f64> = Vec::new();
     let bursts = args.bursts.max(1);
     for b in 0..bursts {
         let r = burst(&sandbox, pid, me, args.burst, 10_000 + b * args.burst).await;
@@ -436,6 +459,7 @@ async fn main() -> anyhow::Result<()> {
             cpu_per_call.push(c / args.burst.max(1) as f64);
         }
         lat.extend(r.latencies_ms);
+        connected.extend(r.connected_ms);
         // The next burst (and the capacity ramp after the last) finds a quiet server again:
         // calls ended, ready sessions rebuilt.
         let gap = if b + 1 < bursts { args.gap_secs } else { 3 };
@@ -456,6 +480,14 @@ async fn main() -> anyhow::Result<()> {
         per_burst_p50.last().copied().unwrap_or(f64::NAN),
         cpu_per_call.first().copied().unwrap_or(f64::NAN),
         cpu_per_call.last().copied().unwrap_or(f64::NAN),
+    );
+    connected.sort_by(f64::total_cmp);
+    println!(
+        "webhook → media connected (ICE and DTLS, as the user sees it): p50 {:.1} ms, p99 {:.1} ms ({} of {} connected)\n",
+        percentile(&connected, 0.5),
+        percentile(&connected, 0.99),
+        connected.len(),
+        lat.len(),
     );
     // The bridge's own view (webhook received → pre_accept submitted), from /metrics.
     if let Ok(r) = http
