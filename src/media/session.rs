@@ -672,7 +672,7 @@ impl MediaSession {
             }
         }
         // Adding a UDP candidate does not wake the connection's driver, which would then start
-        // checking only at its next tick (up to the 200 ms check interval). Re-applying the
+        // checking only at its next tick (up to one check interval later). Re-applying the
         // unchanged configuration is an event the driver wakes for.
         let cfg = self.pc.get_configuration().await;
         if let Err(e) = self.pc.set_configuration(cfg).await {
