@@ -502,7 +502,6 @@ impl World {
         Some(out)
     }
 
-    /// When the connect webhook of a user's call was sent.
     /// When a pre-accepted call's media connected, as the user saw it (load test).
     pub fn media_connected_at(&self, call_id: &str) -> Option<std::time::Instant> {
         self.calls
@@ -512,6 +511,7 @@ impl World {
             .media_connected_at
     }
 
+    /// When the connect webhook of a user's call was sent.
     pub fn offered_at(&self, call_id: &str) -> Option<std::time::Instant> {
         self.calls
             .lock()
@@ -624,10 +624,7 @@ impl World {
             Ok(a) => a,
             Err(e) => {
                 warn!(error = %e, "simulated user cannot answer the business offer");
-                if let Some((u, i, c)) = self.end_call(&call_id, "user") {
-                    self.post_webhook(&webhooks::terminate(&biz, &call_id, &u, i, "FAILED", c))
-                        .await;
-                }
+                self.user_call_fails(&call_id).await;
                 return;
             }
         };
@@ -745,6 +742,7 @@ impl World {
             }
             if let Err(e) = media.apply_answer(&sdp).await {
                 warn!(call_id = %id, error = %e, "simulated user cannot apply the business answer");
+                world.emit(&id, "media failed");
                 world.user_call_fails(&id).await;
                 return;
             }
@@ -776,10 +774,9 @@ impl World {
         }
     }
 
-    /// The user's media failed: the call ends with a `FAILED` terminate.
+    /// The user's media failed: the call ends with a `FAILED` terminate (once).
     async fn user_call_fails(&self, call_id: &str) {
         if let Some((user, initiated, connected)) = self.end_call(call_id, "user") {
-            self.emit(call_id, "media failed");
             let biz = &self.cfg.business;
             self.post_webhook(&webhooks::terminate(
                 biz, call_id, &user, initiated, "FAILED", connected,
@@ -889,22 +886,8 @@ impl World {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::remote_sdp::tests::WHATSAPP_OFFER;
     use crate::sandbox::Sandbox;
-
-    /// Passes the BSP's check (audio, Opus, ICE credentials, fingerprint, role).
-    const ANSWER: &str = "v=0\r\n\
-o=- 1 2 IN IP4 127.0.0.1\r\n\
-s=-\r\n\
-t=0 0\r\n\
-m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n\
-c=IN IP4 127.0.0.1\r\n\
-a=ice-ufrag:Ab12\r\n\
-a=ice-pwd:qwertyuiopasdfghjklzxcvb\r\n\
-a=fingerprint:sha-256 6B:8B:5D:EA:59:04:20:23:29:C8:87:1C:CC:87:32:BE:DD:8C:66:A5:8E:50:55:EA:8C:D3:B6:5C:09:5E:D6:BC\r\n\
-a=setup:active\r\n\
-a=mid:audio\r\n\
-a=rtcp-mux\r\n\
-a=rtpmap:111 opus/48000/2\r\n";
 
     fn state(world: &World, id: &str) -> SimState {
         world.calls.lock().unwrap()[id].state
@@ -941,7 +924,9 @@ a=rtpmap:111 opus/48000/2\r\n";
         // The user's phone loses its media before it gets to apply the answer.
         let media = world.calls.lock().unwrap()[&id].media.clone();
         media.close().await;
-        world.on_pre_accept(&id, ANSWER).await.unwrap();
+        // Passes the BSP's check (audio, Opus, ICE credentials, fingerprint, role).
+        let answer = WHATSAPP_OFFER.replace("a=setup:actpass", "a=setup:active");
+        world.on_pre_accept(&id, &answer).await.unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while state(&world, &id) != SimState::Ended {
             assert!(
