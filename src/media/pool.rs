@@ -82,28 +82,22 @@ impl SessionPool {
     ) -> Result<(Arc<MediaSession>, String), MediaError> {
         let _waiting = Waiting::enter(self);
         let offer = ParsedOffer::parse_holding_candidates(offer)?;
-        let media = {
-            let _slot = self.slots.acquire().await;
-            let media = match self.take() {
-                Some(m) => {
-                    m.assign(call_id);
-                    m
-                }
-                None => MediaSession::new(&self.cfg, call_id).await?,
-            };
-            if let Err(e) = media.apply_offer(offer).await {
-                media.close().await;
-                return Err(e);
+        let slot = self.slots.acquire().await;
+        let media = match self.take() {
+            Some(m) => {
+                m.assign(call_id);
+                m
             }
-            media
+            None => MediaSession::new(&self.cfg, call_id).await?,
         };
-        match media.answer_sdp().await {
-            Ok(answer) => Ok((media, answer)),
-            Err(e) => {
-                media.close().await;
-                Err(e)
-            }
+        let answered = async {
+            media.apply_offer(offer).await?;
+            drop(slot);
+            media.local_sdp_after_gathering().await
         }
+        .await;
+        let answer = media.close_on_error(answered).await?;
+        Ok((media, answer))
     }
 
     /// Returns once set-ups have stopped for [`SETTLE`], or after [`MAX_DEFER`] at the latest:

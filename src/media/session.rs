@@ -87,14 +87,7 @@ pub(crate) struct ParsedOffer {
 
 impl ParsedOffer {
     pub(crate) fn parse(offer: &str) -> Result<Self, MediaError> {
-        let remote = check_remote_sdp(offer)?;
-        let desc = RTCSessionDescription::offer(offer.to_owned())
-            .map_err(step("reading the remote offer"))?;
-        Ok(ParsedOffer {
-            remote,
-            desc,
-            held: Vec::new(),
-        })
+        Self::with_held(offer, offer.to_owned(), Vec::new())
     }
 
     /// As [`Self::parse`], with the peer's candidates held back. Our ICE agent has nothing to
@@ -102,7 +95,6 @@ impl ParsedOffer {
     /// follows them) take CPU from the set-ups still waiting in a burst. Against WhatsApp's
     /// ICE-lite servers nothing else happens meanwhile: they only ever answer our checks.
     pub(crate) fn parse_holding_candidates(offer: &str) -> Result<Self, MediaError> {
-        let remote = check_remote_sdp(offer)?;
         let mut held = Vec::new();
         let mut rest = String::with_capacity(offer.len());
         for line in offer.split_inclusive('\n') {
@@ -118,7 +110,13 @@ impl ParsedOffer {
             }
             rest.push_str(line);
         }
-        let desc = RTCSessionDescription::offer(rest).map_err(step("reading the remote offer"))?;
+        Self::with_held(offer, rest, held)
+    }
+
+    /// `offer` checked whole; `sdp` (the offer, or the offer without `held`) for the stack.
+    fn with_held(offer: &str, sdp: String, held: Vec<String>) -> Result<Self, MediaError> {
+        let remote = check_remote_sdp(offer)?;
+        let desc = RTCSessionDescription::offer(sdp).map_err(step("reading the remote offer"))?;
         Ok(ParsedOffer { remote, desc, held })
     }
 }
@@ -544,7 +542,7 @@ impl MediaSession {
     }
 
     /// Waits (bounded) for ICE gathering and returns our complete local SDP.
-    async fn local_sdp_after_gathering(&self) -> Result<String, MediaError> {
+    pub(crate) async fn local_sdp_after_gathering(&self) -> Result<String, MediaError> {
         let mut gathered = self.gathered.clone();
         let waited = tokio::time::timeout(self.gather_timeout, gathered.wait_for(|g| *g))
             .await
@@ -578,13 +576,20 @@ impl MediaSession {
         self: Arc<Self>,
         offer: &str,
     ) -> Result<(Arc<Self>, String), MediaError> {
-        match self.answer(offer).await {
-            Ok(answer) => Ok((self, answer)),
-            Err(e) => {
-                self.close().await;
-                Err(e)
-            }
+        let answer = self.close_on_error(self.answer(offer).await).await?;
+        Ok((self, answer))
+    }
+
+    /// `result`, with this session closed first when it is an error: a set-up that fails part
+    /// way leaks no socket.
+    pub(crate) async fn close_on_error<T>(
+        &self,
+        result: Result<T, MediaError>,
+    ) -> Result<T, MediaError> {
+        if result.is_err() {
+            self.close().await;
         }
+        result
     }
 
     /// A new session with its offer: the whole outbound set-up (closed again on failure).
@@ -593,13 +598,8 @@ impl MediaSession {
         call_id: &str,
     ) -> Result<(Arc<Self>, String), MediaError> {
         let media = MediaSession::new(cfg, call_id).await?;
-        match media.create_offer().await {
-            Ok(offer) => Ok((media, offer)),
-            Err(e) => {
-                media.close().await;
-                Err(e)
-            }
-        }
+        let offer = media.close_on_error(media.create_offer().await).await?;
+        Ok((media, offer))
     }
 
     /// Builds an offer (business-initiated call) with ICE gathered.
@@ -628,7 +628,8 @@ impl MediaSession {
     }
 
     /// Applies a parsed offer and our answer to it: the only part of answering that must run in
-    /// arrival order (see `media::pool`). Our answer SDP comes from [`Self::answer_sdp`] after.
+    /// arrival order (see `media::pool`). Our answer SDP comes from
+    /// [`Self::local_sdp_after_gathering`] after.
     pub(crate) async fn apply_offer(&self, offer: ParsedOffer) -> Result<(), MediaError> {
         self.pc
             .set_remote_description(offer.desc)
@@ -679,11 +680,6 @@ impl MediaSession {
             debug!(parent: &self.span, error = %e, "cannot wake the ICE agent; it checks at its next tick");
         }
         debug!(parent: &self.span, "connectivity checks released");
-    }
-
-    /// Our answer once ICE has gathered, after [`Self::apply_offer`].
-    pub(crate) async fn answer_sdp(&self) -> Result<String, MediaError> {
-        self.local_sdp_after_gathering().await
     }
 
     /// Applies the remote answer to our offer.
@@ -888,7 +884,7 @@ a=rtpmap:111 opus/48000/2\r\n";
             .await
             .unwrap();
         media.apply_offer(parsed).await.unwrap();
-        let answer = media.answer_sdp().await.unwrap();
+        let answer = media.local_sdp_after_gathering().await.unwrap();
         user.apply_answer(&answer).await.unwrap();
         assert_eq!(media.held.lock().unwrap().len(), candidates);
 
