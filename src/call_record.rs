@@ -32,6 +32,9 @@ pub struct QualitySummary {
     pub loss_pct: f64,
     pub jitter_ms: f64,
     pub rtt_ms: Option<f64>,
+    /// RTP packets dropped for a payload type the call did not negotiate.
+    #[serde(default)]
+    pub unknown_payload_type: u64,
 }
 
 impl From<&MediaStats> for QualitySummary {
@@ -43,6 +46,7 @@ impl From<&MediaStats> for QualitySummary {
             loss_pct: s.received.loss_pct,
             jitter_ms: s.received.jitter_ms,
             rtt_ms: s.rtt_ms,
+            unknown_payload_type: s.unknown_payload_type,
         }
     }
 }

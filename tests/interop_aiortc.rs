@@ -253,7 +253,10 @@ async fn we_offer_aiortc_answers() {
     let answer = answer["sdp"].as_str().expect("answer sdp");
     assert_loopback_only(answer, "aiortc's");
     let remote = ours.apply_answer(answer).await.unwrap();
-    assert_eq!(remote.opus_pt, 111, "aiortc should answer with our Opus PT");
+    assert_eq!(
+        remote.audio_pt, 111,
+        "aiortc should answer with our Opus PT"
+    );
 
     exchange_audio(ours, peer, started).await;
 }

@@ -161,6 +161,30 @@ impl OpusEncoder {
     }
 }
 
+/// What the jitter buffer plays out through: one 20 ms frame per packet, concealment for a
+/// lost one, and (where the codec has it) recovery of a lost frame from the one after it.
+pub trait FrameDecoder: Send {
+    fn decode(&mut self, payload: &[u8]) -> Frame;
+    fn conceal(&mut self) -> Frame;
+    /// Rebuilds the frame before `next_payload`; codecs without FEC conceal instead.
+    fn decode_fec(&mut self, next_payload: &[u8]) -> Frame {
+        let _ = next_payload;
+        self.conceal()
+    }
+}
+
+impl FrameDecoder for OpusDecoder {
+    fn decode(&mut self, payload: &[u8]) -> Frame {
+        OpusDecoder::decode(self, payload)
+    }
+    fn conceal(&mut self) -> Frame {
+        OpusDecoder::conceal(self)
+    }
+    fn decode_fec(&mut self, next_payload: &[u8]) -> Frame {
+        OpusDecoder::decode_fec(self, next_payload)
+    }
+}
+
 pub struct OpusDecoder {
     inner: opus::Decoder,
 }

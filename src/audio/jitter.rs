@@ -7,7 +7,7 @@
 //! measured interarrival jitter raise the target depth; a sustained surplus over the target
 //! is trimmed one frame at a time, and the target itself decays after a quiet period.
 
-use super::codec::OpusDecoder;
+use super::codec::FrameDecoder;
 use super::frame::{Frame, SAMPLE_RATE};
 use bytes::Bytes;
 use std::collections::BTreeMap;
@@ -206,7 +206,7 @@ impl JitterBuffer {
     }
 
     /// Produces the next 20 ms of audio; call exactly once per playout tick.
-    pub fn pop_frame(&mut self, decoder: &mut OpusDecoder) -> Frame {
+    pub fn pop_frame<D: FrameDecoder + ?Sized>(&mut self, decoder: &mut D) -> Frame {
         self.stable_pops = self.stable_pops.saturating_add(1);
         if self.stable_pops >= SHRINK_TARGET_AFTER {
             self.stable_pops = 0;
@@ -262,7 +262,7 @@ impl JitterBuffer {
 
     /// Plays `next`, whatever the queue holds for it (the queue is known non-empty or the
     /// slot is concealed).
-    fn play(&mut self, decoder: &mut OpusDecoder) -> Frame {
+    fn play<D: FrameDecoder + ?Sized>(&mut self, decoder: &mut D) -> Frame {
         let Some(next) = self.next else {
             return Frame::silence();
         };
@@ -296,7 +296,11 @@ impl JitterBuffer {
 
     /// Waits until `target` frames are queued (or as long as that would take), then
     /// starts playout from the oldest queued packet.
-    fn prebuffer(&mut self, decoder: &mut OpusDecoder, resume_after: Option<u64>) -> Frame {
+    fn prebuffer<D: FrameDecoder + ?Sized>(
+        &mut self,
+        decoder: &mut D,
+        resume_after: Option<u64>,
+    ) -> Frame {
         let Some((&first, _)) = self.queue.first_key_value() else {
             return Frame::silence();
         };
@@ -321,7 +325,7 @@ impl JitterBuffer {
 mod tests {
     use super::*;
     use crate::audio::FRAME_SAMPLES;
-    use crate::audio::codec::{EncoderConfig, OpusEncoder};
+    use crate::audio::codec::{EncoderConfig, OpusDecoder, OpusEncoder};
     use crate::audio::tone::{ToneGenerator, dominant_frequency};
 
     /// `n` packets of a 440 Hz tone, as a sender would produce them.

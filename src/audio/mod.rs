@@ -4,6 +4,7 @@
 pub mod codec;
 pub mod device;
 pub mod frame;
+pub mod g711;
 pub mod jitter;
 pub mod mixer;
 pub mod mulaw;

@@ -2,7 +2,7 @@
 //! call), echo (relayed without transcoding), a steady tone (tests, line checks), and a cap on
 //! call length. Each is one `Behaviour`; `Sequence` plays them one after another.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 
@@ -10,61 +10,171 @@ use crate::audio::Frame;
 use crate::audio::codec::{EncoderConfig, OpusEncoder};
 use crate::audio::tone::ToneGenerator;
 use crate::edge::call_audio::{Behaviour, Outgoing};
+use crate::media::AudioCodec;
 
-/// A prompt encoded once: every call sends the same packets, so a prompt costs no encoder time
-/// per call (see docs/performance.md). The PCM is kept for the recording's right channel.
+/// A prompt encoded once per encoder setting: every call with that setting sends the same
+/// packets, so a prompt costs no encoder time per call (see docs/performance.md). The PCM is
+/// kept for the recording's right channel (and for G.711 calls, which encode it live).
+///
+/// Encoding runs on a thread of its own, ahead of playback, so a long prompt does not delay
+/// start-up (a 120 s prompt took 0.6 s to encode, and `serve --bot` answered nothing meanwhile).
+/// libopus runs some 200 times faster than real time, so only a call that starts within
+/// milliseconds of the clip hears a few frames of silence first; a peer whose fmtp asks for less
+/// (a bitrate cap, wideband) gets its own encoding, made the first time one asks.
 #[derive(Clone)]
 pub struct PromptClip {
-    frames: Arc<Vec<(Bytes, Frame)>>,
+    inner: Arc<ClipInner>,
+}
+
+struct ClipInner {
+    pcm: Arc<Vec<Frame>>,
+    variants: Mutex<Vec<(EncoderConfig, Arc<Encoded>)>>,
+}
+
+/// One encoding of the clip, growing while its thread runs.
+#[derive(Default)]
+struct Encoded {
+    done: OnceLock<Vec<Bytes>>,
+    partial: Mutex<Vec<Bytes>>,
+}
+
+impl Encoded {
+    fn get(&self, i: usize) -> Option<Bytes> {
+        if let Some(all) = self.done.get() {
+            return all.get(i).cloned();
+        }
+        self.partial.lock().ok()?.get(i).cloned()
+    }
 }
 
 impl PromptClip {
+    /// Starts encoding `frames` with `cfg` in the background; fails only if libopus refuses
+    /// the setting.
     pub fn encode(
         frames: Vec<Frame>,
         cfg: EncoderConfig,
     ) -> Result<Self, crate::audio::codec::CodecError> {
-        let mut enc = OpusEncoder::new(cfg)?;
-        let mut out = Vec::with_capacity(frames.len());
-        for f in frames {
-            out.push((Bytes::from(enc.encode(&f)?), f));
+        let clip = PromptClip {
+            inner: Arc::new(ClipInner {
+                pcm: Arc::new(frames),
+                variants: Mutex::new(Vec::new()),
+            }),
+        };
+        clip.start_variant(cfg)?;
+        Ok(clip)
+    }
+
+    fn start_variant(
+        &self,
+        cfg: EncoderConfig,
+    ) -> Result<Arc<Encoded>, crate::audio::codec::CodecError> {
+        let mut enc = OpusEncoder::new(cfg.clone())?;
+        let encoded = Arc::new(Encoded::default());
+        if let Ok(mut v) = self.inner.variants.lock() {
+            v.push((cfg, encoded.clone()));
         }
-        Ok(PromptClip {
-            frames: Arc::new(out),
-        })
+        let (pcm, out) = (self.inner.pcm.clone(), encoded.clone());
+        let spawned = std::thread::Builder::new()
+            .name("wacall-prompt".into())
+            .spawn(move || {
+                // Appended in batches: a reader takes the lock 50 times a second per call.
+                const BATCH: usize = 50;
+                let mut all = Vec::with_capacity(pcm.len());
+                for chunk in pcm.chunks(BATCH) {
+                    for f in chunk {
+                        let packet = enc.encode(f).unwrap_or_else(|e| {
+                            tracing::warn!(error = %e, "prompt frame not encoded; silence instead");
+                            Vec::new()
+                        });
+                        all.push(Bytes::from(packet));
+                    }
+                    if let Ok(mut p) = out.partial.lock() {
+                        let have = p.len();
+                        p.extend_from_slice(&all[have..]);
+                    }
+                }
+                let _ = out.done.set(all);
+                if let Ok(mut p) = out.partial.lock() {
+                    *p = Vec::new();
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "no thread for the prompt's encoding; the prompt stays silent");
+        }
+        Ok(encoded)
+    }
+
+    /// The encoding for `cfg` (the first one made when `None`), started now if new.
+    fn variant(&self, cfg: Option<&EncoderConfig>) -> Option<Arc<Encoded>> {
+        {
+            let v = self.inner.variants.lock().ok()?;
+            let found = match cfg {
+                None => v.first(),
+                Some(c) => v.iter().find(|(k, _)| k == c),
+            };
+            if let Some((_, e)) = found {
+                return Some(e.clone());
+            }
+        }
+        self.start_variant(cfg?.clone()).ok()
     }
 
     pub fn len_frames(&self) -> usize {
-        self.frames.len()
+        self.inner.pcm.len()
+    }
+
+    /// Blocks until the first encoding is complete (tests, benchmarks).
+    pub fn wait_encoded(&self) {
+        if let Some(e) = self.variant(None) {
+            while e.done.get().is_none() {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        }
     }
 }
 
 /// Plays a prompt once.
 pub struct Prompt {
     clip: PromptClip,
+    packets: Option<Arc<Encoded>>,
     pos: usize,
 }
 
 impl Prompt {
     pub fn new(clip: PromptClip) -> Self {
-        Prompt { clip, pos: 0 }
+        let packets = clip.variant(None);
+        Prompt {
+            clip,
+            packets,
+            pos: 0,
+        }
     }
 
     fn done(&self) -> bool {
-        self.pos >= self.clip.frames.len()
+        self.pos >= self.clip.len_frames()
     }
 }
 
 impl Behaviour for Prompt {
     fn next(&mut self, _heard: &Frame, _arrived: &[Bytes]) -> Outgoing {
-        match self.clip.frames.get(self.pos) {
-            Some((opus, pcm)) => {
-                self.pos += 1;
-                Outgoing::Packet {
-                    opus: opus.clone(),
-                    pcm: pcm.clone(),
-                }
-            }
-            None => Outgoing::Silence,
+        let Some(pcm) = self.clip.inner.pcm.get(self.pos) else {
+            return Outgoing::Silence;
+        };
+        // Not encoded yet (a call in the first milliseconds after start): wait in silence
+        // rather than skip the prompt's first words.
+        let Some(opus) = self.packets.as_ref().and_then(|p| p.get(self.pos)) else {
+            return Outgoing::Silence;
+        };
+        self.pos += 1;
+        Outgoing::Packet {
+            opus,
+            pcm: pcm.clone(),
+        }
+    }
+
+    fn configure(&mut self, codec: AudioCodec, encoder: &EncoderConfig) {
+        if codec == AudioCodec::Opus {
+            self.packets = self.clip.variant(Some(encoder));
         }
     }
 }
@@ -132,6 +242,15 @@ impl Behaviour for Sequence {
         }
     }
 
+    fn configure(&mut self, codec: AudioCodec, encoder: &EncoderConfig) {
+        if let Some(p) = self.prompt.as_mut() {
+            p.configure(codec, encoder);
+        }
+        if let Some(b) = self.then.as_mut() {
+            b.configure(codec, encoder);
+        }
+    }
+
     fn wants_hangup(&self) -> bool {
         let prompt_done = self.prompt.as_ref().is_none_or(Prompt::done);
         (self.hangup_after_prompt && prompt_done && self.prompt.is_some())
@@ -167,6 +286,10 @@ impl Behaviour for MaxDuration {
     fn on_dtmf(&mut self, digit: char) {
         self.inner.on_dtmf(digit);
     }
+
+    fn configure(&mut self, codec: AudioCodec, encoder: &EncoderConfig) {
+        self.inner.configure(codec, encoder);
+    }
 }
 
 #[cfg(test)]
@@ -181,12 +304,37 @@ mod tests {
     #[test]
     fn prompt_plays_its_packets_once_then_silence() {
         let clip = PromptClip::encode(frames(3), EncoderConfig::default()).unwrap();
+        clip.wait_encoded();
         let mut p = Prompt::new(clip);
         let silence = Frame::silence();
         for _ in 0..3 {
             assert!(matches!(p.next(&silence, &[]), Outgoing::Packet { .. }));
         }
         assert!(matches!(p.next(&silence, &[]), Outgoing::Silence));
+    }
+
+    #[test]
+    fn a_peer_asking_for_less_gets_its_own_encoding() {
+        let clip = PromptClip::encode(frames(50), EncoderConfig::default()).unwrap();
+        clip.wait_encoded();
+        let wideband =
+            EncoderConfig::default().honour_fmtp("maxaveragebitrate=12000;maxplaybackrate=16000");
+        let mut full = Prompt::new(clip.clone());
+        let mut narrow = Prompt::new(clip);
+        narrow.configure(AudioCodec::Opus, &wideband);
+        let size = |p: &mut Prompt| {
+            let mut bytes = 0;
+            let mut played = 0;
+            while played < 50 {
+                if let Outgoing::Packet { opus, .. } = p.next(&Frame::silence(), &[]) {
+                    bytes += opus.len();
+                    played += 1;
+                }
+            }
+            bytes
+        };
+        let (f, n) = (size(&mut full), size(&mut narrow));
+        assert!(n * 3 < f * 2, "capped {n} bytes vs default {f}");
     }
 
     #[test]
@@ -203,6 +351,7 @@ mod tests {
     #[test]
     fn sequence_hands_over_and_hangs_up_when_asked() {
         let clip = PromptClip::encode(frames(2), EncoderConfig::default()).unwrap();
+        clip.wait_encoded();
         let mut s = Sequence::new(Some(Prompt::new(clip.clone())), Some(Box::new(Echo)), false);
         let pkt = Bytes::from_static(b"x");
         s.next(&Frame::silence(), &[]);

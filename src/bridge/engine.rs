@@ -415,6 +415,11 @@ impl Engine {
                 if let Ok(mut s) = self.shared.lock()
                     && let Some(r) = s.records.get_mut(&call_id)
                 {
+                    // Edges report running totals: the counter grows by what is new.
+                    let before = r.quality.map_or(0, |q| q.unknown_payload_type);
+                    self.metrics
+                        .rtp_unknown_payload_type
+                        .add(stats.unknown_payload_type.saturating_sub(before));
                     r.quality = Some((&stats).into());
                 }
             }

@@ -13,6 +13,9 @@ impl Counter {
     pub fn inc(&self) {
         self.0.fetch_add(1, Ordering::Relaxed);
     }
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
@@ -67,6 +70,8 @@ pub struct Metrics {
     pub webhook_bad_signature: Counter,
     pub webhook_malformed: Counter,
     pub bsp_errors: Counter,
+    /// RTP packets edges dropped for a payload type the call did not negotiate.
+    pub rtp_unknown_payload_type: Counter,
     pub setup_latency: Histogram,
     ended: Mutex<BTreeMap<String, u64>>,
 }
@@ -133,6 +138,12 @@ impl Metrics {
             "wacall_bsp_errors_total",
             "BSP actions that failed",
             self.bsp_errors.get(),
+        );
+        counter(
+            &mut out,
+            "wacall_rtp_unknown_payload_type_total",
+            "RTP packets dropped by edges: payload type not negotiated (never decoded)",
+            self.rtp_unknown_payload_type.get(),
         );
         let _ = writeln!(
             out,

@@ -16,10 +16,11 @@ use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, warn};
 
 use crate::audio::Frame;
-use crate::audio::codec::{EncoderConfig, OpusDecoder, OpusEncoder};
+use crate::audio::codec::{EncoderConfig, FrameDecoder, OpusDecoder, OpusEncoder};
+use crate::audio::g711::{G711Decoder, G711Encoder, Law};
 use crate::audio::jitter::JitterBuffer;
 use crate::audio::recorder::CallRecorder;
-use crate::media::{ConnState, MediaEvent, MediaSession, RtpAudio};
+use crate::media::{AudioCodec, ConnState, MediaEvent, MediaSession, RtpAudio};
 
 /// What we say in one 20 ms slot.
 pub enum Outgoing {
@@ -45,6 +46,10 @@ pub trait Behaviour: Send + 'static {
 
     /// The caller pressed a key (RFC 4733).
     fn on_dtmf(&mut self, _digit: char) {}
+
+    /// The call's codec and the Opus encoder setting the peer asked for, told once before the
+    /// first slot (a cached prompt picks the encoding that fits).
+    fn configure(&mut self, _codec: AudioCodec, _encoder: &EncoderConfig) {}
 }
 
 /// Live controls and meters of a running engine.
@@ -94,6 +99,52 @@ impl<T> OnFirstUse<T> {
     }
 }
 
+/// The decoder for the call's codec.
+fn make_decoder(
+    codec: AudioCodec,
+) -> Result<Box<dyn FrameDecoder>, crate::audio::codec::CodecError> {
+    Ok(match codec {
+        AudioCodec::Opus => Box::new(OpusDecoder::new()?),
+        AudioCodec::Pcmu => Box::new(G711Decoder::new(Law::Mu)),
+        AudioCodec::Pcma => Box::new(G711Decoder::new(Law::A)),
+    })
+}
+
+/// The encoder for live audio (tone, voice-AI, microphone), Opus configured from the peer's
+/// fmtp (bitrate cap, bandwidth, FEC).
+enum LiveEncoder {
+    Opus(OpusEncoder),
+    /// Boxed: its filter history is 200 samples, the Opus encoder a pointer.
+    G711(Box<G711Encoder>),
+}
+
+impl LiveEncoder {
+    fn new(
+        media: &MediaSession,
+        codec: AudioCodec,
+        cfg: &EncoderConfig,
+    ) -> Result<Self, crate::audio::codec::CodecError> {
+        Ok(match codec {
+            AudioCodec::Opus => {
+                let fmtp = media
+                    .remote_audio()
+                    .map(|r| r.audio_fmtp)
+                    .unwrap_or_default();
+                LiveEncoder::Opus(OpusEncoder::new(cfg.honour_fmtp(&fmtp))?)
+            }
+            AudioCodec::Pcmu => LiveEncoder::G711(Box::new(G711Encoder::new(Law::Mu))),
+            AudioCodec::Pcma => LiveEncoder::G711(Box::new(G711Encoder::new(Law::A))),
+        })
+    }
+
+    fn encode(&mut self, pcm: &Frame) -> Result<Vec<u8>, crate::audio::codec::CodecError> {
+        match self {
+            LiveEncoder::Opus(e) => e.encode(pcm),
+            LiveEncoder::G711(e) => Ok(e.encode(pcm)),
+        }
+    }
+}
+
 /// One Opus packet of silence, encoded once per process (every call sends the same bytes).
 fn silence_packet() -> Result<Bytes, crate::audio::codec::CodecError> {
     static SILENCE: std::sync::OnceLock<Bytes> = std::sync::OnceLock::new();
@@ -118,8 +169,8 @@ impl CallAudio {
         // neither sits on the path from offer to answer (a profile of fifty calls arriving at
         // once showed decoder set-up there).
         let encoder_cfg = encoder;
-        let mut encoder: OnFirstUse<OpusEncoder> = OnFirstUse::NotYet;
-        let mut decoder: OnFirstUse<OpusDecoder> = OnFirstUse::NotYet;
+        let mut encoder: OnFirstUse<LiveEncoder> = OnFirstUse::NotYet;
+        let mut decoder: OnFirstUse<Box<dyn FrameDecoder>> = OnFirstUse::NotYet;
         let silence = silence_packet()?;
         let sending = Arc::new(AtomicBool::new(false));
         let muted = Arc::new(AtomicBool::new(false));
@@ -145,6 +196,9 @@ impl CallAudio {
                 let mut tick = tokio::time::interval(Duration::from_millis(20));
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
                 let mut arrived: Vec<Bytes> = Vec::new();
+                // Known once the SDP is negotiated (before any packet can arrive).
+                let mut codec: Option<AudioCodec> = None;
+                let mut ssrc: Option<u32> = None;
                 loop {
                     tokio::select! {
                         _ = tick.tick() => {}
@@ -159,23 +213,46 @@ impl CallAudio {
                         }
                     }
                     arrived.clear();
+                    if codec.is_none() {
+                        codec = media.audio_codec();
+                        if let Some(c) = codec {
+                            let fmtp = media.remote_audio().map(|r| r.audio_fmtp).unwrap_or_default();
+                            behaviour.configure(c, &encoder_cfg.honour_fmtp(&fmtp));
+                        }
+                    }
+                    // The jitter buffer counts time in 48 kHz units; G.711's clock is 8 kHz.
+                    let ts_scale = match codec {
+                        Some(c) => 48_000 / c.clock_rate(),
+                        None => 1,
+                    };
                     if let Some(rx) = audio_rx.as_mut() {
                         while let Ok(p) = rx.try_recv() {
                             let RtpAudio {
+                                ssrc: from,
                                 seq,
                                 timestamp,
                                 payload,
                                 arrival_ms,
                             } = p;
+                            if ssrc.is_some_and(|s| s != from) {
+                                // A new sender stream: its own sequence and clock. Played into
+                                // the old buffer it would be a burst of late or concealed frames.
+                                debug!(old = ?ssrc, new = from, "remote SSRC changed; jitter buffer and decoder reset");
+                                jitter = JitterBuffer::new();
+                                decoder = OnFirstUse::NotYet;
+                            }
+                            ssrc = Some(from);
                             arrived.push(payload.clone());
-                            jitter.push(seq, timestamp, payload, arrival_ms);
+                            jitter.push(seq, timestamp.wrapping_mul(ts_scale), payload, arrival_ms);
                         }
                     }
-                    if !arrived.is_empty() {
-                        decoder.make_once(OpusDecoder::new, "no Opus decoder; hearing silence");
+                    if !arrived.is_empty()
+                        && let Some(c) = codec
+                    {
+                        decoder.make_once(|| make_decoder(c), "no audio decoder; hearing silence");
                     }
                     let heard = match decoder.ready() {
-                        Some(d) => jitter.pop_frame(d),
+                        Some(d) => jitter.pop_frame(d.as_mut()),
                         None => Frame::silence(),
                     };
                     li.store((heard.level_dbfs() * 100.0) as i32, Ordering::Relaxed);
@@ -186,14 +263,23 @@ impl CallAudio {
                     }
                     let out = behaviour.next(&heard, &arrived);
                     let muted_now = m.load(Ordering::Relaxed);
+                    let opus = codec.is_none_or(|c| c == AudioCodec::Opus);
+                    // Cached packets are Opus: a G.711 call encodes what they stand for.
+                    let out = match out {
+                        _ if muted_now && !opus => Outgoing::Pcm(Frame::silence()),
+                        Outgoing::Packet { pcm, .. } if !opus => Outgoing::Pcm(pcm),
+                        Outgoing::Silence if !opus => Outgoing::Pcm(Frame::silence()),
+                        other => other,
+                    };
                     let (packet, ours) = match out {
-                        _ if muted_now => (silence.clone(), Frame::silence()),
+                        _ if muted_now && opus => (silence.clone(), Frame::silence()),
                         Outgoing::Packet { opus, pcm } => (opus, pcm),
                         Outgoing::Silence => (silence.clone(), Frame::silence()),
                         Outgoing::Pcm(pcm) => {
+                            let c = codec.unwrap_or(AudioCodec::Opus);
                             encoder.make_once(
-                                || OpusEncoder::new(encoder_cfg.clone()),
-                                "no Opus encoder; sending silence",
+                                || LiveEncoder::new(&media, c, &encoder_cfg),
+                                "no audio encoder; sending silence",
                             );
                             match encoder.ready().map(|e| e.encode(&pcm)) {
                                 Some(Ok(p)) => (Bytes::from(p), pcm),

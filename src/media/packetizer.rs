@@ -1,5 +1,5 @@
-//! Outgoing RTP headers for one audio stream, pure: sequence numbers and timestamps for Opus
-//! frames, with DTMF events slotted in without breaking either clock.
+//! Outgoing RTP headers for one audio stream, pure: sequence numbers and timestamps for 20 ms
+//! audio packets (Opus or G.711), with DTMF events slotted in without breaking either clock.
 
 use std::collections::VecDeque;
 
@@ -20,8 +20,12 @@ pub struct OutPacket {
 
 #[derive(Debug)]
 pub struct Packetizer {
-    opus_pt: u8,
+    /// Timestamp advance per 20 ms packet of the audio codec (960 for Opus, 160 for G.711).
+    ts_step: u32,
+    audio_pt: u8,
     dtmf_pt: Option<u8>,
+    /// telephone-event clock over 8 kHz (6 for the 48 kHz variant): durations scale with it.
+    dtmf_scale: u16,
     seq: u16,
     ts: u32,
     /// Key presses waiting for a 20 ms slot; each slot carries one DTMF packet instead of audio.
@@ -30,10 +34,13 @@ pub struct Packetizer {
 }
 
 impl Packetizer {
-    pub fn new(opus_pt: u8, dtmf_pt: Option<u8>) -> Self {
+    /// `dtmf`: telephone-event's payload type and clock rate, when negotiated.
+    pub fn new(ts_step: u32, audio_pt: u8, dtmf: Option<(u8, u32)>) -> Self {
         Packetizer {
-            opus_pt,
-            dtmf_pt,
+            ts_step,
+            audio_pt,
+            dtmf_pt: dtmf.map(|(pt, _)| pt),
+            dtmf_scale: dtmf.map_or(1, |(_, clock)| (clock / 8_000).clamp(1, 6) as u16),
             seq: rand::random(),
             ts: rand::random(),
             dtmf_queue: VecDeque::new(),
@@ -48,7 +55,8 @@ impl Packetizer {
             return Err("the peer did not negotiate telephone-event");
         }
         let packets = key_press_packets(digit).ok_or("not a DTMF key (0-9 * # A-D)")?;
-        for (i, p) in packets.into_iter().enumerate() {
+        for (i, mut p) in packets.into_iter().enumerate() {
+            p.duration = p.duration.saturating_mul(self.dtmf_scale);
             self.dtmf_queue.push_back((p, i == 0));
         }
         Ok(())
@@ -68,7 +76,7 @@ impl Packetizer {
                 self.dtmf_event_ts = self.ts;
             }
             // Media time keeps running under the event so audio resumes on the right clock.
-            self.ts = self.ts.wrapping_add(OPUS_TS_STEP);
+            self.ts = self.ts.wrapping_add(self.ts_step);
             return OutPacket {
                 payload_type: pt,
                 sequence: seq,
@@ -78,9 +86,9 @@ impl Packetizer {
             };
         }
         let ts = self.ts;
-        self.ts = self.ts.wrapping_add(OPUS_TS_STEP);
+        self.ts = self.ts.wrapping_add(self.ts_step);
         OutPacket {
-            payload_type: self.opus_pt,
+            payload_type: self.audio_pt,
             sequence: seq,
             timestamp: ts,
             marker: false,
@@ -95,7 +103,7 @@ mod tests {
 
     #[test]
     fn audio_packets_advance_sequence_and_clock() {
-        let mut p = Packetizer::new(111, Some(126));
+        let mut p = Packetizer::new(OPUS_TS_STEP, 111, Some((126, 8_000)));
         let a = p.next(bytes::Bytes::from_static(b"x"));
         let b = p.next(bytes::Bytes::from_static(b"y"));
         assert_eq!(b.sequence, a.sequence.wrapping_add(1));
@@ -105,7 +113,7 @@ mod tests {
 
     #[test]
     fn dtmf_takes_slots_with_one_timestamp_then_audio_resumes() {
-        let mut p = Packetizer::new(111, Some(126));
+        let mut p = Packetizer::new(OPUS_TS_STEP, 111, Some((126, 8_000)));
         let first = p.next(bytes::Bytes::new());
         p.queue_dtmf('5').unwrap();
         let mut dtmf = Vec::new();
@@ -122,10 +130,23 @@ mod tests {
     }
 
     #[test]
+    fn g711_advances_its_8k_clock_and_48k_dtmf_scales_durations() {
+        let mut p = Packetizer::new(160, 0, Some((110, 48_000)));
+        let a = p.next(bytes::Bytes::new());
+        let b = p.next(bytes::Bytes::new());
+        assert_eq!(b.timestamp, a.timestamp.wrapping_add(160));
+        assert_eq!(a.payload_type, 0);
+        p.queue_dtmf('1').unwrap();
+        let first = p.next(bytes::Bytes::new());
+        let d = super::super::dtmf::DtmfPayload::decode(&first.payload).unwrap();
+        assert_eq!((first.payload_type, d.duration), (110, 160 * 6));
+    }
+
+    #[test]
     fn dtmf_without_negotiation_is_refused() {
-        let mut p = Packetizer::new(111, None);
+        let mut p = Packetizer::new(OPUS_TS_STEP, 111, None);
         assert!(p.queue_dtmf('1').is_err());
-        let mut p = Packetizer::new(111, Some(126));
+        let mut p = Packetizer::new(OPUS_TS_STEP, 111, Some((126, 8_000)));
         assert!(p.queue_dtmf('x').is_err());
     }
 }

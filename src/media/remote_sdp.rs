@@ -9,14 +9,21 @@ use std::io::Cursor;
 use sdp::description::media::MediaDescription;
 use sdp::description::session::SessionDescription;
 
+use super::negotiate::{AudioCodec, Choice, NegotiationError};
+
 /// What we learned from a usable remote SDP.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteAudio {
-    /// Payload type the peer uses for Opus (WhatsApp: 111).
-    pub opus_pt: u8,
-    /// The peer's Opus fmtp line (bitrate caps, FEC, bandwidth): honoured by our encoder.
-    pub opus_fmtp: String,
-    /// RFC 4733 telephone-event payload type at 8 kHz, when offered (WhatsApp: 126).
+    /// The codecs chosen from the peer's formats (`media::negotiate`).
+    pub choice: Choice,
+    /// The call's audio codec: Opus, or G.711 when the peer has no Opus.
+    pub codec: AudioCodec,
+    /// Payload type the peer uses for the audio codec (WhatsApp: 111), ours too.
+    pub audio_pt: u8,
+    /// The peer's fmtp for the audio codec (bitrate caps, FEC, bandwidth): honoured by our
+    /// encoder.
+    pub audio_fmtp: String,
+    /// RFC 4733 telephone-event payload type (8 kHz preferred; WhatsApp: 126).
     pub dtmf_pt: Option<u8>,
     /// `a=ice-lite` present: the peer never sends checks, we must control.
     pub ice_lite: bool,
@@ -39,8 +46,8 @@ pub enum SdpError {
     NoAudio(Vec<String>),
     #[error("remote SDP audio m-line is disabled (port 0)")]
     AudioDisabled,
-    #[error("remote SDP offers no Opus/48000 codec (formats offered: {0})")]
-    NoOpus(String),
+    #[error("remote SDP: {0}")]
+    NoCodec(#[from] NegotiationError),
     #[error("remote SDP has no a=fingerprint")]
     NoFingerprint,
     #[error("remote SDP has no sha-256 fingerprint (algorithms offered: {0})")]
@@ -96,28 +103,7 @@ pub fn check_remote_sdp(text: &str) -> Result<RemoteAudio, SdpError> {
         return Err(SdpError::AudioDisabled);
     }
 
-    let mut opus = None;
-    let mut dtmf_pt = None;
-    for rtpmap in all_attrs(&session, media, "rtpmap") {
-        let Some((pt, codec)) = rtpmap.split_once(' ') else {
-            continue;
-        };
-        let Ok(pt) = pt.trim().parse::<u8>() else {
-            continue;
-        };
-        let codec = codec.trim().to_ascii_lowercase();
-        if codec.starts_with("opus/48000") && opus.is_none() {
-            opus = Some(pt);
-        } else if codec.starts_with("telephone-event/8000") && dtmf_pt.is_none() {
-            dtmf_pt = Some(pt);
-        }
-    }
-    let opus_pt = opus.ok_or_else(|| SdpError::NoOpus(media.media_name.formats.join(" ")))?;
-    let opus_fmtp = all_attrs(&session, media, "fmtp")
-        .filter_map(|f| f.split_once(' '))
-        .find(|(pt, _)| pt.trim().parse::<u8>().ok() == Some(opus_pt))
-        .map(|(_, params)| params.trim().to_string())
-        .unwrap_or_default();
+    let choice = Choice::from_sdp(text)?;
 
     let fingerprints: Vec<&str> = all_attrs(&session, media, "fingerprint").collect();
     if fingerprints.is_empty() {
@@ -149,9 +135,11 @@ pub fn check_remote_sdp(text: &str) -> Result<RemoteAudio, SdpError> {
     let candidates = all_attrs(&session, media, "candidate").count();
     let ptime = attr(&session, media, "ptime").and_then(|p| p.trim().parse().ok());
     Ok(RemoteAudio {
-        opus_pt,
-        opus_fmtp,
-        dtmf_pt,
+        codec: choice.codec,
+        audio_pt: choice.audio_pt(),
+        audio_fmtp: choice.peer_fmtp().to_owned(),
+        dtmf_pt: choice.dtmf_pt(),
+        choice,
         ice_lite,
         setup,
         mid: attr(&session, media, "mid").map(str::to_string),
@@ -219,14 +207,14 @@ a=ssrc:1234 cname:whatsapp\r\n";
     #[test]
     fn whatsapp_offer_is_understood() {
         let r = check_remote_sdp(WHATSAPP_OFFER).unwrap();
-        assert_eq!(r.opus_pt, 111);
+        assert_eq!((r.codec, r.audio_pt), (AudioCodec::Opus, 111));
         assert_eq!(r.dtmf_pt, Some(126));
         assert!(r.ice_lite);
         assert_eq!(r.setup, "actpass");
         assert_eq!(r.mid.as_deref(), Some("audio"));
         assert_eq!(r.candidates, 1);
         assert_eq!(r.ptime, Some(20));
-        assert!(r.opus_fmtp.contains("maxaveragebitrate=20000"));
+        assert!(r.audio_fmtp.contains("maxaveragebitrate=20000"));
     }
 
     fn without(line_prefix: &str) -> String {
@@ -243,7 +231,7 @@ a=ssrc:1234 cname:whatsapp\r\n";
             ("a=fingerprint", "no a=fingerprint"),
             ("a=ice-ufrag", "a=ice-ufrag"),
             ("a=ice-pwd", "a=ice-pwd"),
-            ("a=rtpmap:111", "no Opus"),
+            ("a=rtpmap:111", "no codec wacall speaks"),
         ];
         for (prefix, expect) in cases {
             let err = check_remote_sdp(&without(prefix)).unwrap_err().to_string();

@@ -16,7 +16,7 @@ use rtc::ice::mdns::MulticastDnsMode;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
 use rtc::peer_connection::configuration::media_engine::{
-    MIME_TYPE_OPUS, MIME_TYPE_TELEPHONE_EVENT,
+    MIME_TYPE_OPUS, MIME_TYPE_PCMA, MIME_TYPE_PCMU, MIME_TYPE_TELEPHONE_EVENT,
 };
 use rtc::peer_connection::transport::RTCDtlsRole;
 use rtc::rtp_transceiver::rtp_sender::{
@@ -29,12 +29,13 @@ use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
     RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceGatheringState, RTCIceServer,
-    RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder, StatsSelector,
-    register_default_interceptors,
+    RTCPeerConnectionState, RTCSdpType, RTCSessionDescription, Registry, SettingEngineBuilder,
+    StatsSelector, register_default_interceptors,
 };
 
 use super::config::MediaConfig;
 use super::dtmf::DtmfReceiver;
+use super::negotiate::{self, AudioCodec, Choice};
 use super::packetizer::Packetizer;
 use super::remote_sdp::{RemoteAudio, SdpError, check_remote_sdp, sanitize_local_sdp};
 use super::rtp_stats::{RecvStats, RecvSummary};
@@ -80,6 +81,8 @@ const ICE_CHECKS_PER_PAIR: u16 = 28;
 /// pure half of answering, done before a set-up takes its turn.
 pub(crate) struct ParsedOffer {
     remote: RemoteAudio,
+    /// The offer as the peer sent it, to audit our answer against.
+    offer: String,
     desc: RTCSessionDescription,
     /// Candidate attributes kept out of `desc` until [`MediaSession::release_candidates`].
     held: Vec<String>,
@@ -114,10 +117,17 @@ impl ParsedOffer {
     }
 
     /// `offer` checked whole; `sdp` (the offer, or the offer without `held`) for the stack.
+    /// The stack is shown only the formats wacall chose (`negotiate::for_stack`).
     fn with_held(offer: &str, sdp: String, held: Vec<String>) -> Result<Self, MediaError> {
         let remote = check_remote_sdp(offer)?;
+        let sdp = negotiate::for_stack(&sdp, &remote.choice);
         let desc = RTCSessionDescription::offer(sdp).map_err(step("reading the remote offer"))?;
-        Ok(ParsedOffer { remote, desc, held })
+        Ok(ParsedOffer {
+            remote,
+            offer: offer.to_owned(),
+            desc,
+            held,
+        })
     }
 }
 
@@ -149,6 +159,9 @@ impl From<RTCPeerConnectionState> for ConnState {
 /// One received audio packet, with its arrival time in ms since the session started.
 #[derive(Debug, Clone)]
 pub struct RtpAudio {
+    /// The sender's stream: a change mid-call (a peer restarting its sender) starts a new
+    /// sequence and clock, so the receiver resets its jitter buffer and decoder.
+    pub ssrc: u32,
     pub seq: u16,
     pub timestamp: u32,
     pub payload: Bytes,
@@ -172,12 +185,18 @@ pub struct MediaStats {
     pub rtt_ms: Option<f64>,
     /// Audio packets dropped because our consumer was too slow.
     pub dropped_in_queue: u64,
+    /// Packets whose payload type was neither the negotiated codec nor telephone-event:
+    /// dropped, never decoded.
+    #[serde(default)]
+    pub unknown_payload_type: u64,
 }
 
 /// State shared between the session and the WebRTC driver's callbacks.
 struct Shared {
     started: Instant,
+    audio_pt: AtomicU16,
     dtmf_pt: AtomicU16,
+    unknown_pt: AtomicU64,
     recv: StdMutex<RecvStats>,
     dropped: AtomicU64,
     sent_packets: AtomicU64,
@@ -220,9 +239,18 @@ impl PeerConnectionEventHandler for Handler {
                         TrackRemoteEvent::OnRtpPacket(packet) => {
                             let h = &packet.header;
                             let arrival_ms = shared.started.elapsed().as_millis() as u64;
-                            if u16::from(h.payload_type) == shared.dtmf_pt.load(Ordering::Relaxed) {
+                            let pt = u16::from(h.payload_type);
+                            if pt == shared.dtmf_pt.load(Ordering::Relaxed) {
                                 if let Some(d) = dtmf.on_packet(h.timestamp, &packet.payload) {
                                     let _ = events_tx.try_send(MediaEvent::Dtmf(d));
+                                }
+                                continue;
+                            }
+                            if pt != shared.audio_pt.load(Ordering::Relaxed) {
+                                // Comfort noise, RED, an un-negotiated DTMF rate: a decoder fed
+                                // these conceals errors 50 times a second.
+                                if shared.unknown_pt.fetch_add(1, Ordering::Relaxed) == 0 {
+                                    warn!(payload_type = pt, "RTP with a payload type not negotiated; dropping such packets");
                                 }
                                 continue;
                             }
@@ -235,6 +263,7 @@ impl PeerConnectionEventHandler for Handler {
                                 );
                             }
                             let audio = RtpAudio {
+                                ssrc: h.ssrc,
                                 seq: h.sequence_number,
                                 timestamp: h.timestamp,
                                 payload: packet.payload.clone(),
@@ -269,6 +298,12 @@ pub struct MediaSession {
     remote: StdMutex<Option<RemoteAudio>>,
     /// The peer's candidates held back by [`ParsedOffer::parse_holding_candidates`].
     held: StdMutex<Vec<String>>,
+    /// The codec lines our SDP carries (`negotiate::shape_local`): the peer's choice when
+    /// answering, ours when offering.
+    local_choice: StdMutex<Option<Choice>>,
+    /// The offer we sent on the wire (an answer must pick from it), or the peer's offer we
+    /// answered (our answer is audited against it).
+    counterpart: StdMutex<Option<String>>,
     gather_timeout: Duration,
     lite: bool,
     span: tracing::Span,
@@ -285,7 +320,7 @@ fn codec(mime: &str, clock_rate: u32, channels: u16, fmtp: &str) -> RTCRtpCodec 
 }
 
 fn opus_codec() -> RTCRtpCodec {
-    codec(MIME_TYPE_OPUS, 48_000, 2, "minptime=10;useinbandfec=1")
+    codec(MIME_TYPE_OPUS, 48_000, 2, negotiate::STACK_OPUS_FMTP)
 }
 
 /// Picks a free port in the configured range for `ip` (the stack binds it right after; a
@@ -327,6 +362,19 @@ fn media_engine() -> Result<(MediaEngine, Registry), MediaError> {
             RtpCodecKind::Audio,
         )
         .map_err(step("registering telephone-event"))?;
+    // G.711, for peers without Opus. Our offers list Opus and telephone-event only
+    // (`negotiate::our_offer_choice`); answers carry G.711 only when the offer had no Opus.
+    for (mime, pt) in [(MIME_TYPE_PCMU, 0), (MIME_TYPE_PCMA, 8)] {
+        media_engine
+            .register_codec(
+                RTCRtpCodecParameters {
+                    rtp_codec: codec(mime, 8_000, 1, ""),
+                    payload_type: pt,
+                },
+                RtpCodecKind::Audio,
+            )
+            .map_err(step("registering G.711"))?;
+    }
     let registry = register_default_interceptors(Registry::new(), &mut media_engine)
         .map_err(step("registering interceptors"))?;
     Ok((media_engine, registry))
@@ -430,7 +478,9 @@ impl MediaSession {
 
         let shared = Arc::new(Shared {
             started: Instant::now(),
+            audio_pt: AtomicU16::new(NO_PT),
             dtmf_pt: AtomicU16::new(NO_PT),
+            unknown_pt: AtomicU64::new(0),
             recv: StdMutex::new(RecvStats::default()),
             dropped: AtomicU64::new(0),
             sent_packets: AtomicU64::new(0),
@@ -529,6 +579,8 @@ impl MediaSession {
             packetizer: Mutex::new(None),
             remote: StdMutex::new(None),
             held: StdMutex::new(Vec::new()),
+            local_choice: StdMutex::new(None),
+            counterpart: StdMutex::new(None),
             gather_timeout: cfg.gather_timeout,
             lite: cfg.ice_lite,
             span,
@@ -555,7 +607,23 @@ impl MediaSession {
             .local_description()
             .await
             .ok_or(MediaError::Closed)?;
-        Ok(sanitize_local_sdp(&desc.sdp))
+        let sdp = sanitize_local_sdp(&desc.sdp);
+        let choice = self.local_choice.lock().ok().and_then(|c| c.clone());
+        let Some(choice) = choice else {
+            return Ok(sdp);
+        };
+        let sdp = negotiate::shape_local(&sdp, &choice);
+        // Answering: check what we send against the peer's offer, by the same rules the corpus
+        // test applies. A broken answer would mean a silent call: say so loudly.
+        if desc.sdp_type == RTCSdpType::Answer
+            && let Some(offer) = self.counterpart.lock().ok().and_then(|c| c.clone())
+        {
+            let problems = negotiate::audit_answer(&offer, &sdp);
+            if !problems.is_empty() {
+                warn!(parent: &self.span, ?problems, "our answer breaks the negotiation rules");
+            }
+        }
+        Ok(sdp)
     }
 
     /// A new session that answers `offer`: the whole inbound set-up. A session whose answer
@@ -602,8 +670,12 @@ impl MediaSession {
         Ok((media, offer))
     }
 
-    /// Builds an offer (business-initiated call) with ICE gathered.
+    /// Builds an offer (business-initiated call) with ICE gathered: Opus at 111 and
+    /// telephone-event/8000 at 126 (`negotiate::our_offer_choice`).
     pub async fn create_offer(&self) -> Result<String, MediaError> {
+        if let Ok(mut c) = self.local_choice.lock() {
+            *c = Some(negotiate::our_offer_choice());
+        }
         let offer = self
             .pc
             .create_offer(None)
@@ -614,11 +686,15 @@ impl MediaSession {
             .await
             .map_err(step("applying our offer"))?;
         let sdp = self.local_sdp_after_gathering().await?;
-        Ok(if self.lite {
+        let sdp = if self.lite {
             rename_mid(&sdp, "0", "audio")
         } else {
             sdp
-        })
+        };
+        if let Ok(mut c) = self.counterpart.lock() {
+            *c = Some(sdp.clone());
+        }
+        Ok(sdp)
     }
 
     /// Answers a remote offer (user-initiated call) with ICE gathered.
@@ -646,6 +722,12 @@ impl MediaSession {
             .map_err(step("applying our answer"))?;
         if let Ok(mut held) = self.held.lock() {
             *held = offer.held;
+        }
+        if let Ok(mut c) = self.local_choice.lock() {
+            *c = Some(offer.remote.choice.clone());
+        }
+        if let Ok(mut c) = self.counterpart.lock() {
+            *c = Some(offer.offer);
         }
         self.negotiated(offer.remote).await;
         Ok(())
@@ -684,7 +766,18 @@ impl MediaSession {
 
     /// Applies the remote answer to our offer.
     pub async fn apply_answer(&self, remote_answer: &str) -> Result<RemoteAudio, MediaError> {
-        let remote = check_remote_sdp(remote_answer)?;
+        let mut remote = check_remote_sdp(remote_answer)?;
+        // The answer may list more than we offered (Meta's sample lists `111 9 0 8 110 126`);
+        // we take from it only what our offer had.
+        if let Some(offer) = self.counterpart.lock().ok().and_then(|c| c.clone()) {
+            let choice = Choice::from_answer(remote_answer, &offer).map_err(SdpError::from)?;
+            remote.codec = choice.codec;
+            remote.audio_pt = choice.audio_pt();
+            remote.audio_fmtp = choice.peer_fmtp().to_owned();
+            remote.dtmf_pt = choice.dtmf_pt();
+            remote.choice = choice;
+        }
+        let remote_answer = &negotiate::for_stack(remote_answer, &remote.choice);
         let renamed;
         let remote_answer = if self.lite {
             renamed = rename_mid(remote_answer, "audio", "0");
@@ -703,14 +796,32 @@ impl MediaSession {
     }
 
     async fn negotiated(&self, remote: RemoteAudio) {
-        info!(parent: &self.span, opus_pt = remote.opus_pt, dtmf_pt = ?remote.dtmf_pt, ice_lite = remote.ice_lite, fmtp = %remote.opus_fmtp, "remote audio negotiated");
+        info!(parent: &self.span, codec = %remote.codec, audio_pt = remote.audio_pt, dtmf_pt = ?remote.dtmf_pt, ice_lite = remote.ice_lite, fmtp = %remote.audio_fmtp, "remote audio negotiated");
+        if let Some(conflict) = remote.choice.ptime_conflict() {
+            warn!(parent: &self.span, %conflict, "we send 20 ms packets regardless");
+        }
+        self.shared
+            .audio_pt
+            .store(u16::from(remote.audio_pt), Ordering::Relaxed);
         self.shared
             .dtmf_pt
             .store(remote.dtmf_pt.map_or(NO_PT, u16::from), Ordering::Relaxed);
-        *self.packetizer.lock().await = Some(Packetizer::new(remote.opus_pt, remote.dtmf_pt));
+        *self.packetizer.lock().await = Some(Packetizer::new(
+            remote.codec.ts_per_packet(),
+            remote.audio_pt,
+            remote.dtmf_pt.map(|pt| (pt, remote.choice.dtmf_clock())),
+        ));
         if let Ok(mut r) = self.remote.lock() {
             *r = Some(remote);
         }
+    }
+
+    /// The call's audio codec, once negotiated.
+    pub fn audio_codec(&self) -> Option<AudioCodec> {
+        self.remote
+            .lock()
+            .ok()
+            .and_then(|r| r.as_ref().map(|r| r.codec))
     }
 
     /// What the remote SDP told us (codec parameters to honour), once negotiated.
@@ -816,6 +927,7 @@ impl MediaSession {
             received,
             rtt_ms,
             dropped_in_queue: self.shared.dropped.load(Ordering::Relaxed),
+            unknown_payload_type: self.shared.unknown_pt.load(Ordering::Relaxed),
         }
     }
 
@@ -863,7 +975,11 @@ a=rtpmap:111 opus/48000/2\r\n";
             .split_inclusive("\r\n")
             .filter(|l| !l.starts_with("a=candidate:") && !l.starts_with("a=end-of-candidates"))
             .collect();
-        assert_eq!(parsed.desc.sdp, kept.concat());
+        // What the stack sees: the offer without candidates, reduced to the chosen formats.
+        assert_eq!(
+            parsed.desc.sdp,
+            negotiate::for_stack(&kept.concat(), &parsed.remote.choice)
+        );
         assert_eq!(parsed.remote.candidates, 2, "checked before holding");
         assert!(ParsedOffer::parse(OFFER).unwrap().held.is_empty());
     }
