@@ -11,9 +11,14 @@
 //!    process's CPU per call (and as a ratio of the floor), RSS per call, late and missing frames
 //!    at the users, and stops at the first step over 1% late or missing frames.
 //!
+//! 4. Cold start (`--cold`): the first calls arrive right after the port opens (by default ten,
+//!    50 ms apart, from 100 ms after it opened), against a long prompt (`--prompt-secs 120`);
+//!    webhook → `pre_accept` for each, then the run ends.
+//!
 //! ```sh
 //! cargo build --release --bin wacall --example loadtest
 //! target/release/examples/loadtest --workload prompt --steps 25,50,100,200,400 --hold-secs 10
+//! target/release/examples/loadtest --cold --prompt-secs 120
 //! ```
 
 use std::path::PathBuf;
@@ -71,6 +76,20 @@ struct Args {
     /// The wacall binary (default: next to this example's directory).
     #[arg(long)]
     wacall: Option<PathBuf>,
+    /// Cold start: calls arrive from `--cold-after-ms` after the port opens, then the run ends.
+    #[arg(long)]
+    cold: bool,
+    /// Cold start: calls placed, `--cold-spacing-ms` apart.
+    #[arg(long, default_value_t = 10)]
+    cold_calls: usize,
+    #[arg(long, default_value_t = 50)]
+    cold_spacing_ms: u64,
+    #[arg(long, default_value_t = 100)]
+    cold_after_ms: u64,
+    /// The prompt workload plays a speech-like prompt of this many seconds, written for the run
+    /// (default: audio/greeting.wav, 4.4 s).
+    #[arg(long)]
+    prompt_secs: Option<u64>,
 }
 
 /// Speech-like test signal: two partials with a slow syllable-rate envelope.
@@ -275,6 +294,96 @@ fn totals(sandbox: &Sandbox, ids: &[String]) -> Totals {
 
 /// `n` users call at once: every offer is built first, then all the connect webhooks go out
 /// together, so the setup time measures wacall and not the users' own preparation.
+/// A speech-like prompt of `secs` seconds as a 48 kHz mono WAV.
+fn write_prompt(path: &std::path::Path, secs: u64) -> anyhow::Result<()> {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 48_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec)?;
+    for f in speechlike(secs as usize * 50) {
+        for s in f.samples() {
+            w.write_sample(*s)?;
+        }
+    }
+    w.finalize()?;
+    Ok(())
+}
+
+/// Cold start: waits for the port to open, then places the calls from `cold_after_ms` on,
+/// `cold_spacing_ms` apart, and reports each one's webhook → `pre_accept`.
+async fn cold_start(
+    sandbox: &Sandbox,
+    bridge_addr: std::net::SocketAddr,
+    spawned: Instant,
+    args: &Args,
+    prompt: &str,
+    profile: &str,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let opened = loop {
+        if tokio::net::TcpStream::connect(bridge_addr).await.is_ok() {
+            break Instant::now();
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("the bridge's port {bridge_addr} did not open");
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    };
+    let first_at = opened + Duration::from_millis(args.cold_after_ms);
+    let health = reqwest::Client::new()
+        .get(format!("http://{bridge_addr}/health"))
+        .send();
+    let calls = (0..args.cold_calls).map(|i| async move {
+        tokio::time::sleep_until((first_at + Duration::from_millis(i as u64 * args.cold_spacing_ms)).into())
+            .await;
+        place(sandbox, 1, 20_000 + i).await
+    });
+    let (placed, health) = tokio::join!(futures_util::future::join_all(calls), health);
+    let ids: Vec<String> = placed.into_iter().flatten().collect();
+    wait_active(sandbox, &ids, Duration::from_secs(30)).await;
+    let received = sandbox.received();
+    let mut lat: Vec<f64> = ids
+        .iter()
+        .filter_map(|id| {
+            let sent = sandbox.world.offered_at(id)?;
+            let pre = received
+                .iter()
+                .find(|r| r.action == "pre_accept" && r.call_id.as_deref() == Some(id))?
+                .at;
+            Some(pre.saturating_duration_since(sent).as_secs_f64() * 1000.0)
+        })
+        .collect();
+    lat.sort_by(f64::total_cmp);
+    let failed = args.cold_calls - lat.len();
+    println!(
+        "# wacall cold start ({profile} build, prompt {prompt})\n\nport open {:.0} ms after spawn; /health at {} ms after: {}",
+        opened.saturating_duration_since(spawned).as_secs_f64() * 1000.0,
+        args.cold_after_ms,
+        health.map(|r| r.status().to_string()).unwrap_or_else(|e| e.to_string()),
+    );
+    println!(
+        "webhook → pre_accept, {} calls {} ms apart from {} ms after the port opened: p50 {:.1} ms, p90 {:.1} ms, max {:.1} ms; not answered {failed}",
+        args.cold_calls,
+        args.cold_spacing_ms,
+        args.cold_after_ms,
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.9),
+        lat.last().copied().unwrap_or(f64::NAN),
+    );
+    println!(
+        "each (ms, in arrival order of the result): {}",
+        lat.iter().map(|l| format!("{l:.1}")).collect::<Vec<_>>().join(" ")
+    );
+    hang_up_all(sandbox, &ids).await;
+    if failed > 0 {
+        anyhow::bail!("{failed} of {} calls were not answered", args.cold_calls);
+    }
+    Ok(())
+}
+
 async fn place(sandbox: &Sandbox, n: usize, first: usize) -> Vec<String> {
     let calls = (0..n)
         .map(|i| UserCall {
@@ -333,10 +442,20 @@ async fn main() -> anyhow::Result<()> {
         .map(|s| s.trim().parse())
         .collect::<Result<_, _>>()
         .map_err(|e| anyhow::anyhow!("--steps: {e}"))?;
-    let behaviour: &[&str] = match args.workload.as_str() {
-        "prompt" => &["--prompt", "audio/greeting.wav", "--max-secs", "3600"],
-        "transcode" => &["--tone", "440"],
-        "echo" => &["--echo"],
+    let dir = std::env::temp_dir().join(format!("wacall-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let prompt = match args.prompt_secs {
+        None => "audio/greeting.wav".to_owned(),
+        Some(secs) => {
+            let path = dir.join("prompt.wav");
+            write_prompt(&path, secs)?;
+            path.display().to_string()
+        }
+    };
+    let behaviour: Vec<&str> = match args.workload.as_str() {
+        "prompt" => vec!["--prompt", &prompt, "--max-secs", "3600"],
+        "transcode" => vec!["--tone", "440"],
+        "echo" => vec!["--echo"],
         other => anyhow::bail!("--workload: {other:?} is not prompt, transcode or echo"),
     };
     let wacall = match args.wacall.clone() {
@@ -365,8 +484,6 @@ async fn main() -> anyhow::Result<()> {
     let decode_pct = dec_us * 50.0 / 1e6 * 100.0;
 
     // 2. Sandbox here, bridge + bot in a child process.
-    let dir = std::env::temp_dir().join(format!("wacall-load-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
     let (sandbox, bridge_addr) = Sandbox::start_for_new_bridge("load-secret").await?;
     sandbox.world.faults().light_users = true;
     // Set-up alone: the users' candidates lead nowhere, so no ICE, DTLS or audio follows the
@@ -390,7 +507,7 @@ async fn main() -> anyhow::Result<()> {
             "--accept-delay-ms",
             &args.accept_delay_ms.to_string(),
         ])
-        .args(behaviour)
+        .args(&behaviour)
         .args(
             args.ready_sessions
                 .map(|n| vec!["--ready-sessions".to_string(), n.to_string()])
@@ -399,9 +516,13 @@ async fn main() -> anyhow::Result<()> {
         .kill_on_drop(true)
         .stdout(std::process::Stdio::null())
         .spawn()?;
+    let spawned = Instant::now();
     let pid = child
         .id()
         .ok_or_else(|| anyhow::anyhow!("the bridge exited at once"))?;
+    if args.cold {
+        return cold_start(&sandbox, bridge_addr, spawned, &args, &prompt, profile).await;
+    }
     let http = reqwest::Client::new();
     let health = format!("http://{bridge_addr}/health");
     let deadline = Instant::now() + Duration::from_secs(20);

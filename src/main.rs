@@ -399,32 +399,38 @@ async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
             a.config.display()
         );
     }
-    let mut bridge = BridgeThread::start(
-        cfg.server.listen,
-        BridgeConfig::from_config(&cfg),
-        a.bot.then_some("serve-bot"),
-    )
-    .await?;
+    // The bot's configuration (prompt read, its encoding started in the background) comes
+    // before the port opens: a bad prompt fails here, and the first webhook finds a bot.
+    let bot_cfg = if a.bot {
+        let mut bot_cfg = bot_config("serve-bot", &a.bot_opts)?;
+        if bot_cfg.record_dir.is_none() && cfg.recording.enabled {
+            bot_cfg.record_dir = Some(cfg.recording.dir.clone());
+        }
+        Some(bot_cfg)
+    } else {
+        None
+    };
+    let mut bridge_cfg = BridgeConfig::from_config(&cfg);
+    bridge_cfg.start_ready = !a.bot;
+    let mut bridge =
+        BridgeThread::start(cfg.server.listen, bridge_cfg, a.bot.then_some("serve-bot")).await?;
     println!(
         "wacall bridge on {} (webhook {}{}, hub {})",
         bridge.url, bridge.url, cfg.webhook.path, bridge.hub_url
     );
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut bot = None;
-    if a.bot {
+    if let Some(bot_cfg) = bot_cfg {
         let link = bridge
             .local_edge
             .take()
             .ok_or_else(|| anyhow::anyhow!("the bridge did not take the bot's link"))?;
-        let mut bot_cfg = bot_config("serve-bot", &a.bot_opts)?;
-        if bot_cfg.record_dir.is_none() && cfg.recording.enabled {
-            bot_cfg.record_dir = Some(cfg.recording.dir.clone());
-        }
         let (_cmd_tx, cmd_rx) = mpsc::channel(1);
         bot = Some(tokio::spawn(async move {
             let _keep = _cmd_tx;
             runner::run_on(bot_cfg, link, cmd_rx, stop_rx).await
         }));
+        bridge.readiness.set_ready();
     }
     tokio::signal::ctrl_c().await?;
     eprintln!("stopping: ending live calls at the BSP");
@@ -445,6 +451,7 @@ struct BridgeThread {
     hub_url: String,
     /// The link of the bot named at start, attached inside this process.
     local_edge: Option<wacall::hub_protocol::HubConnection>,
+    readiness: wacall::bridge::server::Readiness,
     stop: tokio::sync::oneshot::Sender<()>,
     done: tokio::sync::oneshot::Receiver<()>,
 }
@@ -490,19 +497,25 @@ impl BridgeThread {
                         }
                         None => None,
                     };
-                    let _ = ready_tx.send(Ok((bridge.url(), bridge.hub_url(), link)));
+                    let _ = ready_tx.send(Ok((
+                        bridge.url(),
+                        bridge.hub_url(),
+                        link,
+                        bridge.readiness(),
+                    )));
                     let _ = stop_rx.await;
                     bridge.shutdown().await;
                 });
                 let _ = done_tx.send(());
             })?;
-        let (url, hub_url, local_edge) = ready_rx
+        let (url, hub_url, local_edge, readiness) = ready_rx
             .await
             .map_err(|_| anyhow::anyhow!("the bridge thread ended before starting"))??;
         Ok(BridgeThread {
             url,
             hub_url,
             local_edge,
+            readiness,
             stop,
             done,
         })

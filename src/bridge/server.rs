@@ -41,6 +41,23 @@ pub struct BridgeConfig {
     pub history_db: Option<PathBuf>,
     pub timeouts: CallTimeouts,
     pub bot_max_calls: usize,
+    /// `/health` says `starting` (503) until [`Readiness::set_ready`]: `serve --bot` sets it
+    /// once its bot is attached and running. A bridge without one is ready once it listens.
+    pub start_ready: bool,
+}
+
+/// Whether the bridge can answer a call yet (see [`BridgeConfig::start_ready`]).
+#[derive(Debug, Clone, Default)]
+pub struct Readiness(Arc<std::sync::atomic::AtomicBool>);
+
+impl Readiness {
+    pub fn set_ready(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Acquire)
+    }
 }
 
 impl BridgeConfig {
@@ -58,6 +75,7 @@ impl BridgeConfig {
                 answer: Duration::from_secs(c.routing.accept_timeout_s),
             },
             bot_max_calls: c.routing.max_calls,
+            start_ready: true,
         }
     }
 
@@ -89,6 +107,7 @@ impl BridgeConfig {
             history_db,
             timeouts: CallTimeouts::default(),
             bot_max_calls: 1000,
+            start_ready: true,
         }
     }
 }
@@ -103,6 +122,7 @@ struct AppState {
     metrics: Arc<Metrics>,
     /// A reading connection, opened once (the writer thread has its own).
     history: Option<Arc<Mutex<History>>>,
+    ready: Readiness,
 }
 
 /// A running bridge.
@@ -114,6 +134,7 @@ pub struct Bridge {
     stop: watch::Sender<bool>,
     engine_tx: mpsc::Sender<EngineInput>,
     history: Option<Arc<Mutex<History>>>,
+    ready: Readiness,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -172,7 +193,12 @@ impl Bridge {
             tx.clone(),
         );
         let engine = tokio::spawn(engine.run(rx));
+        let ready = Readiness::default();
+        if cfg.start_ready {
+            ready.set_ready();
+        }
         let state = AppState {
+            ready: ready.clone(),
             engine: tx.clone(),
             app_secret: cfg.app_secret.clone(),
             verify_token: cfg.verify_token.clone(),
@@ -210,7 +236,13 @@ impl Bridge {
             stop,
             engine_tx: tx,
             history: reader,
+            ready,
         })
+    }
+
+    /// Marks the bridge ready for `/health` (see [`BridgeConfig::start_ready`]).
+    pub fn readiness(&self) -> Readiness {
+        self.ready.clone()
     }
 
     pub fn hub_url(&self) -> String {
@@ -334,14 +366,26 @@ async fn hub_upgrade(State(s): State<AppState>, ws: WebSocketUpgrade) -> Respons
         .on_upgrade(move |socket| hub::serve_edge(socket, tokens, engine))
 }
 
+/// `{"status":"ok"}` once the bridge can answer calls; 503 `{"status":"starting"}` before (a
+/// load balancer or orchestrator sends no webhooks to a starting instance).
 async fn health(State(s): State<AppState>) -> Response {
     let (edges, live) = s
         .shared
         .lock()
         .map(|sh| (sh.edges, sh.phases.values().sum::<usize>()))
         .unwrap_or((0, 0));
-    axum::Json(serde_json::json!({ "status": "ok", "edges": edges, "live_calls": live }))
-        .into_response()
+    let ready = s.ready.is_ready();
+    let body = axum::Json(serde_json::json!({
+        "status": if ready { "ok" } else { "starting" },
+        "ready": ready,
+        "edges": edges,
+        "live_calls": live,
+    }));
+    if ready {
+        body.into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
+    }
 }
 
 async fn metrics_text(State(s): State<AppState>) -> Response {
