@@ -549,6 +549,36 @@ pub fn shape_local(stack_sdp: &str, choice: &Choice) -> String {
     )
 }
 
+/// `stack_sdp` with the codec section of `shape_sdp` (its m-line formats, rtpmap, fmtp,
+/// rtcp-fb, ptime and maxptime lines): how the sandbox's simulated user takes the shape of
+/// another stack's offer (Chromium's, a WhatsApp variant's) while its ICE and DTLS stay its own.
+pub fn impose_codecs(stack_sdp: &str, shape_sdp: &str) -> String {
+    let lines: Vec<&str> = shape_sdp
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .collect();
+    let Some((start, end)) = audio_bounds(&lines) else {
+        return stack_sdp.to_owned();
+    };
+    let pts: Vec<u8> = lines[start]
+        .split_whitespace()
+        .skip(3)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    let section = &lines[start + 1..end];
+    let codec_lines = section
+        .iter()
+        .filter(|l| pt_attr(l).is_some())
+        .map(|l| l.to_string())
+        .collect();
+    let packet_time = section
+        .iter()
+        .filter(|l| l.starts_with("a=ptime:") || l.starts_with("a=maxptime:"))
+        .map(|l| l.to_string())
+        .collect();
+    rewrite_audio(stack_sdp, &pts, false, codec_lines, Some(packet_time))
+}
+
 /// What we offer when we call: Opus at 111 and telephone-event/8000 at 126, WhatsApp's own
 /// payload types, whatever else the stack has registered (G.711 is there for answering only).
 pub fn our_offer_choice() -> Choice {

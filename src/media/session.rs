@@ -764,6 +764,14 @@ impl MediaSession {
         debug!(parent: &self.span, "connectivity checks released");
     }
 
+    /// Records that the offer the peer got is `wire_offer` (the sandbox's simulated user sends
+    /// another stack's codec section, `negotiate::impose_codecs`): its answer must pick from it.
+    pub fn offered_as(&self, wire_offer: String) {
+        if let Ok(mut c) = self.counterpart.lock() {
+            *c = Some(wire_offer);
+        }
+    }
+
     /// Applies the remote answer to our offer.
     pub async fn apply_answer(&self, remote_answer: &str) -> Result<RemoteAudio, MediaError> {
         let mut remote = check_remote_sdp(remote_answer)?;
