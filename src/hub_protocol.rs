@@ -36,7 +36,14 @@ pub enum EdgeMessage {
         sdp: String,
     },
     /// The edge could not set up media for a call (bad SDP, no sockets, ICE failed).
-    MediaFailed { call_id: String, reason: String },
+    /// `offer_refused`: the offer itself cannot be answered (no codec we speak), so no other
+    /// edge could do better and the call is rejected at once.
+    MediaFailed {
+        call_id: String,
+        reason: String,
+        #[serde(default)]
+        offer_refused: bool,
+    },
     /// Media figures, sent periodically during a call and once at its end.
     Stats { call_id: String, stats: MediaStats },
     /// The edge has torn the call down: final quality and where the recording is. The bridge

@@ -277,6 +277,9 @@ enum MediaCmd {
         #[command(flatten)]
         media: MediaArgs,
     },
+    /// Check an answer SDP against the offer it answers (payload types, telephone-event,
+    /// fmtp, ptime): why a call would be silent or lose its keypad. Exit 1 when a rule is broken.
+    Check { offer: PathBuf, answer: PathBuf },
 }
 
 #[derive(Args)]
@@ -604,9 +607,23 @@ fn history(a: HistoryArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn media(cmd: MediaCmd) -> anyhow::Result<ExitCode> {
+    let read = |f: &PathBuf| {
+        std::fs::read_to_string(f).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", f.display()))
+    };
     let (args, file) = match cmd {
         MediaCmd::Offer(m) => (m, None),
         MediaCmd::Answer { file, media } => (media, Some(file)),
+        MediaCmd::Check { offer, answer } => {
+            let problems = wacall::media::negotiate::audit_answer(&read(&offer)?, &read(&answer)?);
+            for p in &problems {
+                println!("{p}");
+            }
+            if problems.is_empty() {
+                println!("ok: the answer follows the negotiation rules");
+                return Ok(ExitCode::SUCCESS);
+            }
+            return Ok(ExitCode::FAILURE);
+        }
     };
     let cfg = media_config(&args.bind, &args.public_ip, args.ports.as_deref())?;
     let (session, sdp) = match file {

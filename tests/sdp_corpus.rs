@@ -107,6 +107,20 @@ fn attr<'a>(sdp: &'a str, key: &str) -> Option<&'a str> {
         .find_map(|l| l.trim_end().strip_prefix(&format!("a={key}:")))
 }
 
+/// The offer without candidates off this host (the hand-written ones carry documentation
+/// addresses): our ICE agent must not send checks anywhere but 127.0.0.1 and ::1. The answer is
+/// still audited against the offer as written.
+fn loopback_only(sdp: &str) -> String {
+    sdp.split_inclusive('\n')
+        .filter(|l| {
+            !l.starts_with("a=candidate:")
+                || l.split_whitespace()
+                    .nth(4)
+                    .is_some_and(|a| a == "127.0.0.1" || a == "::1")
+        })
+        .collect()
+}
+
 #[test]
 fn every_corpus_file_is_in_the_table() {
     let mut files: Vec<String> = std::fs::read_dir(corpus_dir())
@@ -132,13 +146,14 @@ async fn every_offer_is_answered_by_the_rules() {
         let sdp = read(name);
         match expect {
             Answer(codec, pt, dtmf) => {
-                let (media, answer) = match MediaSession::answering(&cfg, name, &sdp).await {
-                    Ok(x) => x,
-                    Err(e) => {
-                        failures.push(format!("{name}: not answered: {e}"));
-                        continue;
-                    }
-                };
+                let (media, answer) =
+                    match MediaSession::answering(&cfg, name, &loopback_only(&sdp)).await {
+                        Ok(x) => x,
+                        Err(e) => {
+                            failures.push(format!("{name}: not answered: {e}"));
+                            continue;
+                        }
+                    };
                 media.close().await;
                 for p in audit_answer(&sdp, &answer) {
                     failures.push(format!("{name}: {p}"));
@@ -165,7 +180,8 @@ async fn every_offer_is_answered_by_the_rules() {
                     failures.push(format!("{name}: answer lines must end with CRLF"));
                 }
             }
-            Refused(names) => match MediaSession::answering(&cfg, name, &sdp).await {
+            Refused(names) => match MediaSession::answering(&cfg, name, &loopback_only(&sdp)).await
+            {
                 Ok((media, answer)) => {
                     media.close().await;
                     failures.push(format!("{name}: answered, should be refused:\n{answer}"));

@@ -36,14 +36,14 @@ const FRAMES: usize = 100;
 
 enum Enc {
     Opus(OpusEncoder),
-    G711(G711Encoder),
+    G711(Box<G711Encoder>),
 }
 
 fn encoder(codec: AudioCodec) -> Enc {
     match codec {
         AudioCodec::Opus => Enc::Opus(OpusEncoder::new(EncoderConfig::default()).unwrap()),
-        AudioCodec::Pcmu => Enc::G711(G711Encoder::new(Law::Mu)),
-        AudioCodec::Pcma => Enc::G711(G711Encoder::new(Law::A)),
+        AudioCodec::Pcmu => Enc::G711(Box::new(G711Encoder::new(Law::Mu))),
+        AudioCodec::Pcma => Enc::G711(Box::new(G711Encoder::new(Law::A))),
     }
 }
 

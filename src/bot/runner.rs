@@ -252,6 +252,7 @@ async fn inbound(
                 .send(EdgeMessage::MediaFailed {
                     call_id: call_id.clone(),
                     reason: e.to_string(),
+                    offer_refused: e.offer_refused(),
                 })
                 .await;
             let _ = gone.send(call_id).await;
@@ -311,6 +312,7 @@ async fn talk(
                 .send(EdgeMessage::MediaFailed {
                     call_id: call_id.to_string(),
                     reason: e.to_string(),
+                    offer_refused: false,
                 })
                 .await;
             media.close().await;
@@ -328,7 +330,7 @@ async fn talk(
         tokio::select! {
             _ = &mut media_deadline, if media.state() != crate::media::ConnState::Connected => {
                 warn!(timeout = ?cfg.media_timeout, "media did not connect");
-                let _ = tx.send(EdgeMessage::MediaFailed { call_id: call_id.to_string(), reason: format!("ICE/DTLS did not connect within {:?}", cfg.media_timeout) }).await;
+                let _ = tx.send(EdgeMessage::MediaFailed { call_id: call_id.to_string(), reason: format!("ICE/DTLS did not connect within {:?}", cfg.media_timeout), offer_refused: false }).await;
                 // The bridge terminates at the BSP and answers with Ended.
                 media_deadline.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(3600));
             }
@@ -366,7 +368,7 @@ async fn talk(
                 Some(HubMessage::RemoteAnswer { sdp, .. }) => {
                     if let Err(e) = media.apply_answer(&sdp).await {
                         warn!(error = %e, "the user's answer is unusable");
-                        let _ = tx.send(EdgeMessage::MediaFailed { call_id: call_id.to_string(), reason: e.to_string() }).await;
+                        let _ = tx.send(EdgeMessage::MediaFailed { call_id: call_id.to_string(), reason: e.to_string(), offer_refused: false }).await;
                     }
                 }
                 Some(HubMessage::Ended { reason, record: r, .. }) => {

@@ -389,11 +389,16 @@ impl Engine {
             EdgeMessage::Hangup { call_id } => {
                 self.feed(&call_id, Input::EdgeHangup { edge: edge_id }, now)
             }
-            EdgeMessage::MediaFailed { call_id, reason } => self.feed(
+            EdgeMessage::MediaFailed {
+                call_id,
+                reason,
+                offer_refused,
+            } => self.feed(
                 &call_id,
                 Input::EdgeMediaFailed {
                     edge: edge_id,
                     reason,
+                    offer_refused,
                 },
                 now,
             ),

@@ -100,6 +100,8 @@ pub enum Input {
     EdgeMediaFailed {
         edge: String,
         reason: String,
+        /// The offer cannot be answered by anyone (no common codec): reject, don't reroute.
+        offer_refused: bool,
     },
     EdgeLeft {
         edge: String,
@@ -509,9 +511,21 @@ impl Call {
                 let action = self.hangup_action();
                 Ok(self.end("business_hangup", Some(action), now))
             }
-            EdgeMediaFailed { edge, reason } => {
+            EdgeMediaFailed {
+                edge,
+                reason,
+                offer_refused,
+            } => {
                 if !self.holder(&edge) {
-                    return Err(self.err(&EdgeMediaFailed { edge, reason }));
+                    return Err(self.err(&EdgeMediaFailed {
+                        edge,
+                        reason,
+                        offer_refused,
+                    }));
+                }
+                if offer_refused && self.direction == Direction::Inbound && !self.committed() {
+                    let action = self.hangup_action();
+                    return Ok(self.end(&format!("offer_refused: {reason}"), Some(action), now));
                 }
                 if self.direction == Direction::Inbound && !self.committed() {
                     return Ok(self.reroute(&edge));

@@ -313,6 +313,28 @@ fn pre_accepted_but_never_accepted_is_terminated() {
 }
 
 #[test]
+fn an_offer_no_edge_can_answer_is_rejected_with_the_reason() {
+    let mut call = inbound();
+    call.handle(Input::Assigned { edge: "e".into() }, t(1))
+        .unwrap();
+    let c = call
+        .handle(
+            Input::EdgeMediaFailed {
+                edge: "e".into(),
+                reason: "no codec wacall speaks; formats offered: 9 G722/8000".into(),
+                offer_refused: true,
+            },
+            t(2),
+        )
+        .unwrap();
+    assert_eq!(submits(&c), vec!["reject"]);
+    assert!(
+        finished(&c).is_some_and(|r| r.starts_with("offer_refused:") && r.contains("9 G722/8000")),
+        "{c:?}"
+    );
+}
+
+#[test]
 fn media_failure_after_pre_accept_terminates_and_before_it_reroutes() {
     let mut call = inbound();
     call.handle(Input::Assigned { edge: "e".into() }, t(1))
@@ -322,6 +344,7 @@ fn media_failure_after_pre_accept_terminates_and_before_it_reroutes() {
             Input::EdgeMediaFailed {
                 edge: "e".into(),
                 reason: "no sockets".into(),
+                offer_refused: false,
             },
             t(2),
         )
@@ -349,6 +372,7 @@ fn media_failure_after_pre_accept_terminates_and_before_it_reroutes() {
             Input::EdgeMediaFailed {
                 edge: "f".into(),
                 reason: "ICE failed".into(),
+                offer_refused: false,
             },
             t(6),
         )

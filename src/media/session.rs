@@ -68,6 +68,14 @@ pub enum MediaError {
     Closed,
 }
 
+impl MediaError {
+    /// The peer's SDP itself is unusable (no codec we speak, no fingerprint, ...): no other edge
+    /// could answer it either.
+    pub fn offer_refused(&self) -> bool {
+        matches!(self, MediaError::Sdp(_))
+    }
+}
+
 fn step(step: &'static str) -> impl FnOnce(webrtc::error::Error) -> MediaError {
     move |source| MediaError::WebRtc { step, source }
 }

@@ -976,6 +976,7 @@ impl Phone {
                         .send(EdgeMessage::MediaFailed {
                             call_id,
                             reason: e.to_string(),
+                            offer_refused: false,
                         })
                         .await;
                 }
@@ -1063,6 +1064,9 @@ impl Phone {
                                 .send(EdgeMessage::MediaFailed {
                                     call_id: call_id.clone(),
                                     reason: reason.clone(),
+                                    // TODO: the phone's set-up error is a string by here; an
+                                    // offer with no common codec is rerouted, then rejected.
+                                    offer_refused: false,
                                 })
                                 .await;
                         }
