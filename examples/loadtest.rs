@@ -337,8 +337,10 @@ async fn cold_start(
         .get(format!("http://{bridge_addr}/health"))
         .send();
     let calls = (0..args.cold_calls).map(|i| async move {
-        tokio::time::sleep_until((first_at + Duration::from_millis(i as u64 * args.cold_spacing_ms)).into())
-            .await;
+        tokio::time::sleep_until(
+            (first_at + Duration::from_millis(i as u64 * args.cold_spacing_ms)).into(),
+        )
+        .await;
         place(sandbox, 1, 20_000 + i).await
     });
     let (placed, health) = tokio::join!(futures_util::future::join_all(calls), health);
@@ -362,7 +364,9 @@ async fn cold_start(
         "# wacall cold start ({profile} build, prompt {prompt})\n\nport open {:.0} ms after spawn; /health at {} ms after: {}",
         opened.saturating_duration_since(spawned).as_secs_f64() * 1000.0,
         args.cold_after_ms,
-        health.map(|r| r.status().to_string()).unwrap_or_else(|e| e.to_string()),
+        health
+            .map(|r| r.status().to_string())
+            .unwrap_or_else(|e| e.to_string()),
     );
     println!(
         "webhook → pre_accept, {} calls {} ms apart from {} ms after the port opened: p50 {:.1} ms, p90 {:.1} ms, max {:.1} ms; not answered {failed}",
@@ -375,7 +379,10 @@ async fn cold_start(
     );
     println!(
         "each (ms, in arrival order of the result): {}",
-        lat.iter().map(|l| format!("{l:.1}")).collect::<Vec<_>>().join(" ")
+        lat.iter()
+            .map(|l| format!("{l:.1}"))
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     hang_up_all(sandbox, &ids).await;
     if failed > 0 {

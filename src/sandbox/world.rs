@@ -138,10 +138,29 @@ fn break_candidates(sdp: &str) -> String {
         .join("\r\n")
 }
 
+/// The user's end of a call.
+#[derive(Clone)]
+enum Phone {
+    /// A simulated phone: a WebRTC peer of ours shaped like WhatsApp's media servers.
+    Sim(Arc<MediaSession>),
+    /// Another stack's peer (a browser a test drives): it made the offer, and the business's
+    /// answer from `pre_accept` (or `accept`) is handed to it here.
+    External(tokio::sync::mpsc::UnboundedSender<String>),
+}
+
+impl Phone {
+    fn media(&self) -> Option<Arc<MediaSession>> {
+        match self {
+            Phone::Sim(m) => Some(m.clone()),
+            Phone::External(_) => None,
+        }
+    }
+}
+
 struct SimCall {
     user: String,
     user_initiated: bool,
-    media: Arc<MediaSession>,
+    media: Phone,
     voice: Option<Voice>,
     /// The SDP the business pre-accepted with; `accept` must carry the same.
     pre_accept_sdp: Option<String>,
@@ -329,6 +348,58 @@ impl World {
         Ok(self.ring_business(prepared).await)
     }
 
+    /// A user whose phone is another stack (a browser a test drives) calls the business with
+    /// `offer`, that stack's own. Returns the call id and where the business's answer arrives;
+    /// the test gives it to the stack, and ends the call with [`World::user_hangs_up`].
+    pub async fn place_external_user_call(
+        self: &Arc<Self>,
+        user: &str,
+        name: &str,
+        offer: &str,
+    ) -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
+        let call_id = self.new_call_id();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        self.calls.lock().unwrap_or_else(|e| e.into_inner()).insert(
+            call_id.clone(),
+            SimCall {
+                user: user.to_string(),
+                user_initiated: true,
+                media: Phone::External(tx),
+                voice: None,
+                pre_accept_sdp: None,
+                state: SimState::Offering,
+                opaque: None,
+                accepted_at: None,
+                ended_at: None,
+                ended_by: None,
+                final_voice: None,
+                offered_at: None,
+                media_connected_at: None,
+            },
+        );
+        let webhook = self.sign_webhook(&webhooks::user_call(
+            &self.cfg.business,
+            &call_id,
+            user,
+            name,
+            offer,
+        ));
+        let call = UserCall {
+            user: user.to_string(),
+            name: name.to_string(),
+            tone_hz: 0.0,
+            hangup_after: None,
+        };
+        let id = self
+            .ring_business(PreparedCall {
+                call_id,
+                webhook,
+                call,
+            })
+            .await;
+        (id, rx)
+    }
+
     /// Many users call at the same moment: every offer is built first, then all the connect
     /// webhooks go out together (what "50 calls arriving at once" means for setup latency).
     pub async fn place_user_calls_at_once(
@@ -376,7 +447,7 @@ impl World {
             SimCall {
                 user: call.user.clone(),
                 user_initiated: true,
-                media,
+                media: Phone::Sim(media),
                 voice: Some(voice),
                 pre_accept_sdp: None,
                 state: SimState::Offering,
@@ -454,8 +525,9 @@ impl World {
             let calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
             calls
                 .get(call_id)
-                .map(|c| c.media.clone())
+                .map(|c| c.media.media())
                 .ok_or_else(|| format!("no call {call_id}"))?
+                .ok_or_else(|| format!("call {call_id}'s phone presses its own keys"))?
         };
         media.send_dtmf(digit).await.map_err(|e| e.to_string())
     }
@@ -498,7 +570,9 @@ impl World {
                 (c.user.clone(), c.user_initiated, connected),
             )
         };
-        tokio::spawn(async move { media.close().await });
+        if let Some(media) = media.media() {
+            tokio::spawn(async move { media.close().await });
+        }
         Some(out)
     }
 
@@ -583,7 +657,7 @@ impl World {
             SimCall {
                 user: to.to_string(),
                 user_initiated: false,
-                media: media.clone(),
+                media: Phone::Sim(media.clone()),
                 voice: None,
                 pre_accept_sdp: None,
                 state: SimState::Ringing,
@@ -721,7 +795,13 @@ impl World {
             }
             c.pre_accept_sdp = Some(sdp.to_string());
             c.state = SimState::PreAccepted;
-            c.media.clone()
+            match &c.media {
+                Phone::Sim(m) => m.clone(),
+                Phone::External(to) => {
+                    let _ = to.send(sdp.to_string());
+                    return Ok(());
+                }
+            }
         };
         let first = self
             .last_pre_accept
@@ -798,7 +878,13 @@ impl World {
                     ));
                 }
                 (SimState::PreAccepted, _) => None,
-                (SimState::Offering, _) => Some(c.media.clone()),
+                (SimState::Offering, _) => match &c.media {
+                    Phone::Sim(m) => Some(m.clone()),
+                    Phone::External(to) => {
+                        let _ = to.send(sdp.to_string());
+                        None
+                    }
+                },
                 (s, _) => {
                     return Err(ActionError::bad(format!(
                         "call {call_id} cannot be accepted in state {s:?}"
@@ -922,7 +1008,7 @@ mod tests {
         );
 
         // The user's phone loses its media before it gets to apply the answer.
-        let media = world.calls.lock().unwrap()[&id].media.clone();
+        let media = world.calls.lock().unwrap()[&id].media.media().unwrap();
         media.close().await;
         // Passes the BSP's check (audio, Opus, ICE credentials, fingerprint, role).
         let answer = WHATSAPP_OFFER.replace("a=setup:actpass", "a=setup:active");
