@@ -4,6 +4,7 @@
 #   - Debian packages: cmake (the opus crate builds libopus 1.5), ALSA headers, pkg-config,
 #     PulseAudio + ALSA plugins (virtual sound devices for machines without a sound card), Xvfb.
 #   - a Python venv with aiortc at /opt/wacall-venv (the independent WebRTC stack of the interop test)
+#   - Debian's Chromium and playwright-core in tests/browser (the browser that calls the bot)
 #   - a PulseAudio daemon with null sinks behind ALSA `default` (tests run cpal's real code on it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,5 +26,6 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 if [ -f .ci/interop-setup.sh ]; then bash .ci/interop-setup.sh; fi
+if [ -f .ci/browser-setup.sh ]; then bash .ci/browser-setup.sh; fi
 if [ -f .ci/audio-setup.sh ]; then bash .ci/audio-setup.sh; fi
 echo "setup: done"
