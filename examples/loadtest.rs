@@ -333,9 +333,14 @@ async fn cold_start(
         tokio::time::sleep(Duration::from_millis(1)).await;
     };
     let first_at = opened + Duration::from_millis(args.cold_after_ms);
-    let health = reqwest::Client::new()
-        .get(format!("http://{bridge_addr}/health"))
-        .send();
+    // What an orchestrator's probe would see when the first call arrives.
+    let health = async {
+        tokio::time::sleep_until(first_at.into()).await;
+        reqwest::Client::new()
+            .get(format!("http://{bridge_addr}/health"))
+            .send()
+            .await
+    };
     let calls = (0..args.cold_calls).map(|i| async move {
         tokio::time::sleep_until(
             (first_at + Duration::from_millis(i as u64 * args.cold_spacing_ms)).into(),

@@ -318,10 +318,7 @@ fn media_config(
 
 fn bot_config(name: &str, b: &BotBehaviour) -> anyhow::Result<BotConfig> {
     let prompt = match &b.prompt {
-        Some(p) => {
-            let frames = wacall::audio::source::read_wav_frames(p)?;
-            Some(PromptClip::encode(frames, EncoderConfig::default())?)
-        }
+        Some(p) => Some(PromptClip::load(p, EncoderConfig::default())?),
         None => None,
     };
     let voice_ai = match &b.voice_ai {

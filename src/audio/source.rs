@@ -29,6 +29,39 @@ pub enum AudioFileError {
     },
 }
 
+/// Opens a WAV file and checks that [`read_wav_frames`] can read it (format, depth, rate,
+/// channels), without reading its samples: fast, for failing at start-up on a bad prompt.
+pub fn check_wav(path: &Path) -> Result<(), AudioFileError> {
+    let reader = hound::WavReader::open(path).map_err(|source| AudioFileError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    check_spec(path, reader.spec())
+}
+
+fn check_spec(path: &Path, spec: hound::WavSpec) -> Result<(), AudioFileError> {
+    let unsupported = |reason: String| AudioFileError::Unsupported {
+        path: path.to_path_buf(),
+        reason,
+    };
+    if spec.channels == 0 || spec.sample_rate == 0 {
+        return Err(unsupported(format!(
+            "{} channels at {} Hz",
+            spec.channels, spec.sample_rate
+        )));
+    }
+    match (spec.sample_format, spec.bits_per_sample) {
+        (hound::SampleFormat::Float, 32) | (hound::SampleFormat::Int, 1..=32) => {}
+        (format, bits) => return Err(unsupported(format!("{bits}-bit {format:?} samples"))),
+    }
+    Resampler::new(spec.sample_rate, SAMPLE_RATE)
+        .map(|_| ())
+        .map_err(|source| AudioFileError::Resample {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
 /// Reads a WAV file of any rate, depth (8/16/24/32-bit integer or 32-bit float) and
 /// channel count as 48 kHz mono frames; the last frame is padded with silence.
 ///
