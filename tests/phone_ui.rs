@@ -305,6 +305,13 @@ fn agent_takes_and_places_calls_through_the_real_ui() {
     });
     h.get_by_label("5").click();
     wait_text(&mut h, "Sent: 5", t);
+    // The customer's keypad: shown to the agent and kept in the call's record.
+    rt.block_on(sb.sandbox.world.press_key(&call_in, '9'))
+        .unwrap();
+    wait_text(&mut h, "Customer pressed: 9", t);
+    wait_until(&mut h, "the customer's key in the call's record", t, |_| {
+        sb.bridge.record(&call_in).is_some_and(|r| r.dtmf == "9")
+    });
     h.get_by_label("Unmute").click();
     wait_until(&mut h, "unmuted", t, |h| h.query_by_label("Mute").is_some());
     h.get_by_label("Hang up").click();

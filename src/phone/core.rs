@@ -190,6 +190,8 @@ pub struct PhoneView {
     /// The last thing worth telling the agent ("Call ended: the customer hung up").
     pub notice: Option<String>,
     pub dtmf_sent: String,
+    /// Keys the customer pressed during this call (menus, PINs), as they arrived.
+    pub dtmf_received: String,
     pub history: Vec<CallRecord>,
     pub history_error: Option<String>,
     /// Counts calls that ended, so tests and the UI can notice a new end.
@@ -202,6 +204,7 @@ impl PhoneView {
         self.notice = None;
         self.muted = false;
         self.dtmf_sent.clear();
+        self.dtmf_received.clear();
         self.quality = None;
     }
 }
@@ -223,6 +226,7 @@ impl Default for PhoneView {
             device_problem: None,
             notice: None,
             dtmf_sent: String::new(),
+            dtmf_received: String::new(),
             history: Vec::new(),
             history_error: None,
             calls_ended: 0,
@@ -484,6 +488,8 @@ struct Call {
     name: Option<String>,
     media: Option<Arc<MediaSession>>,
     audio: Option<CallAudio>,
+    /// The customer's key presses, from the audio engine.
+    dtmf_in: Option<mpsc::Receiver<char>>,
     /// Answer SDP sent to the bridge (inbound).
     answer_sent: bool,
     /// The agent pressed Answer; Accept goes out once the answer SDP is sent.
@@ -898,6 +904,7 @@ impl Phone {
                 let audio = media.and_then(|m| self.start_audio(&m, &call_id));
                 if let Some(call) = self.call.as_mut() {
                     call.call_id = Some(call_id.clone());
+                    call.dtmf_in = audio.as_ref().and_then(CallAudio::take_dtmf);
                     call.audio = audio;
                 }
                 self.update(|v| {
@@ -1042,6 +1049,7 @@ impl Phone {
                             return;
                         };
                         call.media = Some(media);
+                        call.dtmf_in = audio.as_ref().and_then(CallAudio::take_dtmf);
                         call.audio = audio;
                         if let Some(hub) = hub {
                             let _ = hub
@@ -1293,6 +1301,23 @@ impl Phone {
                 mic = if a.is_muted() { -96.0 } else { mic.max(ours) };
             }
         }
+        // The customer's keys: shown to the agent, and reported for the call's history.
+        let mut pressed = String::new();
+        if let Some(rx) = call.dtmf_in.as_mut() {
+            while let Ok(d) = rx.try_recv() {
+                pressed.push(d);
+            }
+        }
+        if let Some(id) = call.call_id.clone() {
+            for digit in pressed.chars() {
+                let _ = hub
+                    .send(EdgeMessage::Dtmf {
+                        call_id: id.clone(),
+                        digit,
+                    })
+                    .await;
+            }
+        }
         let mut quality = None;
         if call.stats_at.elapsed() >= Duration::from_secs(2)
             && let (Some(media), Some(id)) = (call.media.clone(), call.call_id.clone())
@@ -1313,6 +1338,7 @@ impl Phone {
             if quality.is_some() {
                 v.quality = quality;
             }
+            v.dtmf_received.push_str(&pressed);
         });
     }
 
@@ -1438,6 +1464,7 @@ impl Call {
             name,
             media: None,
             audio: None,
+            dtmf_in: None,
             answer_sent: false,
             accept_wanted: false,
             live_since: None,

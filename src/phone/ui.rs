@@ -445,6 +445,9 @@ fn keypad(ui: &mut Ui, st: &mut PhoneUi, v: &PhoneView) {
     if !v.dtmf_sent.is_empty() {
         ui.label(format!("Sent: {}", v.dtmf_sent));
     }
+    if !v.dtmf_received.is_empty() {
+        ui.label(format!("Customer pressed: {}", v.dtmf_received));
+    }
 }
 
 fn meter(ui: &mut Ui, label: &str, db: f32) {
