@@ -99,6 +99,37 @@ impl<T> OnFirstUse<T> {
     }
 }
 
+/// Received audio on its way to the jitter buffer.
+#[derive(Default)]
+struct Incoming {
+    jitter: JitterBuffer,
+    ssrc: Option<u32>,
+}
+
+impl Incoming {
+    /// Queues one packet. Returns true when it starts a new sender stream (another SSRC): the
+    /// buffer was reset and the caller must reset its decoder. A new stream has its own
+    /// sequence and clock; played into the old buffer it would be a burst of late or concealed
+    /// frames.
+    fn push(&mut self, p: RtpAudio, codec: Option<AudioCodec>) -> bool {
+        let reset = self.ssrc.is_some_and(|s| s != p.ssrc);
+        if reset {
+            debug!(old = ?self.ssrc, new = p.ssrc, "remote SSRC changed; jitter buffer and decoder reset");
+            self.jitter = JitterBuffer::new();
+        }
+        self.ssrc = Some(p.ssrc);
+        // The jitter buffer counts time in 48 kHz units; G.711's clock is 8 kHz.
+        let scale = codec.map_or(1, |c| 48_000 / c.clock_rate());
+        self.jitter.push(
+            p.seq,
+            p.timestamp.wrapping_mul(scale),
+            p.payload,
+            p.arrival_ms,
+        );
+        reset
+    }
+}
+
 /// The decoder for the call's codec.
 fn make_decoder(
     codec: AudioCodec,
@@ -192,13 +223,12 @@ impl CallAudio {
         );
         let task = tokio::spawn(
             async move {
-                let mut jitter = JitterBuffer::new();
+                let mut incoming = Incoming::default();
                 let mut tick = tokio::time::interval(Duration::from_millis(20));
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
                 let mut arrived: Vec<Bytes> = Vec::new();
                 // Known once the SDP is negotiated (before any packet can arrive).
                 let mut codec: Option<AudioCodec> = None;
-                let mut ssrc: Option<u32> = None;
                 loop {
                     tokio::select! {
                         _ = tick.tick() => {}
@@ -216,34 +246,19 @@ impl CallAudio {
                     if codec.is_none() {
                         codec = media.audio_codec();
                         if let Some(c) = codec {
-                            let fmtp = media.remote_audio().map(|r| r.audio_fmtp).unwrap_or_default();
+                            let fmtp = media
+                                .remote_audio()
+                                .map(|r| r.audio_fmtp)
+                                .unwrap_or_default();
                             behaviour.configure(c, &encoder_cfg.honour_fmtp(&fmtp));
                         }
                     }
-                    // The jitter buffer counts time in 48 kHz units; G.711's clock is 8 kHz.
-                    let ts_scale = match codec {
-                        Some(c) => 48_000 / c.clock_rate(),
-                        None => 1,
-                    };
                     if let Some(rx) = audio_rx.as_mut() {
                         while let Ok(p) = rx.try_recv() {
-                            let RtpAudio {
-                                ssrc: from,
-                                seq,
-                                timestamp,
-                                payload,
-                                arrival_ms,
-                            } = p;
-                            if ssrc.is_some_and(|s| s != from) {
-                                // A new sender stream: its own sequence and clock. Played into
-                                // the old buffer it would be a burst of late or concealed frames.
-                                debug!(old = ?ssrc, new = from, "remote SSRC changed; jitter buffer and decoder reset");
-                                jitter = JitterBuffer::new();
+                            arrived.push(p.payload.clone());
+                            if incoming.push(p, codec) {
                                 decoder = OnFirstUse::NotYet;
                             }
-                            ssrc = Some(from);
-                            arrived.push(payload.clone());
-                            jitter.push(seq, timestamp.wrapping_mul(ts_scale), payload, arrival_ms);
                         }
                     }
                     if !arrived.is_empty()
@@ -252,7 +267,7 @@ impl CallAudio {
                         decoder.make_once(|| make_decoder(c), "no audio decoder; hearing silence");
                     }
                     let heard = match decoder.ready() {
-                        Some(d) => jitter.pop_frame(d.as_mut()),
+                        Some(d) => incoming.jitter.pop_frame(d.as_mut()),
                         None => Frame::silence(),
                     };
                     li.store((heard.level_dbfs() * 100.0) as i32, Ordering::Relaxed);
@@ -375,5 +390,53 @@ impl CallAudio {
 impl Drop for CallAudio {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packet(ssrc: u32, seq: u16, ts: u32, at: u64) -> RtpAudio {
+        RtpAudio {
+            ssrc,
+            seq,
+            timestamp: ts,
+            payload: Bytes::from(vec![0xFF; 160]),
+            arrival_ms: at,
+        }
+    }
+
+    #[test]
+    fn a_new_ssrc_restarts_playout_without_a_burst_of_concealment() {
+        let mut inc = Incoming::default();
+        let mut dec = G711Decoder::new(Law::Mu);
+        let mut at = 0;
+        for i in 0..50u16 {
+            assert!(!inc.push(
+                packet(1, 100 + i, 1000 + u32::from(i) * 160, at),
+                Some(AudioCodec::Pcmu)
+            ));
+            inc.jitter.pop_frame(&mut dec);
+            at += 20;
+        }
+        let before = inc.jitter.stats().concealed;
+        // The sender restarts: new SSRC, a sequence and clock far from the old ones.
+        let mut resets = 0;
+        for i in 0..50u16 {
+            if inc.push(
+                packet(2, 40_000 + i, 9_000_000 + u32::from(i) * 160, at),
+                Some(AudioCodec::Pcmu),
+            ) {
+                resets += 1;
+            }
+            inc.jitter.pop_frame(&mut dec);
+            at += 20;
+        }
+        assert_eq!(resets, 1);
+        let after = inc.jitter.stats();
+        // Only the new buffer's start-up, not a stream of "lost" packets.
+        assert!(after.concealed <= 3, "{before} then {after:?}");
+        assert!(after.late == 0, "{after:?}");
     }
 }
