@@ -57,6 +57,26 @@ pub enum EdgeMessage {
     Dtmf { call_id: String, digit: char },
 }
 
+impl EdgeMessage {
+    /// The call this message is about, if it is about one (the bridge honours it only from the
+    /// edge holding that call).
+    pub fn call_id(&self) -> Option<&str> {
+        match self {
+            EdgeMessage::Answer { call_id, .. }
+            | EdgeMessage::Accept { call_id }
+            | EdgeMessage::Reject { call_id }
+            | EdgeMessage::Hangup { call_id }
+            | EdgeMessage::MediaFailed { call_id, .. }
+            | EdgeMessage::Stats { call_id, .. }
+            | EdgeMessage::Finished { call_id, .. }
+            | EdgeMessage::Dtmf { call_id, .. } => Some(call_id),
+            EdgeMessage::Hello { .. }
+            | EdgeMessage::Available { .. }
+            | EdgeMessage::Dial { .. } => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EdgeKind {

@@ -446,3 +446,105 @@ async fn forged_signature_is_refused() {
     );
     rig.stop().await;
 }
+
+/// Hardening: a second edge with a valid token tries to end, finish, fail, key and report on
+/// a live call the in-process bot holds. Each message is refused and counted; the call goes on
+/// and nothing reaches the BSP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_edge_cannot_act_on_a_call_it_does_not_hold() {
+    use wacall::call_record::QualitySummary;
+    use wacall::hub_protocol::{EdgeKind, EdgeMessage};
+    let rig = Rig::start_linked(
+        Some(bot_config(
+            &std::env::temp_dir().join("wacall-e2e-intruder"),
+        )),
+        CallTimeouts::default(),
+        true,
+    )
+    .await;
+    let intruder = wacall::edge::hub_client::connect(
+        &rig.bridge.hub_url(),
+        EDGE_TOKEN,
+        "serve-bot",
+        EdgeKind::Bot,
+    )
+    .await
+    .unwrap();
+    let call_id = rig
+        .sandbox
+        .world
+        .place_user_call(UserCall {
+            user: "5215512349999".into(),
+            name: "Eva".into(),
+            tone_hz: 440.0,
+            hangup_after: None,
+        })
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while rig.sandbox.world.report(&call_id).map(|r| r.state) != Some(SimState::Active) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the call never became active"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let id = call_id.clone();
+    for msg in [
+        EdgeMessage::Hangup {
+            call_id: id.clone(),
+        },
+        EdgeMessage::Finished {
+            call_id: id.clone(),
+            quality: QualitySummary::default(),
+            recording: Some("/tmp/forged.wav".into()),
+        },
+        EdgeMessage::MediaFailed {
+            call_id: id.clone(),
+            reason: "forged".into(),
+            offer_refused: true,
+        },
+        EdgeMessage::Dtmf {
+            call_id: id.clone(),
+            digit: '9',
+        },
+        EdgeMessage::Stats {
+            call_id: id.clone(),
+            stats: Default::default(),
+        },
+    ] {
+        intruder.tx.send(msg).await.unwrap();
+    }
+    // The refusals are counted: wait for all five, with a deadline (no fixed sleep).
+    let http = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let metrics = http
+            .get(format!("{}/metrics", rig.bridge.url()))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics.contains("wacall_edge_refused_total 5") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{metrics}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let user = rig.sandbox.world.report(&call_id).unwrap();
+    assert_eq!(user.state, SimState::Active, "the call must go on");
+    assert_eq!(rig.actions(&call_id), vec!["pre_accept", "accept"]);
+    let record = rig.bridge.record(&call_id).unwrap();
+    assert_eq!(record.dtmf, "", "the intruder's key is not the customer's");
+    assert!(
+        record.recording.is_none() && record.end_reason.is_none(),
+        "{record:?}"
+    );
+    rig.sandbox.world.user_hangs_up(&call_id).await;
+    let record = rig.wait_ended(&call_id, Duration::from_secs(20)).await;
+    assert_eq!(record.end_reason.as_deref(), Some("customer_hangup"));
+    assert_ne!(record.recording.as_deref(), Some("/tmp/forged.wav"));
+    rig.stop().await;
+}

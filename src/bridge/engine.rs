@@ -60,6 +60,7 @@ pub enum EngineInput {
     Timer {
         call_id: String,
         timer: Timer,
+        seq: u32,
     },
     Sweep,
     /// Stop: end live calls at the BSP and return.
@@ -117,7 +118,12 @@ pub struct Engine {
     shared: Arc<Mutex<Shared>>,
     metrics: Arc<Metrics>,
     tx: mpsc::Sender<EngineInput>,
+    /// (edge, call) pairs already warned about: a refused edge is logged once per call.
+    refused: std::collections::HashSet<(String, String)>,
 }
+
+/// What the refusal log remembers at most; past it, it starts again.
+const REFUSED_MEMORY: usize = 10_000;
 
 impl Engine {
     pub fn new(
@@ -140,7 +146,42 @@ impl Engine {
             shared,
             metrics,
             tx,
+            refused: Default::default(),
         }
+    }
+
+    /// Whether `edge_id` may act on `call_id`: only the edge holding a call does. Anything else
+    /// is refused; an edge that never held the call is counted and logged once (an edge that
+    /// held it and gave it back, sending late, is not an intruder).
+    fn holds(&mut self, edge_id: &str, call_id: &str) -> bool {
+        let Some(call) = self.registry.get(call_id) else {
+            debug!(
+                edge = edge_id,
+                call_id, "edge message for an unknown call ignored"
+            );
+            return false;
+        };
+        if call.edge.as_deref() == Some(edge_id) {
+            return true;
+        }
+        if call.tried.contains(edge_id) {
+            debug!(
+                edge = edge_id,
+                call_id, "late message from an edge that gave the call back"
+            );
+            return false;
+        }
+        self.metrics.edge_refused.inc();
+        if self.refused.len() >= REFUSED_MEMORY {
+            self.refused.clear();
+        }
+        if self
+            .refused
+            .insert((edge_id.to_owned(), call_id.to_owned()))
+        {
+            warn!(edge = edge_id, call_id, holder = ?call.edge, "edge acted on a call it does not hold: refused");
+        }
+        false
     }
 
     pub async fn run(mut self, mut rx: mpsc::Receiver<EngineInput>) {
@@ -260,9 +301,11 @@ impl Engine {
                 to,
                 result,
             } => self.dial_result(edge_id, request_id, to, result),
-            EngineInput::Timer { call_id, timer } => {
-                self.feed(&call_id, Input::Timeout(timer), Utc::now())
-            }
+            EngineInput::Timer {
+                call_id,
+                timer,
+                seq,
+            } => self.feed(&call_id, Input::Timeout(timer, seq), Utc::now()),
             EngineInput::Shutdown => {}
             EngineInput::Sweep => {
                 let now = Instant::now();
@@ -373,6 +416,12 @@ impl Engine {
 
     fn edge_message(&mut self, edge_id: String, msg: EdgeMessage) {
         let now = Utc::now();
+        // Every message about a call counts only from the edge holding it.
+        if let Some(call_id) = msg.call_id()
+            && !self.holds(&edge_id, call_id)
+        {
+            return;
+        }
         match msg {
             EdgeMessage::Hello { .. } => {}
             EdgeMessage::Available { available } => self.router.set_available(&edge_id, available),
@@ -570,12 +619,18 @@ impl Engine {
                     self.submit(call_id, &to, action);
                 }
                 Command::ToEdge { edge, msg } => self.send_edge(&edge, msg),
-                Command::SetTimer { timer, after } => {
+                Command::SetTimer { timer, after, seq } => {
                     let tx = self.tx.clone();
                     let call_id = call_id.to_string();
                     tokio::spawn(async move {
                         tokio::time::sleep(after).await;
-                        let _ = tx.send(EngineInput::Timer { call_id, timer }).await;
+                        let _ = tx
+                            .send(EngineInput::Timer {
+                                call_id,
+                                timer,
+                                seq,
+                            })
+                            .await;
                     });
                 }
                 Command::Finished { reason } => {

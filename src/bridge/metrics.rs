@@ -70,6 +70,8 @@ pub struct Metrics {
     pub webhook_bad_signature: Counter,
     pub webhook_malformed: Counter,
     pub bsp_errors: Counter,
+    /// Edge messages about a call the edge does not hold (refused).
+    pub edge_refused: Counter,
     /// RTP packets edges dropped for a payload type the call did not negotiate.
     pub rtp_unknown_payload_type: Counter,
     pub setup_latency: Histogram,
@@ -138,6 +140,12 @@ impl Metrics {
             "wacall_bsp_errors_total",
             "BSP actions that failed",
             self.bsp_errors.get(),
+        );
+        counter(
+            &mut out,
+            "wacall_edge_refused_total",
+            "Edge messages refused: about a call that edge does not hold",
+            self.edge_refused.get(),
         );
         counter(
             &mut out,

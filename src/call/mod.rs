@@ -42,6 +42,9 @@ impl Action {
     }
 }
 
+/// Keys kept per call in its record (history, sidecar).
+pub const MAX_DTMF: usize = 128;
+
 /// Which deadline fired. Each is armed by a [`Command::SetTimer`]; a stale one (the phase moved
 /// on) is ignored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -126,7 +129,8 @@ pub enum Input {
         permanent: bool,
     },
     // -- time --
-    Timeout(Timer),
+    /// A deadline fired: its kind and which arming it was ([`Command::SetTimer`]'s `seq`).
+    Timeout(Timer, u32),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -139,9 +143,12 @@ pub enum Command {
         edge: String,
         msg: HubMessage,
     },
+    /// Arm a deadline; when it fires, feed back `Timeout(timer, seq)`. Only the latest arming
+    /// of each kind counts: an earlier one firing is stale (it belonged to another edge's turn).
     SetTimer {
         timer: Timer,
         after: Duration,
+        seq: u32,
     },
     /// The call is over at WhatsApp and here: write the history row, free the edge's slot.
     /// The call object stays a little longer to take the edge's final `Finished` report.
@@ -235,6 +242,10 @@ pub struct Call {
     started: DateTime<Utc>,
     /// Webhook → pre_accept submitted, the figure the bridge reports as setup latency.
     pub setup_ms: Option<u64>,
+    /// The arming of each deadline kind that counts ([`Timer`] as index), and the last number
+    /// given out.
+    armed: [Option<u32>; 2],
+    timer_seq: u32,
 }
 
 fn stamp(t: DateTime<Utc>) -> String {
@@ -265,7 +276,25 @@ impl Call {
             timeouts,
             started: now,
             setup_ms: None,
+            armed: [None; 2],
+            timer_seq: 0,
         }
+    }
+
+    /// Arms `timer` (replacing its earlier arming) and returns the command that does it.
+    fn arm(&mut self, timer: Timer, after: Duration) -> Command {
+        self.timer_seq = self.timer_seq.wrapping_add(1);
+        self.armed[timer as usize] = Some(self.timer_seq);
+        Command::SetTimer {
+            timer,
+            after,
+            seq: self.timer_seq,
+        }
+    }
+
+    /// The arming of `timer` that counts, if any (tests feed it back as a `Timeout`).
+    pub fn armed(&self, timer: Timer) -> Option<u32> {
+        self.armed[timer as usize]
     }
 
     /// A user's call arrived with its offer. Returns the call and its first commands.
@@ -297,7 +326,7 @@ impl Call {
         let mut record = CallRecord::new(id, Direction::Outbound, customer, business);
         record.offered_at = stamp(now);
         record.edge = Some(edge.to_string());
-        let call = Call::fresh(
+        let mut call = Call::fresh(
             record,
             Phase::Dialing,
             Some(edge.to_string()),
@@ -305,10 +334,7 @@ impl Call {
             timeouts,
             now,
         );
-        let cmds = vec![Command::SetTimer {
-            timer: Timer::Answer,
-            after: timeouts.answer,
-        }];
+        let cmds = vec![call.arm(Timer::Answer, timeouts.answer)];
         (call, cmds)
     }
 
@@ -413,7 +439,10 @@ impl Call {
         match input {
             OfferRepeated => Ok(vec![]),
             Dtmf { digit } => {
-                self.record.dtmf.push(digit);
+                // A PIN or a menu choice is a few keys; a flood is not kept.
+                if self.record.dtmf.chars().count() < MAX_DTMF {
+                    self.record.dtmf.push(digit);
+                }
                 Ok(vec![])
             }
             Terminated {
@@ -444,6 +473,7 @@ impl Call {
                 self.edge = Some(edge.clone());
                 self.record.edge = Some(edge.clone());
                 self.phase = Phase::Ringing;
+                let ring = self.arm(Timer::Ring, self.timeouts.ring);
                 Ok(vec![
                     Command::ToEdge {
                         edge,
@@ -454,10 +484,7 @@ impl Call {
                             sdp: self.offer.clone().unwrap_or_default(),
                         },
                     },
-                    Command::SetTimer {
-                        timer: Timer::Ring,
-                        after: self.timeouts.ring,
-                    },
+                    ring,
                 ])
             }
             NoEdge => {
@@ -657,7 +684,11 @@ impl Call {
                     .into_iter()
                     .collect())
             }
-            Timeout(timer) => match (timer, &self.phase) {
+            Timeout(timer, seq) if self.armed(timer) != Some(seq) => {
+                tracing::debug!(?timer, seq, "a stale deadline fired; ignored");
+                Ok(vec![])
+            }
+            Timeout(timer, _) => match (timer, &self.phase) {
                 (Timer::Ring, Phase::Ringing) => {
                     let edge = self.edge.clone().unwrap_or_default();
                     Ok(self.reroute(&edge))

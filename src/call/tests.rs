@@ -260,7 +260,7 @@ fn edge_that_never_answers_passes_the_call_on_then_it_is_rejected() {
     let mut call = inbound();
     call.handle(Input::Assigned { edge: "a".into() }, t(1))
         .unwrap();
-    let c = call.handle(Input::Timeout(Timer::Ring), t(20_001)).unwrap();
+    let c = call.handle(ring_fires(&call), t(20_001)).unwrap();
     assert!(c.contains(&Command::Route));
     assert!(matches!(&edge_msgs(&c)[0], (e, HubMessage::Ended { .. }) if e == "a"));
     call.handle(Input::Assigned { edge: "b".into() }, t(20_002))
@@ -280,7 +280,7 @@ fn stale_ring_timer_is_ignored() {
     let mut call = inbound();
     to_active(&mut call);
     assert!(
-        call.handle(Input::Timeout(Timer::Ring), t(20_001))
+        call.handle(ring_fires(&call), t(20_001))
             .unwrap()
             .is_empty()
     );
@@ -307,7 +307,7 @@ fn pre_accepted_but_never_accepted_is_terminated() {
         t(3),
     )
     .unwrap();
-    let c = call.handle(Input::Timeout(Timer::Ring), t(20_001)).unwrap();
+    let c = call.handle(ring_fires(&call), t(20_001)).unwrap();
     assert_eq!(submits(&c), vec!["terminate"]);
     assert_eq!(finished(&c).as_deref(), Some("not_answered"));
 }
@@ -492,7 +492,8 @@ fn outbound() -> Call {
         cmds,
         vec![Command::SetTimer {
             timer: Timer::Answer,
-            after: Duration::from_secs(45)
+            after: Duration::from_secs(45),
+            seq: 1,
         }]
     );
     call
@@ -573,7 +574,10 @@ fn outbound_rejected_by_the_user() {
 fn outbound_not_answered_in_time_is_terminated() {
     let mut call = outbound();
     let c = call
-        .handle(Input::Timeout(Timer::Answer), t(45_000))
+        .handle(
+            Input::Timeout(Timer::Answer, call.armed(Timer::Answer).unwrap()),
+            t(45_000),
+        )
         .unwrap();
     assert_eq!(submits(&c), vec!["terminate"]);
     assert_eq!(finished(&c).as_deref(), Some("not_answered"));
@@ -668,4 +672,54 @@ fn shutdown_rejects_a_ringing_call_and_terminates_a_dialled_one() {
         vec!["terminate"],
         "reject is only for a user's call"
     );
+}
+
+/// The ring deadline armed last (the one that counts) firing.
+fn ring_fires(call: &Call) -> Input {
+    Input::Timeout(
+        Timer::Ring,
+        call.armed(Timer::Ring).expect("a ring deadline"),
+    )
+}
+
+/// Hardening: edge A is offered the call at 0 s and rejects it at 15 s; edge B takes it and
+/// pre-accepts. A's ring deadline still fires at 20 s: it must not end B's call.
+#[test]
+fn a_stale_ring_deadline_does_not_end_the_next_edges_call() {
+    let mut call = inbound();
+    let c = call
+        .handle(Input::Assigned { edge: "a".into() }, t(0))
+        .unwrap();
+    let a_ring = match c.iter().find(|c| matches!(c, Command::SetTimer { .. })) {
+        Some(Command::SetTimer { seq, .. }) => *seq,
+        _ => panic!("no ring deadline armed: {c:?}"),
+    };
+    call.handle(Input::EdgeReject { edge: "a".into() }, t(15_000))
+        .unwrap();
+    call.handle(Input::Assigned { edge: "b".into() }, t(15_001))
+        .unwrap();
+    call.handle(
+        Input::EdgeAnswer {
+            edge: "b".into(),
+            sdp: "answer".into(),
+        },
+        t(15_100),
+    )
+    .unwrap();
+    call.handle(
+        Input::ActionDone {
+            action: "pre_accept",
+        },
+        t(15_200),
+    )
+    .unwrap();
+    let c = call
+        .handle(Input::Timeout(Timer::Ring, a_ring), t(20_000))
+        .unwrap();
+    assert!(c.is_empty(), "A's deadline acted on B's call: {c:?}");
+    assert!(!call.is_ended());
+    // B's own deadline still holds B to answering in time.
+    let c = call.handle(ring_fires(&call), t(35_001)).unwrap();
+    assert_eq!(submits(&c), vec!["terminate"]);
+    assert_eq!(finished(&c).as_deref(), Some("not_answered"));
 }
