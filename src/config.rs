@@ -75,6 +75,9 @@ pub struct WebhookConfig {
     pub path: String,
     /// Larger bodies are refused.
     pub max_body_bytes: usize,
+    /// A connect webhook whose `timestamp` is further than this from now (a replay, or a call
+    /// WhatsApp has stopped ringing) is acknowledged but not answered.
+    pub max_offer_age_s: u64,
 }
 
 impl Default for WebhookConfig {
@@ -84,6 +87,7 @@ impl Default for WebhookConfig {
             verify_token: Secret::default(),
             path: "/webhook".to_owned(),
             max_body_bytes: 256 * 1024,
+            max_offer_age_s: 60,
         }
     }
 }

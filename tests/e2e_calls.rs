@@ -548,3 +548,93 @@ async fn another_edge_cannot_act_on_a_call_it_does_not_hold() {
     assert_ne!(record.recording.as_deref(), Some("/tmp/forged.wav"));
     rig.stop().await;
 }
+
+async fn metric(bridge_url: &str, line: &str, within: Duration) -> Result<(), String> {
+    let http = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let text = http
+            .get(format!("{bridge_url}/metrics"))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .text()
+            .await
+            .map_err(|e| e.to_string())?;
+        if text.lines().any(|l| l == line) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(text);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Hardening: a correctly signed connect webhook an hour old is acknowledged but not answered;
+/// a call id already in history (here: after the bridge restarted) never becomes a new call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replayed_connect_webhooks_never_become_calls() {
+    use wacall::sandbox::webhooks;
+    let rig = Rig::start(None, CallTimeouts::default()).await;
+    let biz = rig.sandbox.world.business().clone();
+    let offer = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/sdp/whatsapp-wideband-offer.sdp"),
+    )
+    .unwrap();
+    let mut old = webhooks::user_call(&biz, "wacid.REPLAY-OLD", "5215500001111", "Old", &offer);
+    let hour_ago = chrono::Utc::now().timestamp() - 3600;
+    old["entry"][0]["changes"][0]["value"]["calls"][0]["timestamp"] = hour_ago.to_string().into();
+    rig.sandbox.world.post_webhook(&old).await;
+    metric(
+        &rig.bridge.url(),
+        "wacall_webhook_errors_total{kind=\"stale_offer\"} 1",
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    assert!(rig.bridge.record("wacid.REPLAY-OLD").is_none());
+    assert!(rig.actions("wacid.REPLAY-OLD").is_empty());
+
+    // A fresh call (no edge: rejected), in history; then the bridge restarts on the same
+    // database and the same webhook arrives again.
+    let fresh = webhooks::user_call(&biz, "wacid.REPLAY-1", "5215500002222", "Fresh", &offer);
+    rig.sandbox.world.post_webhook(&fresh).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while rig.bridge.history_row("wacid.REPLAY-1").is_none() {
+        assert!(tokio::time::Instant::now() < deadline, "no history row");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(rig.actions("wacid.REPLAY-1"), vec!["reject"]);
+    let common::Rig {
+        sandbox,
+        bridge,
+        db,
+        ..
+    } = rig;
+    let addr = bridge.addr;
+    bridge.shutdown().await;
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let cfg = sandbox.bridge_config(vec![wacall::secret::Secret::new(EDGE_TOKEN)], Some(db));
+    let bridge = wacall::bridge::Bridge::start_on(listener, cfg)
+        .await
+        .unwrap();
+    sandbox.world.post_webhook(&fresh).await;
+    metric(
+        &bridge.url(),
+        "wacall_webhook_errors_total{kind=\"stale_offer\"} 1",
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    let actions: Vec<String> = sandbox
+        .received()
+        .into_iter()
+        .filter(|r| r.call_id.as_deref() == Some("wacid.REPLAY-1"))
+        .map(|r| r.action)
+        .collect();
+    assert_eq!(actions, vec!["reject"], "the replay was answered again");
+    bridge.shutdown().await;
+    sandbox.shutdown().await;
+}

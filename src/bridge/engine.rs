@@ -98,6 +98,8 @@ pub struct EngineConfig {
     pub timeouts: CallTimeouts,
     /// Concurrent calls one bot edge takes (agents take one).
     pub bot_max_calls: usize,
+    /// Connect webhooks stamped further than this from now are not answered.
+    pub max_offer_age: Duration,
 }
 
 struct EdgeInfo {
@@ -120,7 +122,13 @@ pub struct Engine {
     tx: mpsc::Sender<EngineInput>,
     /// (edge, call) pairs already warned about: a refused edge is logged once per call.
     refused: std::collections::HashSet<(String, String)>,
+    /// Call ids that became calls (from history at start, and since), oldest first.
+    known: std::collections::HashSet<String>,
+    known_order: std::collections::VecDeque<String>,
 }
+
+/// Call ids remembered so that a replayed connect never becomes a second call.
+const KNOWN_CALLS: usize = 100_000;
 
 /// What the refusal log remembers at most; past it, it starts again.
 const REFUSED_MEMORY: usize = 10_000;
@@ -147,7 +155,50 @@ impl Engine {
             metrics,
             tx,
             refused: Default::default(),
+            known: Default::default(),
+            known_order: Default::default(),
         }
+    }
+
+    /// Remembers call ids that already were calls (history rows, at start).
+    pub fn remember_calls(&mut self, ids: impl IntoIterator<Item = String>) {
+        for id in ids {
+            self.remember(id);
+        }
+    }
+
+    fn remember(&mut self, id: String) {
+        if self.known.insert(id.clone()) {
+            self.known_order.push_back(id);
+            if self.known_order.len() > KNOWN_CALLS
+                && let Some(old) = self.known_order.pop_front()
+            {
+                self.known.remove(&old);
+            }
+        }
+    }
+
+    /// Why a connect webhook must not become a call: stamped outside the window, or a call id
+    /// that already was a call. `None`: a fresh call.
+    fn refuse_offer(
+        &self,
+        call_id: &str,
+        timestamp: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Option<String> {
+        if let Some(ts) = timestamp {
+            let age = now.timestamp() - ts;
+            let max = self.cfg.max_offer_age.as_secs() as i64;
+            if age.abs() > max {
+                return Some(format!(
+                    "its timestamp is {age} s from now (window ±{max} s)"
+                ));
+            }
+        }
+        if self.known.contains(call_id) {
+            return Some("its call id already was a call (history)".to_owned());
+        }
+        None
     }
 
     /// Whether `edge_id` may act on `call_id`: only the edge holding a call does. Anything else
@@ -348,6 +399,17 @@ impl Engine {
                 self.feed(&call_id, Input::OfferRepeated, received);
                 return;
             }
+            let timestamp = match &ev {
+                CallEvent::Offer { timestamp, .. } => *timestamp,
+                _ => None,
+            };
+            if let Some(why) = self.refuse_offer(&call_id, timestamp, received) {
+                // Acknowledged (WhatsApp must not resend it) but not answered.
+                self.metrics.webhook_stale_offers.inc();
+                warn!(%call_id, %why, "connect webhook not answered");
+                return;
+            }
+            self.remember(call_id.clone());
             let span = info_span!("call", call_id = %call_id);
             let _g = span.enter();
             info!(from = %customer, name = caller_name.as_deref().unwrap_or(""), "incoming call");

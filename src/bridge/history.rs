@@ -178,6 +178,18 @@ impl History {
     }
 
     /// The newest calls first.
+    /// The ids of the `limit` most recent calls (cheap: the id column only).
+    pub fn recent_ids(&self, limit: usize) -> Result<Vec<String>, HistoryError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT call_id FROM calls ORDER BY offered_at DESC LIMIT ?1")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([limit as i64], |row| row.get::<_, String>(0))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
     pub fn recent(&self, limit: usize) -> Result<Vec<CallRecord>, HistoryError> {
         let mut stmt = self
             .conn

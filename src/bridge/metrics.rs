@@ -70,6 +70,8 @@ pub struct Metrics {
     pub webhook_bad_signature: Counter,
     pub webhook_malformed: Counter,
     pub bsp_errors: Counter,
+    /// Connect webhooks not answered: stamped outside the window, or a call id seen before.
+    pub webhook_stale_offers: Counter,
     /// Edge messages about a call the edge does not hold (refused).
     pub edge_refused: Counter,
     /// RTP packets edges dropped for a payload type the call did not negotiate.
@@ -134,6 +136,11 @@ impl Metrics {
             out,
             "wacall_webhook_errors_total{{kind=\"malformed\"}} {}",
             self.webhook_malformed.get()
+        );
+        let _ = writeln!(
+            out,
+            "wacall_webhook_errors_total{{kind=\"stale_offer\"}} {}",
+            self.webhook_stale_offers.get()
         );
         counter(
             &mut out,

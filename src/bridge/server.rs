@@ -30,6 +30,9 @@ use crate::hub_protocol::{EdgeKind, HubConnection};
 use crate::secret::Secret;
 use crate::webhook;
 
+/// Recent history rows whose call ids are remembered at start (see `Engine::remember_calls`).
+const KNOWN_CALLS_AT_START: usize = 10_000;
+
 #[derive(Debug, Clone)]
 pub struct BridgeConfig {
     pub bsp: BspConfig,
@@ -41,6 +44,8 @@ pub struct BridgeConfig {
     pub history_db: Option<PathBuf>,
     pub timeouts: CallTimeouts,
     pub bot_max_calls: usize,
+    /// Older (or further ahead) connect webhooks are not answered (`webhook.max_offer_age_s`).
+    pub max_offer_age: Duration,
     /// `/health` says `starting` (503) until [`Readiness::set_ready`]: `serve --bot` sets it
     /// once its bot is attached and running. A bridge without one is ready once it listens.
     pub start_ready: bool,
@@ -75,6 +80,7 @@ impl BridgeConfig {
                 answer: Duration::from_secs(c.routing.accept_timeout_s),
             },
             bot_max_calls: c.routing.max_calls,
+            max_offer_age: Duration::from_secs(c.webhook.max_offer_age_s),
             start_ready: true,
         }
     }
@@ -107,6 +113,7 @@ impl BridgeConfig {
             history_db,
             timeouts: CallTimeouts::default(),
             bot_max_calls: 1000,
+            max_offer_age: Duration::from_secs(60),
             start_ready: true,
         }
     }
@@ -185,6 +192,7 @@ impl Bridge {
                 business: cfg.bsp.phone_number.clone(),
                 timeouts: cfg.timeouts,
                 bot_max_calls: cfg.bot_max_calls,
+                max_offer_age: cfg.max_offer_age,
             },
             bsp,
             history,
@@ -192,6 +200,16 @@ impl Bridge {
             metrics.clone(),
             tx.clone(),
         );
+        // Call ids already in history never become new calls (a replay after a restart).
+        let mut engine = engine;
+        if let Some(r) = &reader
+            && let Ok(h) = r.lock()
+        {
+            match h.recent_ids(KNOWN_CALLS_AT_START) {
+                Ok(ids) => engine.remember_calls(ids),
+                Err(e) => warn!(error = %e, "cannot read recent call ids from history"),
+            }
+        }
         let engine = tokio::spawn(engine.run(rx));
         let ready = Readiness::default();
         if cfg.start_ready {
