@@ -432,14 +432,36 @@ async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
         }));
         bridge.readiness.set_ready();
     }
-    tokio::signal::ctrl_c().await?;
-    eprintln!("stopping: ending live calls at the BSP");
+    let signal = stop_signal().await;
+    eprintln!("stopping ({signal}): ending live calls at the BSP; a second signal exits at once");
+    tokio::spawn(async {
+        let again = stop_signal().await;
+        eprintln!("{again} again: exiting without ending calls");
+        std::process::exit(130);
+    });
     let _ = stop_tx.send(true);
     if let Some(b) = bot {
         let _ = b.await;
     }
     bridge.shutdown().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Waits for SIGINT (Ctrl-C) or SIGTERM (what systemd, Docker and Kubernetes send to stop a
+/// service); returns which. Both mean: stop taking calls and end the live ones cleanly.
+async fn stop_signal() -> &'static str {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGTERM; only Ctrl-C stops cleanly");
+            let _ = tokio::signal::ctrl_c().await;
+            return "SIGINT";
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
 }
 
 /// The bridge (webhooks, engine, hub, BSP calls) on a thread and runtime of its own: its work
@@ -533,7 +555,7 @@ async fn bot(a: BotArgs) -> anyhow::Result<ExitCode> {
     let (_cmd_tx, cmd_rx) = mpsc::channel(1);
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
+        let _ = stop_signal().await;
         let _ = stop_tx.send(true);
     });
     runner::run(cfg, &a.hub, &a.token, cmd_rx, stop_rx).await?;
@@ -544,7 +566,7 @@ async fn dial(a: DialArgs) -> anyhow::Result<ExitCode> {
     let bot = bot_config("dialer", &a.behaviour)?;
     let show = |line: &str| println!("{line}");
     let stop = async {
-        let _ = tokio::signal::ctrl_c().await;
+        let _ = stop_signal().await;
     };
     let outcome = match (&a.hub, &a.token) {
         (Some(hub), Some(token)) => {

@@ -277,3 +277,94 @@ async fn serve_with_a_bot_answers_a_call_and_the_tone_crosses() {
     sandbox.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Hardening: `serve` with live calls gets SIGTERM (what systemd, Docker and Kubernetes send).
+/// Every live call is terminated at the BSP, every history row closed, and it exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_every_live_call_and_exits_cleanly() {
+    use std::time::{Duration, Instant};
+    use wacall::sandbox::{Sandbox, SimState, UserCall};
+
+    let dir = std::env::temp_dir().join(format!("wacall-cli-sigterm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (sandbox, bridge_addr) = Sandbox::start_for_new_bridge("term-secret").await.unwrap();
+    let cfg = dir.join("wacall.toml");
+    let db = dir.join("h.sqlite3");
+    let toml = sandbox.wacall_toml(bridge_addr, &db);
+    std::fs::write(&cfg, toml + "[recording]\nenabled = false\n").unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_wacall"))
+        .args(["serve", "-c"])
+        .arg(&cfg)
+        .args(["--bot", "--media-bind", "127.0.0.1", "--tone", "880"])
+        .kill_on_drop(true)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !http
+        .get(format!("http://{bridge_addr}/health"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(Instant::now() < deadline, "serve --bot never became ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        ids.push(
+            sandbox
+                .world
+                .place_user_call(UserCall {
+                    user: format!("52155123400{i:02}"),
+                    name: format!("Caller {i}"),
+                    tone_hz: 440.0,
+                    hangup_after: None,
+                })
+                .await
+                .unwrap(),
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ids.iter().all(|id| {
+        sandbox
+            .world
+            .report(id)
+            .is_some_and(|r| r.state == SimState::Active)
+    }) {
+        assert!(Instant::now() < deadline, "the calls never became active");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pid = child.id().unwrap() as libc::pid_t;
+    // SAFETY: sending a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("serve did not exit within 30 s of SIGTERM")
+        .unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    for id in &ids {
+        assert_eq!(
+            sandbox.actions(id),
+            ["pre_accept", "accept", "terminate"],
+            "call {id} was not terminated at the BSP"
+        );
+    }
+    let rows = wacall::bridge::history::History::open(&db)
+        .unwrap()
+        .recent(10)
+        .unwrap();
+    for id in &ids {
+        let row = rows
+            .iter()
+            .find(|r| &r.call_id == id)
+            .expect("a history row");
+        assert!(
+            row.ended_at.is_some() && row.end_reason.is_some(),
+            "history row of {id} not closed: {row:?}"
+        );
+    }
+    sandbox.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -127,6 +127,10 @@ pub struct Engine {
     known_order: std::collections::VecDeque<String>,
 }
 
+/// How long shutdown waits for the BSP to confirm the ends of live calls: longer than one
+/// request with its retries (5 s timeout, 2 retries with backoff in the default config).
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(25);
+
 /// Call ids remembered so that a replayed connect never becomes a second call.
 const KNOWN_CALLS: usize = 100_000;
 
@@ -258,7 +262,9 @@ impl Engine {
         // The server is gone: end what is still up so WhatsApp does not keep ringing. The calls
         // decide how (reject or terminate); the actions are awaited here, not spawned, because
         // nothing will read their results any more.
+        // All at once, under one deadline longer than a BSP request with its retries.
         let live: Vec<String> = self.registry.live().map(|c| c.id.clone()).collect();
+        let mut ending = Vec::new();
         for id in live {
             let Some(call) = self.registry.get_mut(&id) else {
                 continue;
@@ -270,15 +276,30 @@ impl Engine {
             for cmd in cmds {
                 match cmd {
                     Command::Submit(action) => {
-                        if let Err(e) = perform(&self.bsp, &id, &to, &action).await {
-                            warn!(call_id = %id, error = %e, "could not end the call at shutdown");
-                        }
+                        let (bsp, id) = (self.bsp.clone(), id.clone());
+                        let to = to.clone();
+                        ending.push(async move {
+                            if let Err(e) = perform(&bsp, &id, &to, &action).await {
+                                warn!(call_id = %id, error = %e, "could not end the call at shutdown");
+                            }
+                        });
                     }
                     Command::ToEdge { edge, msg } => self.send_edge(&edge, msg),
                     Command::Finished { .. } | Command::RecordUpdated => self.write_history(&id),
                     Command::Route | Command::SetTimer { .. } => {}
                 }
             }
+        }
+        let n = ending.len();
+        if tokio::time::timeout(SHUTDOWN_DEADLINE, futures_util::future::join_all(ending))
+            .await
+            .is_err()
+        {
+            warn!(calls = n, deadline = ?SHUTDOWN_DEADLINE, "shutdown: not every call was ended at the BSP in time");
+        }
+        // Every row closed is on disk before the process exits.
+        if let Some(h) = self.history.take() {
+            let _ = tokio::task::spawn_blocking(move || h.finish()).await;
         }
     }
 

@@ -211,12 +211,13 @@ const MAX_BATCH: usize = 256;
 #[derive(Clone)]
 pub struct HistoryWriter {
     tx: std::sync::mpsc::Sender<CallRecord>,
+    thread: std::sync::Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
 impl HistoryWriter {
     pub fn start(mut history: History) -> HistoryWriter {
         let (tx, rx) = std::sync::mpsc::channel::<CallRecord>();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("wacall-history".into())
             .spawn(move || {
                 // History is read after the fact: under load it waits for the calls.
@@ -234,7 +235,23 @@ impl HistoryWriter {
                 }
             })
             .ok();
-        HistoryWriter { tx }
+        HistoryWriter {
+            tx,
+            thread: std::sync::Arc::new(std::sync::Mutex::new(thread)),
+        }
+    }
+
+    /// Writes what is queued and waits for the writer thread to end (shutdown: a process that
+    /// exits before it would lose the last rows, those of the calls it just ended).
+    pub fn finish(self) {
+        let HistoryWriter { tx, thread } = self;
+        drop(tx);
+        let handle = thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(h) = handle
+            && h.join().is_err()
+        {
+            tracing::error!("the history writer panicked");
+        }
     }
 
     pub fn upsert(&self, r: CallRecord) {

@@ -317,7 +317,8 @@ impl Bridge {
         let _ = self.stop.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(5), self.server).await;
         let _ = self.engine_tx.send(EngineInput::Shutdown).await;
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.engine).await;
+        // The engine ends live calls under its own deadline (25 s) and flushes history.
+        let _ = tokio::time::timeout(Duration::from_secs(40), self.engine).await;
     }
 }
 
