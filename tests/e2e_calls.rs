@@ -638,3 +638,24 @@ async fn replayed_connect_webhooks_never_become_calls() {
     bridge.shutdown().await;
     sandbox.shutdown().await;
 }
+
+/// Hardening: no bridge starts without an app secret (it would accept forged webhooks): the
+/// path `serve`, standalone `dial`, the sandbox and the tests all share.
+#[tokio::test]
+async fn a_bridge_without_an_app_secret_does_not_start() {
+    let (sandbox, addr) = wacall::sandbox::Sandbox::start_for_new_bridge("x")
+        .await
+        .unwrap();
+    let mut cfg = sandbox.bridge_config(vec![], None);
+    cfg.app_secret = wacall::secret::Secret::new("");
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let err = wacall::bridge::Bridge::start_on(listener, cfg)
+        .await
+        .err()
+        .expect("started without an app secret");
+    assert!(
+        err.to_string().contains("webhook.app_secret is empty"),
+        "{err}"
+    );
+    sandbox.shutdown().await;
+}

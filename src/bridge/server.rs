@@ -155,6 +155,10 @@ pub enum BridgeError {
     Bsp(#[from] crate::api::ApiError),
     #[error(transparent)]
     History(#[from] super::history::HistoryError),
+    #[error(
+        "webhook.app_secret is empty: the bridge would accept forged webhooks; set it (or WACALL_APP_SECRET)"
+    )]
+    NoAppSecret,
 }
 
 impl Bridge {
@@ -169,6 +173,10 @@ impl Bridge {
     }
 
     pub async fn start_on(listener: TcpListener, cfg: BridgeConfig) -> Result<Bridge, BridgeError> {
+        // Every way of starting a bridge (serve, standalone dial, the sandbox, tests) comes here.
+        if cfg.app_secret.is_empty() {
+            return Err(BridgeError::NoAppSecret);
+        }
         let addr = listener
             .local_addr()
             .map_err(|source| BridgeError::Listen {

@@ -25,6 +25,9 @@ pub enum SignatureError {
     /// Well formed, but not the HMAC of this body under our app secret.
     #[error("X-Hub-Signature-256 does not match the body")]
     Mismatch,
+    /// No app secret is configured: nothing can be authenticated.
+    #[error("no app secret configured: webhooks cannot be authenticated")]
+    NoSecret,
 }
 
 /// Why a `GET` verification request was refused. The messages name what is wrong, never the
@@ -66,6 +69,10 @@ pub fn verify_signature(
     body: &[u8],
     header: Option<&str>,
 ) -> Result<(), SignatureError> {
+    // Anyone can compute an HMAC with an empty key: an unconfigured secret authenticates nothing.
+    if app_secret.is_empty() {
+        return Err(SignatureError::NoSecret);
+    }
     let header = header.map(str::trim).unwrap_or("");
     if header.is_empty() {
         return Err(SignatureError::Missing);
@@ -165,6 +172,25 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_app_secret_authenticates_nothing() {
+        let body = b"{}";
+        let forged = format!(
+            "sha256={}",
+            hex::encode(
+                HmacSha256::new_from_slice(b"")
+                    .unwrap()
+                    .chain_update(body)
+                    .finalize()
+                    .into_bytes()
+            )
+        );
+        assert_eq!(
+            verify_signature(b"", body, Some(&forged)),
+            Err(SignatureError::NoSecret)
+        );
+    }
+
+    #[test]
     fn verify_accepts_rfc_vector() {
         let header = format!("sha256={RFC_MAC}");
         assert_eq!(verify_signature(&RFC_KEY, RFC_DATA, Some(&header)), Ok(()));
@@ -207,7 +233,7 @@ mod tests {
         );
         assert_eq!(
             verify_signature(b"", RFC_DATA, Some(&header)),
-            Err(SignatureError::Mismatch)
+            Err(SignatureError::NoSecret)
         );
     }
 
