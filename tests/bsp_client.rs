@@ -414,3 +414,27 @@ async fn refused_connections_are_retried_even_for_connect() {
     assert_eq!(e.attempts(), 3, "{e}");
     assert_eq!(e.call_id(), Some("wacid.Z"));
 }
+
+/// Hardening: a redirect is not followed (it would carry the bearer token elsewhere), and an
+/// oversized answer is not read into memory.
+#[tokio::test]
+async fn redirects_are_not_followed_and_huge_answers_not_read() {
+    let (mock, base) = start().await;
+    let mut moved = reply(302, "");
+    moved.headers.push(("location", format!("{base}elsewhere")));
+    mock.push(moved);
+    let c = client(&base);
+    let e = c.terminate("wacid.R", USER).await.unwrap_err();
+    assert!(e.to_string().contains("302"), "{e}");
+    assert_no_token(&e);
+    assert_eq!(mock.requests().len(), 1, "the redirect was followed");
+
+    mock.push(reply(200, &"x".repeat(2 * 1024 * 1024)));
+    let e = c.connect(USER, SDP, None).await.unwrap_err();
+    assert!(e.to_string().contains("over 1048576 bytes"), "{e}");
+    assert_eq!(
+        mock.requests().len(),
+        2,
+        "a connect answer must not be retried"
+    );
+}

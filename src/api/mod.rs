@@ -109,7 +109,15 @@ impl BspClient {
                 .trim_end_matches(']')
                 .parse::<std::net::IpAddr>()
                 .is_ok_and(|ip| ip.is_loopback());
+        // The token and customers' SDP travel in every request: clear text only on this machine.
+        if url.scheme() == "http" && !loopback {
+            return Err(setup_error(format!(
+                "bsp.base_url {base:?} must be https:// (http:// only for a BSP on this machine)"
+            )));
+        }
         let mut builder = reqwest::Client::builder()
+            // A redirect would carry the bearer token to wherever it points.
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_millis(cfg.timeout_ms))
             .connect_timeout(Duration::from_millis(cfg.timeout_ms))
             .user_agent(concat!("wacall/", env!("CARGO_PKG_VERSION")));
@@ -363,8 +371,23 @@ impl BspClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let body = match resp.bytes().await {
-            Ok(b) => b,
+        let body = match read_limited(resp, MAX_RESPONSE_BYTES).await {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                return Err(Failure {
+                    error: ApiError::BadResponse {
+                        action,
+                        call_id: call_id_owned(),
+                        detail: format!(
+                            "the BSP's {status} answer is over {MAX_RESPONSE_BYTES} bytes; not read"
+                        ),
+                        body_snippet: String::new(),
+                    },
+                    transient: false,
+                    before_send: false,
+                    retry_after: None,
+                });
+            }
             Err(e) => {
                 let mut f = self.transport_failure(action, call_id_owned(), &e);
                 // The request was sent: only a status of success is known.
@@ -433,6 +456,27 @@ impl BspClient {
             retry_after: None,
         }
     }
+}
+
+/// Largest BSP answer read: a call id, a settings object or an error is a few hundred bytes.
+const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+
+/// The body, or `None` when it grows past `limit` (a misbehaving BSP cannot fill our memory).
+async fn read_limited(
+    mut resp: reqwest::Response,
+    limit: usize,
+) -> Result<Option<bytes::Bytes>, reqwest::Error> {
+    if resp.content_length().is_some_and(|n| n > limit as u64) {
+        return Ok(None);
+    }
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if body.len() + chunk.len() > limit {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body.freeze()))
 }
 
 /// One failed attempt and what it allows.
@@ -522,7 +566,13 @@ mod tests {
 
     #[test]
     fn bad_base_urls_are_refused() {
-        for base in ["", "bsp.example.com", "ftp://x", "https://"] {
+        for base in [
+            "",
+            "bsp.example.com",
+            "ftp://x",
+            "https://",
+            "http://bsp.example.com",
+        ] {
             let e = BspClient::new(&cfg(base)).unwrap_err();
             assert_eq!(e.action(), "setup");
             assert!(e.to_string().contains("bsp.base_url"), "{e}");
