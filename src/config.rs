@@ -168,6 +168,27 @@ pub enum ConfigError {
     Parse { path: String, message: String },
 }
 
+/// `message` with every quoted stretch (serde quotes the value it found) replaced by `"…"`.
+fn without_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut inside = false;
+    for c in message.chars() {
+        match (c, inside) {
+            ('"', false) => {
+                inside = true;
+                out.push_str("\"…");
+            }
+            ('"', true) => {
+                inside = false;
+                out.push('"');
+            }
+            (_, true) => {}
+            (c, false) => out.push(c),
+        }
+    }
+    out.trim_end().to_owned()
+}
+
 impl Config {
     /// Reads `path`, applies the `WACALL_*` environment overrides.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -185,10 +206,20 @@ impl Config {
         Self::parse(text, "(string)")
     }
 
+    /// The parser's own message quotes the offending line, which may hold a secret (a typo in
+    /// the token's line): the error names the place and the problem, never the text.
     fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: origin.to_owned(),
-            message: e.to_string().trim_end().to_owned(),
+        toml::from_str(text).map_err(|e| {
+            let at = e.span().map(|s| {
+                let before = &text[..s.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+                format!("line {line}, column {col}: ")
+            });
+            ConfigError::Parse {
+                path: origin.to_owned(),
+                message: format!("{}{}", at.unwrap_or_default(), without_quoted(e.message())),
+            }
         })
     }
 
@@ -410,6 +441,20 @@ mod tests {
         let p = c.problems().join("\n");
         assert!(p.contains("does not start with https://"), "{p}");
         assert!(p.contains("digits only"), "{p}");
+    }
+
+    #[test]
+    fn a_syntax_error_names_the_place_never_the_text() {
+        for text in [
+            "[bsp]\ntoken = \"tok-SECRET-9\n",
+            "[bsp]\ntoken = tok-SECRET-9\n",
+            "[bsp]\ntimeout_ms = \"tok-SECRET-9\"\n",
+            "[server]\nedge_tokens = \"tok-SECRET-9\"\n",
+        ] {
+            let e = Config::from_toml_str(text).unwrap_err().to_string();
+            assert!(!e.contains("SECRET"), "{e}");
+            assert!(e.contains("line 2"), "{e}");
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod edge;
 pub mod hub_protocol;
 pub mod media;
 pub mod phone;
+pub mod private_files;
 pub mod sandbox;
 pub mod secret;
 pub mod settings;

@@ -71,7 +71,7 @@ impl CallRecorder {
                 format!("recording name {stem:?} is not a plain file name"),
             ));
         }
-        std::fs::create_dir_all(dir)?;
+        crate::private_files::create_dir(dir)?;
         let wav_path = dir.join(format!("{stem}.wav"));
         let sidecar_path = dir.join(format!("{stem}.json"));
         let spec = hound::WavSpec {
@@ -80,7 +80,7 @@ impl CallRecorder {
             bits_per_sample: 16,
             sample_format: hound::SampleFormat::Int,
         };
-        let file = File::create(&wav_path)?;
+        let file = crate::private_files::create_file(&wav_path)?;
         let writer = hound::WavWriter::new(BufWriter::with_capacity(BUFFER_BYTES, file), spec)
             .map_err(hound_to_io)?;
         Ok(CallRecorder {
@@ -138,7 +138,7 @@ impl CallRecorder {
         let json = serde_json::to_vec_pretty(sidecar).map_err(io::Error::other)?;
         let tmp = self.sidecar_path.with_extension("json.tmp");
         {
-            let mut f = File::create(&tmp)?;
+            let mut f = crate::private_files::create_file(&tmp)?;
             f.write_all(&json)?;
             f.write_all(b"\n")?;
             if sync {

@@ -58,7 +58,12 @@ impl History {
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             // A missing folder would only surface as SQLite's "unable to open database file".
-            let _ = std::fs::create_dir_all(dir);
+            let _ = crate::private_files::create_dir(dir);
+        }
+        // Customers' numbers and names: readable by the service only (SQLite gives its -wal
+        // and -shm files the database file's mode).
+        if let Err(e) = crate::private_files::ensure_file(path) {
+            tracing::debug!(error = %e, "history file not pre-created; SQLite creates it");
         }
         let conn = Connection::open(path).map_err(err)?;
         // WAL: readers (`wacall history`) don't block the bridge's writes, and a crash loses at
