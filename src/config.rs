@@ -98,10 +98,32 @@ impl Default for WebhookConfig {
 pub struct ServerConfig {
     /// Address to listen on (webhook + edge connections).
     pub listen: SocketAddr,
-    /// Tokens edges (softphones, bots) present to connect.
+    /// Tokens edges (softphones, bots) present to connect, without an identity: such an edge
+    /// keeps the name and kind it says. Prefer `[[server.edges]]`.
     pub edge_tokens: Vec<Secret>,
+    /// Edges by identity: the token decides the name, role and rights.
+    pub edges: Vec<EdgeConfig>,
     /// SQLite file of the call history.
     pub history_db: PathBuf,
+}
+
+/// `[[server.edges]]`: one agent, bot or supervisor.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EdgeConfig {
+    pub name: String,
+    pub role: crate::bridge::identity::Role,
+    /// The token, or (better) `token_env`: the environment variable that holds it.
+    #[serde(default)]
+    pub token: Secret,
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// Whether it may place calls (default: agents and bots yes, supervisors no).
+    #[serde(default)]
+    pub may_dial: Option<bool>,
+    /// Calls it holds at once (default: agents 1, bots `routing.max_calls`).
+    #[serde(default)]
+    pub max_calls: Option<usize>,
 }
 
 impl Default for ServerConfig {
@@ -109,6 +131,7 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             edge_tokens: Vec::new(),
+            edges: Vec::new(),
             history_db: PathBuf::from("wacall-history.sqlite3"),
         }
     }
@@ -227,6 +250,11 @@ impl Config {
     /// `|k| std::env::var(k).ok()` for the process environment). Empty values are ignored.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) {
         let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        for e in &mut self.server.edges {
+            if let Some(v) = e.token_env.as_deref().and_then(get) {
+                e.token = Secret::new(v.trim());
+            }
+        }
         if let Some(v) = get(ENV_BSP_TOKEN) {
             self.bsp.token = Secret::new(v.trim());
         }
@@ -307,6 +335,42 @@ impl Config {
                 "note: server.listen {} is reachable from other machines: put it behind a TLS proxy",
                 self.server.listen
             ));
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, e) in self.server.edges.iter().enumerate() {
+            let at = format!("server.edges[{i}]");
+            if e.name.is_empty()
+                || e.name.len() > crate::bridge::identity::MAX_NAME
+                || crate::bridge::identity::clean_name(&e.name) != e.name
+            {
+                p.push(format!(
+                    "{at}.name {:?} must be 1-{} letters, digits, '-', '_' or '.'",
+                    e.name,
+                    crate::bridge::identity::MAX_NAME
+                ));
+            } else if !names.insert(e.name.clone()) {
+                p.push(format!("{at}.name {:?} is used twice", e.name));
+            }
+            if e.token.is_empty() {
+                p.push(match &e.token_env {
+                    Some(v) => format!("{at}.token is empty: set the environment variable {v}"),
+                    None => format!("{at}.token is empty: set token_env (or token)"),
+                });
+            }
+        }
+        let mut tokens: Vec<&str> = self
+            .server
+            .edge_tokens
+            .iter()
+            .chain(self.server.edges.iter().map(|e| &e.token))
+            .map(Secret::expose)
+            .filter(|t| !t.is_empty())
+            .collect();
+        let all = tokens.len();
+        tokens.sort_unstable();
+        tokens.dedup();
+        if tokens.len() != all {
+            p.push("an edge token is used twice (server.edge_tokens, server.edges): each edge needs its own".to_owned());
         }
         if self.server.edge_tokens.iter().any(Secret::is_empty) {
             p.push("server.edge_tokens contains an empty token".to_owned());
@@ -441,6 +505,26 @@ mod tests {
         let p = c.problems().join("\n");
         assert!(p.contains("does not start with https://"), "{p}");
         assert!(p.contains("digits only"), "{p}");
+    }
+
+    #[test]
+    fn edges_by_identity_take_their_tokens_from_the_environment_and_are_checked() {
+        let mut c = Config::from_toml_str(
+            "[[server.edges]]\nname = \"ana\"\nrole = \"agent\"\ntoken_env = \"T_ANA\"\n\
+             [[server.edges]]\nname = \"qa\"\nrole = \"supervisor\"\ntoken = \"tok-qa\"\n\
+             [[server.edges]]\nname = \"bad name\"\nrole = \"bot\"\ntoken = \"tok-qa\"\n",
+        )
+        .unwrap();
+        c.apply_env(|k| (k == "T_ANA").then(|| "tok-ana".to_owned()));
+        assert_eq!(c.server.edges[0].token.expose(), "tok-ana");
+        let p = c.problems().join("\n");
+        assert!(p.contains("server.edges[2].name \"bad name\""), "{p}");
+        assert!(p.contains("an edge token is used twice"), "{p}");
+        assert!(!p.contains("tok-qa") && !p.contains("tok-ana"), "{p}");
+        let e = Config::from_toml_str("[[server.edges]]\nname = \"x\"\nrole = \"boss\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line"), "{e}");
     }
 
     #[test]

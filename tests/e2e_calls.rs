@@ -659,3 +659,147 @@ async fn a_bridge_without_an_app_secret_does_not_start() {
     );
     sandbox.shutdown().await;
 }
+
+/// Hardening: the token decides who an edge is. An agent's token names it whatever it says in
+/// hello, and it may not dial when its identity says so; a supervisor's token reads every call
+/// but cannot connect as an edge; `/calls` shows an agent only its own calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_decide_identity_and_what_calls_an_edge_can_read() {
+    use wacall::bridge::identity::{EdgeIdentity, Role};
+    use wacall::hub_protocol::{EdgeKind, EdgeMessage, HubMessage};
+    use wacall::secret::Secret;
+    let (sandbox, addr) = wacall::sandbox::Sandbox::start_for_new_bridge(common::APP_SECRET)
+        .await
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("wacall-e2e-ids-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut cfg = sandbox.bridge_config(vec![Secret::new(EDGE_TOKEN)], Some(dir.join("h.db")));
+    cfg.edges = vec![
+        EdgeIdentity {
+            name: "ana".into(),
+            role: Role::Agent,
+            token: Secret::new("tok-ana"),
+            may_dial: false,
+            max_calls: None,
+        },
+        EdgeIdentity {
+            name: "qa".into(),
+            role: Role::Supervisor,
+            token: Secret::new("tok-qa"),
+            may_dial: false,
+            max_calls: None,
+        },
+    ];
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let bridge = wacall::bridge::Bridge::start_on(listener, cfg)
+        .await
+        .unwrap();
+    let hub = bridge.hub_url();
+
+    // A supervisor's token is not an edge's.
+    let refused = wacall::edge::hub_client::connect(&hub, "tok-qa", "qa", EdgeKind::Agent).await;
+    assert!(refused.is_err(), "a supervisor token joined the hub");
+    // An agent's token names the edge, whatever hello says; and it may not dial.
+    let mut ana = wacall::edge::hub_client::connect(&hub, "tok-ana", "e2e-bot", EdgeKind::Bot)
+        .await
+        .unwrap();
+    assert!(ana.edge_id.starts_with("ana-"), "{}", ana.edge_id);
+    ana.tx
+        .send(EdgeMessage::Available { available: false })
+        .await
+        .unwrap();
+    ana.tx
+        .send(EdgeMessage::Dial {
+            request_id: "r1".into(),
+            to: "5215512340001".into(),
+            sdp: "v=0\r\n".into(),
+        })
+        .await
+        .unwrap();
+    let refusal = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match ana.rx.recv().await {
+                Some(HubMessage::Error { message, .. }) => return message,
+                Some(_) => continue,
+                None => panic!("the hub closed"),
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(refusal.contains("may not place calls"), "{refusal}");
+
+    // A bot on a legacy token takes a call, which ends.
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let (_cmd, cmd_rx) = tokio::sync::mpsc::channel(1);
+    let bot = bot_config(&dir);
+    let bot_task = tokio::spawn(async move {
+        wacall::bot::runner::run(bot, &hub, EDGE_TOKEN, cmd_rx, stop_rx)
+            .await
+            .unwrap()
+    });
+    bridge
+        .wait_for_edges(2, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let call_id = sandbox
+        .world
+        .place_user_call(UserCall {
+            user: "5215512340002".into(),
+            name: "Lia".into(),
+            tone_hz: 440.0,
+            hangup_after: Some(Duration::from_secs(1)),
+        })
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while bridge
+        .history_row(&call_id)
+        .is_none_or(|r| r.end_reason.is_none())
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the call never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let http = reqwest::Client::new();
+    let calls = |token: &'static str| {
+        let (http, url) = (http.clone(), format!("{}/calls", bridge.url()));
+        async move {
+            let r = http.get(url).bearer_auth(token).send().await.unwrap();
+            let status = r.status().as_u16();
+            let ids: Vec<String> = if status == 200 {
+                r.json::<Vec<serde_json::Value>>()
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|c| c["call_id"].as_str().unwrap().to_string())
+                    .collect()
+            } else {
+                vec![]
+            };
+            (status, ids)
+        }
+    };
+    assert_eq!(
+        calls("tok-qa").await,
+        (200, vec![call_id.clone()]),
+        "supervisor"
+    );
+    assert_eq!(
+        calls("tok-ana").await,
+        (200, vec![]),
+        "another agent's calls"
+    );
+    assert_eq!(
+        calls(EDGE_TOKEN).await,
+        (200, vec![call_id.clone()]),
+        "the bot's own"
+    );
+    assert_eq!(calls("nope").await.0, 401);
+    let _ = stop.send(true);
+    let _ = bot_task.await;
+    bridge.shutdown().await;
+    sandbox.shutdown().await;
+}

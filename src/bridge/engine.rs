@@ -37,6 +37,8 @@ pub enum EngineInput {
         edge_id: String,
         name: String,
         kind: EdgeKind,
+        may_dial: bool,
+        max_calls: Option<usize>,
         tx: mpsc::Sender<HubMessage>,
     },
     Edge {
@@ -105,6 +107,8 @@ pub struct EngineConfig {
 struct EdgeInfo {
     name: String,
     tx: mpsc::Sender<HubMessage>,
+    /// Whether its identity may place calls.
+    may_dial: bool,
 }
 
 pub struct Engine {
@@ -314,16 +318,18 @@ impl Engine {
                 edge_id,
                 name,
                 kind,
+                may_dial,
+                max_calls,
                 tx,
             } => {
-                let max = if kind == EdgeKind::Bot {
+                let max = max_calls.unwrap_or(if kind == EdgeKind::Bot {
                     self.cfg.bot_max_calls
                 } else {
                     1
-                };
+                });
                 self.router.join(&edge_id, max, Instant::now());
-                info!(%edge_id, %name, ?kind, "edge joined");
-                self.edges.insert(edge_id, EdgeInfo { name, tx });
+                info!(%edge_id, %name, ?kind, may_dial, max_calls = max, "edge joined");
+                self.edges.insert(edge_id, EdgeInfo { name, tx, may_dial });
                 self.publish();
             }
             EngineInput::EdgeLeft { edge_id } => {
@@ -569,6 +575,20 @@ impl Engine {
     }
 
     fn dial(&mut self, edge_id: String, request_id: String, to: String, sdp: String) {
+        if self.edges.get(&edge_id).is_some_and(|e| !e.may_dial) {
+            warn!(edge = %edge_id, "edge may not place calls: dial refused");
+            self.send_edge(
+                &edge_id,
+                HubMessage::Error {
+                    call_id: None,
+                    request_id: Some(request_id),
+                    message: "this edge's identity may not place calls (server.edges may_dial)"
+                        .into(),
+                    permanent: true,
+                },
+            );
+            return;
+        }
         if let Err(problem) = check_recipient(&to) {
             self.send_edge(
                 &edge_id,

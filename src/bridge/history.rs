@@ -195,6 +195,35 @@ impl History {
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
 
+    /// The `limit` most recent calls held by an edge named in `names` (edge ids are
+    /// `<name>-<random>`).
+    pub fn recent_for(
+        &self,
+        names: &[String],
+        limit: usize,
+    ) -> Result<Vec<CallRecord>, HistoryError> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let cond = (1..=names.len())
+            .map(|i| format!("substr(edge, 1, length(?{i})) = ?{i}"))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT {} FROM calls WHERE {cond} ORDER BY offered_at DESC LIMIT {}",
+                Self::COLUMNS,
+                limit
+            ))
+            .map_err(|e| self.err(e))?;
+        let prefixes: Vec<String> = names.iter().map(|n| format!("{n}-")).collect();
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(prefixes.iter()), Self::row)
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
     pub fn recent(&self, limit: usize) -> Result<Vec<CallRecord>, HistoryError> {
         let mut stmt = self
             .conn

@@ -10,48 +10,49 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::engine::EngineInput;
 use crate::hub_protocol::{EdgeKind, EdgeMessage, HubConnection, HubMessage};
-use crate::secret::Secret;
 
 /// An edge must say hello this soon after connecting.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 /// Edge messages are small JSON; anything bigger is refused (SDP is a few KiB).
 pub const MAX_MESSAGE: usize = 256 * 1024;
-
-/// True when `given` matches one of the configured tokens, compared in constant time.
-pub fn token_ok(tokens: &[Secret], given: &str) -> bool {
-    // No early exit: every configured token is compared.
-    tokens.iter().fold(false, |ok, t| ok | t.matches(given))
-}
+/// A `hello` is a token, a name and a kind: nothing bigger is read before an edge is known.
+pub const MAX_HELLO: usize = 4 * 1024;
 
 /// Serves one edge connection until it closes.
-pub async fn serve_edge(ws: WebSocket, tokens: Vec<Secret>, engine: mpsc::Sender<EngineInput>) {
+pub async fn serve_edge(
+    ws: WebSocket,
+    identities: std::sync::Arc<super::identity::Identities>,
+    engine: mpsc::Sender<EngineInput>,
+) {
     let (mut sink, mut stream) = ws.split();
     let hello = tokio::time::timeout(HELLO_TIMEOUT, stream.next()).await;
-    let (name, kind) = match hello {
-        Ok(Some(Ok(Message::Text(t)))) => match serde_json::from_str::<EdgeMessage>(&t) {
-            Ok(EdgeMessage::Hello { token, name, kind }) if token_ok(&tokens, &token) => {
-                (name, kind)
+    let grant = match hello {
+        Ok(Some(Ok(Message::Text(t)))) if t.len() <= MAX_HELLO => {
+            match serde_json::from_str::<EdgeMessage>(&t) {
+                Ok(EdgeMessage::Hello { token, name, kind }) => {
+                    match identities.admit(&token, &name, kind) {
+                        Ok(grant) => grant,
+                        Err(why) => {
+                            warn!(edge = %super::identity::clean_name(&name), %why, "edge refused");
+                            let _ = sink.send(Message::text(refusal(why))).await;
+                            return;
+                        }
+                    }
+                }
+                _ => {
+                    let _ = sink
+                        .send(Message::text(refusal("the first message must be hello")))
+                        .await;
+                    return;
+                }
             }
-            Ok(EdgeMessage::Hello { name, .. }) => {
-                warn!(edge = %name, "edge refused: bad token");
-                let _ = sink
-                    .send(Message::text(refusal("invalid edge token")))
-                    .await;
-                return;
-            }
-            _ => {
-                let _ = sink
-                    .send(Message::text(refusal("the first message must be hello")))
-                    .await;
-                return;
-            }
-        },
+        }
         _ => {
             debug!("edge did not say hello in time");
             return;
         }
     };
-    let Some((edge_id, mut rx)) = join(&engine, &name, kind).await else {
+    let Some((edge_id, mut rx)) = join(&engine, &grant).await else {
         return;
     };
     let span = info_span!("edge", edge_id = %edge_id);
@@ -114,7 +115,13 @@ pub async fn attach_local(
     name: &str,
     kind: EdgeKind,
 ) -> Option<HubConnection> {
-    let (edge_id, hub_rx) = join(&engine, name, kind).await?;
+    let grant = super::identity::Grant {
+        name: name.to_owned(),
+        kind,
+        may_dial: true,
+        max_calls: None,
+    };
+    let (edge_id, hub_rx) = join(&engine, &grant).await?;
     let (edge_tx, mut edge_rx) = mpsc::channel::<EdgeMessage>(256);
     let id = edge_id.clone();
     tokio::spawn(
@@ -145,16 +152,17 @@ pub async fn attach_local(
 /// sends that edge. `None` when the engine has stopped.
 async fn join(
     engine: &mpsc::Sender<EngineInput>,
-    name: &str,
-    kind: EdgeKind,
+    grant: &super::identity::Grant,
 ) -> Option<(String, mpsc::Receiver<HubMessage>)> {
-    let edge_id = format!("{name}-{:08x}", rand::random::<u32>());
+    let edge_id = format!("{}-{:08x}", grant.name, rand::random::<u32>());
     let (tx, rx) = mpsc::channel::<HubMessage>(256);
     engine
         .send(EngineInput::EdgeJoined {
             edge_id: edge_id.clone(),
-            name: name.to_string(),
-            kind,
+            name: grant.name.clone(),
+            kind: grant.kind,
+            may_dial: grant.may_dial,
+            max_calls: grant.max_calls,
             tx,
         })
         .await
@@ -170,18 +178,4 @@ fn refusal(message: &str) -> String {
         permanent: true,
     }
     .to_json()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_are_matched_exactly() {
-        let tokens: Vec<Secret> = vec![Secret::new("alpha"), Secret::new("beta")];
-        assert!(token_ok(&tokens, "beta"));
-        assert!(!token_ok(&tokens, "bet"));
-        assert!(!token_ok(&tokens, ""));
-        assert!(!token_ok(&[], "alpha"));
-    }
 }

@@ -5,6 +5,7 @@
 pub mod engine;
 pub mod history;
 pub mod hub;
+pub mod identity;
 pub mod metrics;
 pub mod routing;
 pub mod server;

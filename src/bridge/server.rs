@@ -38,7 +38,10 @@ pub struct BridgeConfig {
     pub bsp: BspConfig,
     pub app_secret: Secret,
     pub verify_token: Secret,
+    /// Tokens without an identity (`server.edge_tokens`).
     pub edge_tokens: Vec<Secret>,
+    /// Edges by identity (`[[server.edges]]`).
+    pub edges: Vec<super::identity::EdgeIdentity>,
     pub webhook_path: String,
     pub max_body_bytes: usize,
     pub history_db: Option<PathBuf>,
@@ -72,6 +75,20 @@ impl BridgeConfig {
             app_secret: c.webhook.app_secret.clone(),
             verify_token: c.webhook.verify_token.clone(),
             edge_tokens: c.server.edge_tokens.clone(),
+            edges: c
+                .server
+                .edges
+                .iter()
+                .map(|e| super::identity::EdgeIdentity {
+                    name: e.name.clone(),
+                    role: e.role,
+                    token: e.token.clone(),
+                    may_dial: e
+                        .may_dial
+                        .unwrap_or(e.role != super::identity::Role::Supervisor),
+                    max_calls: e.max_calls,
+                })
+                .collect(),
             webhook_path: c.webhook.path.clone(),
             max_body_bytes: c.webhook.max_body_bytes,
             history_db: Some(c.server.history_db.clone()),
@@ -108,6 +125,7 @@ impl BridgeConfig {
             app_secret,
             verify_token: Secret::new("sandbox-verify"),
             edge_tokens,
+            edges: Vec::new(),
             webhook_path: "/webhook".into(),
             max_body_bytes: 256 * 1024,
             history_db,
@@ -124,7 +142,7 @@ struct AppState {
     engine: mpsc::Sender<EngineInput>,
     app_secret: Secret,
     verify_token: Secret,
-    edge_tokens: Vec<Secret>,
+    identities: Arc<super::identity::Identities>,
     shared: Arc<Mutex<Shared>>,
     metrics: Arc<Metrics>,
     /// A reading connection, opened once (the writer thread has its own).
@@ -228,7 +246,10 @@ impl Bridge {
             engine: tx.clone(),
             app_secret: cfg.app_secret.clone(),
             verify_token: cfg.verify_token.clone(),
-            edge_tokens: cfg.edge_tokens.clone(),
+            identities: super::identity::Identities::new(
+                cfg.edge_tokens.clone(),
+                cfg.edges.clone(),
+            ),
             shared: shared.clone(),
             metrics,
             history: reader.clone(),
@@ -388,9 +409,9 @@ async fn webhook_post(State(s): State<AppState>, headers: HeaderMap, body: Bytes
 }
 
 async fn hub_upgrade(State(s): State<AppState>, ws: WebSocketUpgrade) -> Response {
-    let (tokens, engine) = (s.edge_tokens.clone(), s.engine.clone());
+    let (ids, engine) = (s.identities.clone(), s.engine.clone());
     ws.max_message_size(hub::MAX_MESSAGE)
-        .on_upgrade(move |socket| hub::serve_edge(socket, tokens, engine))
+        .on_upgrade(move |socket| hub::serve_edge(socket, ids, engine))
 }
 
 /// `{"status":"ok"}` once the bridge can answer calls; 503 `{"status":"starting"}` before (a
@@ -452,16 +473,23 @@ async fn calls(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    if !hub::token_ok(&s.edge_tokens, token) {
+    // A supervisor reads every call; an agent or bot only its own.
+    let Some(readable) = s.identities.readable(token) else {
         return (StatusCode::UNAUTHORIZED, "edge token required").into_response();
-    }
+    };
     let Some(history) = s.history.clone() else {
         return axum::Json(Vec::<CallRecord>::new()).into_response();
     };
     let limit = q.limit.unwrap_or(50).min(1000);
-    let rows = tokio::task::spawn_blocking(move || match history.lock() {
-        Ok(h) => h.recent(limit),
-        Err(p) => p.into_inner().recent(limit),
+    let rows = tokio::task::spawn_blocking(move || {
+        let h = match history.lock() {
+            Ok(h) => h,
+            Err(p) => p.into_inner(),
+        };
+        match &readable {
+            super::identity::Readable::All => h.recent(limit),
+            super::identity::Readable::Names(names) => h.recent_for(names, limit),
+        }
     })
     .await;
     match rows {
