@@ -164,6 +164,8 @@ pub struct RoutingConfig {
     pub accept_timeout_s: u64,
     /// Calls handled at once.
     pub max_calls: usize,
+    /// The longest an answered call may last (seconds); it is then terminated at the BSP.
+    pub max_call_s: u64,
 }
 
 impl Default for RoutingConfig {
@@ -172,6 +174,7 @@ impl Default for RoutingConfig {
             ring_timeout_s: 20,
             accept_timeout_s: 45,
             max_calls: 500,
+            max_call_s: 4 * 3600,
         }
     }
 }

@@ -176,6 +176,7 @@ fn agent_takes_and_places_calls_through_the_real_ui() {
         .block_on(PhoneSandbox::start(CallTimeouts {
             ring: Duration::from_secs(40),
             answer: Duration::from_secs(40),
+            ..CallTimeouts::default()
         }))
         .unwrap();
     let cfg = PhoneConfig {

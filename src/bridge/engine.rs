@@ -792,11 +792,23 @@ impl Engine {
 
     fn send_edge(&self, edge: &str, msg: HubMessage) {
         match self.edges.get(edge) {
-            Some(e) => {
-                if e.tx.try_send(msg).is_err() {
-                    warn!(edge, name = %e.name, "edge is not keeping up; message dropped");
+            Some(e) => match e.tx.try_send(msg) {
+                Ok(()) => {}
+                // `Ended` frees the edge's media, sockets and recorder: it must arrive even when
+                // the edge is behind. It waits for room on a task of its own (bounded: an edge
+                // that reads nothing for 30 s is gone); anything else may be dropped.
+                Err(mpsc::error::TrySendError::Full(msg @ HubMessage::Ended { .. })) => {
+                    let (tx, name, edge) = (e.tx.clone(), e.name.clone(), edge.to_owned());
+                    tokio::spawn(async move {
+                        let sent =
+                            tokio::time::timeout(Duration::from_secs(30), tx.send(msg)).await;
+                        if !matches!(sent, Ok(Ok(()))) {
+                            warn!(%edge, %name, "edge took no Ended within 30 s");
+                        }
+                    });
                 }
-            }
+                Err(_) => warn!(edge, name = %e.name, "edge is not keeping up; message dropped"),
+            },
             None => debug!(edge, "message for a departed edge dropped"),
         }
     }

@@ -95,6 +95,7 @@ impl BridgeConfig {
             timeouts: CallTimeouts {
                 ring: Duration::from_secs(c.routing.ring_timeout_s),
                 answer: Duration::from_secs(c.routing.accept_timeout_s),
+                max_call: Duration::from_secs(c.routing.max_call_s),
             },
             bot_max_calls: c.routing.max_calls,
             max_offer_age: Duration::from_secs(c.webhook.max_offer_age_s),

@@ -53,6 +53,8 @@ pub enum Timer {
     Ring,
     /// An outbound call was neither answered nor rejected in time.
     Answer,
+    /// An answered call reached the maximum call length.
+    MaxLength,
 }
 
 /// Outbound progress as WhatsApp reports it in `statuses[]`.
@@ -174,6 +176,9 @@ pub struct CallTimeouts {
     pub ring: Duration,
     /// How long an outbound call may ring.
     pub answer: Duration,
+    /// The longest a call may last once answered (`routing.max_call_s`): a call an edge
+    /// forgot, or a stuck peer, still ends.
+    pub max_call: Duration,
 }
 
 impl Default for CallTimeouts {
@@ -181,6 +186,7 @@ impl Default for CallTimeouts {
         CallTimeouts {
             ring: Duration::from_secs(20),
             answer: Duration::from_secs(45),
+            max_call: Duration::from_secs(4 * 3600),
         }
     }
 }
@@ -244,7 +250,7 @@ pub struct Call {
     pub setup_ms: Option<u64>,
     /// The arming of each deadline kind that counts ([`Timer`] as index), and the last number
     /// given out.
-    armed: [Option<u32>; 2],
+    armed: [Option<u32>; 3],
     timer_seq: u32,
 }
 
@@ -276,7 +282,7 @@ impl Call {
             timeouts,
             started: now,
             setup_ms: None,
-            armed: [None; 2],
+            armed: [None; 3],
             timer_seq: 0,
         }
     }
@@ -605,12 +611,14 @@ impl Call {
                     self.phase = Phase::Active;
                     self.record.accepted_at = Some(stamp(now));
                     self.record.answered_by = self.edge.clone();
-                    Ok(self
+                    let mut cmds: Vec<Command> = self
                         .to_edge(HubMessage::Accepted {
                             call_id: self.id.clone(),
                         })
                         .into_iter()
-                        .collect())
+                        .collect();
+                    cmds.push(self.arm(Timer::MaxLength, self.timeouts.max_call));
+                    Ok(cmds)
                 }
                 // Late confirmations of actions that no longer matter.
                 _ => Ok(vec![]),
@@ -658,6 +666,7 @@ impl Call {
                         if self.record.accepted_at.is_none() {
                             self.record.accepted_at = Some(stamp(now));
                             self.record.answered_by = Some("customer".into());
+                            cmds.push(self.arm(Timer::MaxLength, self.timeouts.max_call));
                         }
                         self.phase = Phase::Active;
                     }
@@ -695,6 +704,9 @@ impl Call {
                 }
                 (Timer::Ring, Phase::PreAccepting | Phase::PreAccepted | Phase::Accepting) => {
                     Ok(self.end("not_answered", Some(Action::Terminate), now))
+                }
+                (Timer::MaxLength, Phase::Active) => {
+                    Ok(self.end("max_call_length", Some(Action::Terminate), now))
                 }
                 (Timer::Answer, Phase::Dialing) => {
                     Ok(self.end("not_answered", Some(Action::Terminate), now))

@@ -723,3 +723,18 @@ fn a_stale_ring_deadline_does_not_end_the_next_edges_call() {
     assert_eq!(submits(&c), vec!["terminate"]);
     assert_eq!(finished(&c).as_deref(), Some("not_answered"));
 }
+
+/// Hardening: an answered call that nobody ends is terminated at the maximum call length.
+#[test]
+fn an_answered_call_ends_at_the_maximum_length() {
+    let mut call = inbound();
+    to_active(&mut call);
+    let seq = call
+        .armed(Timer::MaxLength)
+        .expect("the maximum length is armed on accept");
+    let c = call
+        .handle(Input::Timeout(Timer::MaxLength, seq), t(4 * 3600 * 1000))
+        .unwrap();
+    assert_eq!(submits(&c), vec!["terminate"]);
+    assert_eq!(finished(&c).as_deref(), Some("max_call_length"));
+}
