@@ -16,6 +16,7 @@ pub mod edge;
 pub mod hub_protocol;
 pub mod media;
 pub mod phone;
+pub mod pii;
 pub mod private_files;
 pub mod sandbox;
 pub mod secret;

@@ -41,6 +41,13 @@ struct Cli {
         default_value = "warn,rtc=error,rtc_ice=error,rtc_dtls=error,webrtc=error"
     )]
     log: String,
+    /// Log lines as `text` or `json` (one object per line, the call id as a field; for log
+    /// collectors).
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+    /// Show customers' numbers, names and key presses in logs (masked by default: `•••5678`).
+    #[arg(long, global = true)]
+    log_pii: bool,
     #[command(subcommand)]
     command: Option<Cmd>,
 }
@@ -715,10 +722,18 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log));
-    tracing_subscriber::fmt()
+    wacall::pii::show_in_logs(cli.log_pii);
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    if cli.log_format == "json" {
+        logs.json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init();
+    } else {
+        logs.init();
+    }
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

@@ -141,7 +141,7 @@ pub async fn run_on(
                     let request_id = format!("dial-{:016x}", rand::random::<u64>());
                     let (ctx, crx) = mpsc::channel(32);
                     calls.insert(request_id.clone(), ctx);
-                    let span = info_span!("call", request_id = %request_id, to = %to);
+                    let span = info_span!("call", request_id = %request_id, to = %crate::pii::Number(&to));
                     tokio::spawn(
                         outbound(cfg.clone(), request_id, to, crx, tx.clone(), gone_tx.clone(), done, progress)
                             .instrument(span),
@@ -243,7 +243,7 @@ async fn inbound(
     tx: mpsc::Sender<EdgeMessage>,
     gone: mpsc::Sender<String>,
 ) {
-    info!(%from, name = caller_name.as_deref().unwrap_or(""), "incoming call");
+    info!(from = %crate::pii::Number(&from), name = %crate::pii::Name(caller_name.as_deref().unwrap_or("")), "incoming call");
     let (media, answer) = match pool.answering(&call_id, &offer).await {
         Ok(x) => x,
         Err(e) => {
@@ -342,7 +342,7 @@ async fn talk(
                 }
             }
             Some(digit) = async { match dtmf.as_mut() { Some(d) => d.recv().await, None => None } } => {
-                info!(%digit, "caller pressed a key");
+                info!(digit = %crate::pii::Digit(digit), "caller pressed a key");
                 let _ = tx.send(EdgeMessage::Dtmf { call_id: call_id.to_string(), digit }).await;
             }
             _ = stats_tick.tick() => {

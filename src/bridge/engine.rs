@@ -439,7 +439,7 @@ impl Engine {
             self.remember(call_id.clone());
             let span = info_span!("call", call_id = %call_id);
             let _g = span.enter();
-            info!(from = %customer, name = caller_name.as_deref().unwrap_or(""), "incoming call");
+            info!(from = %crate::pii::Number(customer), name = %crate::pii::Name(caller_name.as_deref().unwrap_or("")), "incoming call");
             self.metrics.calls_inbound.inc();
             let (call, cmds) = Call::inbound(
                 &call_id,
@@ -638,7 +638,7 @@ impl Engine {
                     self.submit(&call_id, &to, Action::Terminate);
                     return;
                 }
-                info!(%call_id, %to, "outbound call placed");
+                info!(%call_id, to = %crate::pii::Number(&to), "outbound call placed");
                 self.metrics.calls_outbound.inc();
                 let (call, cmds) = Call::outbound(
                     &call_id,
@@ -662,7 +662,7 @@ impl Engine {
                 self.replay_orphans(&call_id);
             }
             Err(f) => {
-                warn!(%request_id, %to, error = %f.message, "connect failed");
+                warn!(%request_id, to = %crate::pii::Number(&to), error = %f.message, "connect failed");
                 self.metrics.bsp_errors.inc();
                 self.send_edge(
                     &edge_id,

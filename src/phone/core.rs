@@ -864,7 +864,7 @@ impl Phone {
                     let _ = hub.send(EdgeMessage::Reject { call_id }).await;
                     return;
                 }
-                info!(%call_id, %from, "incoming call: ringing");
+                info!(%call_id, from = %crate::pii::Number(&from), "incoming call: ringing");
                 let mut call = Call::new(Direction::Inbound, from.clone(), caller_name.clone());
                 call.call_id = Some(call_id.clone());
                 self.call = Some(call);
