@@ -55,7 +55,12 @@ pub enum Timer {
     Answer,
     /// An answered call reached the maximum call length.
     MaxLength,
+    /// Time to try ending the call at the BSP again (the last terminate or reject failed).
+    RetryEnd,
 }
+
+/// Retries of a failed terminate (or reject): 1, 2, 4 … 64 s apart, some four minutes in all.
+pub const END_RETRIES: u32 = 8;
 
 /// Outbound progress as WhatsApp reports it in `statuses[]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -250,8 +255,10 @@ pub struct Call {
     pub setup_ms: Option<u64>,
     /// The arming of each deadline kind that counts ([`Timer`] as index), and the last number
     /// given out.
-    armed: [Option<u32>; 3],
+    armed: [Option<u32>; 4],
     timer_seq: u32,
+    /// How we ended the call at the BSP and how many retries that took, until it is confirmed.
+    end_retry: Option<(Action, u32)>,
 }
 
 fn stamp(t: DateTime<Utc>) -> String {
@@ -282,8 +289,9 @@ impl Call {
             timeouts,
             started: now,
             setup_ms: None,
-            armed: [None; 3],
+            armed: [None; 4],
             timer_seq: 0,
+            end_retry: None,
         }
     }
 
@@ -383,6 +391,9 @@ impl Call {
     fn end(&mut self, reason: &str, action: Option<Action>, now: DateTime<Utc>) -> Vec<Command> {
         let mut cmds = Vec::new();
         if let Some(a) = action {
+            if matches!(a, Action::Terminate | Action::Reject) {
+                self.end_retry = Some((a.clone(), 0));
+            }
             cmds.push(Command::Submit(a));
         }
         self.phase = Phase::Ended;
@@ -432,12 +443,44 @@ impl Call {
                     }
                     vec![Command::RecordUpdated]
                 }
-                Terminated {
-                    duration_s: Some(d),
+                Terminated { duration_s, .. } => {
+                    // WhatsApp says the call is over: no retry of our end is needed any more.
+                    self.end_retry = None;
+                    self.armed[Timer::RetryEnd as usize] = None;
+                    match duration_s {
+                        Some(d) if self.record.duration_s.is_none() => {
+                            self.record.duration_s = Some(d);
+                            vec![Command::RecordUpdated]
+                        }
+                        _ => vec![],
+                    }
+                }
+                // Our terminate (or reject) did not go through: the call may still be up at
+                // WhatsApp. Again later, backing off, until the BSP confirms, WhatsApp says it
+                // ended, or the BSP says no for good.
+                ActionFailed {
+                    action: "terminate" | "reject",
+                    permanent,
                     ..
-                } if self.record.duration_s.is_none() => {
-                    self.record.duration_s = Some(d);
-                    vec![Command::RecordUpdated]
+                } => match self.end_retry.take() {
+                    Some((action, tries)) if !permanent && tries < END_RETRIES => {
+                        let after = Duration::from_secs(1 << tries.min(6));
+                        self.end_retry = Some((action, tries + 1));
+                        vec![self.arm(Timer::RetryEnd, after)]
+                    }
+                    _ => vec![],
+                },
+                ActionDone {
+                    action: "terminate" | "reject",
+                } => {
+                    self.end_retry = None;
+                    vec![]
+                }
+                Timeout(Timer::RetryEnd, seq) if self.armed(Timer::RetryEnd) == Some(seq) => {
+                    match &self.end_retry {
+                        Some((action, _)) => vec![Command::Submit(action.clone())],
+                        None => vec![],
+                    }
                 }
                 _ => vec![],
             });

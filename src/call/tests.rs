@@ -738,3 +738,84 @@ fn an_answered_call_ends_at_the_maximum_length() {
     assert_eq!(submits(&c), vec!["terminate"]);
     assert_eq!(finished(&c).as_deref(), Some("max_call_length"));
 }
+
+/// Hardening: a terminate the BSP did not take is tried again, backing off, until it is
+/// confirmed or WhatsApp reports the call ended.
+#[test]
+fn a_failed_terminate_is_retried_until_confirmed() {
+    let mut call = inbound();
+    to_active(&mut call);
+    let c = call
+        .handle(
+            Input::EdgeHangup {
+                edge: "bot-1".into(),
+            },
+            t(10_000),
+        )
+        .unwrap();
+    assert_eq!(submits(&c), vec!["terminate"]);
+    let fail = || Input::ActionFailed {
+        action: "terminate",
+        message: "BSP unreachable".into(),
+        permanent: false,
+    };
+    let mut retries = 0;
+    for _ in 0..3 {
+        let c = call.handle(fail(), t(10_100)).unwrap();
+        let seq = match c.as_slice() {
+            [
+                Command::SetTimer {
+                    timer: Timer::RetryEnd,
+                    seq,
+                    ..
+                },
+            ] => *seq,
+            other => panic!("no retry armed: {other:?}"),
+        };
+        let c = call
+            .handle(Input::Timeout(Timer::RetryEnd, seq), t(12_000))
+            .unwrap();
+        assert_eq!(submits(&c), vec!["terminate"]);
+        retries += 1;
+    }
+    assert_eq!(retries, 3);
+    // Confirmed: nothing more.
+    call.handle(
+        Input::ActionDone {
+            action: "terminate",
+        },
+        t(20_000),
+    )
+    .unwrap();
+    assert!(call.handle(fail(), t(20_100)).unwrap().is_empty());
+
+    // Another call: WhatsApp's terminate webhook makes the retry unnecessary.
+    let mut call = inbound();
+    to_active(&mut call);
+    call.handle(
+        Input::EdgeHangup {
+            edge: "bot-1".into(),
+        },
+        t(10_000),
+    )
+    .unwrap();
+    let c = call.handle(fail(), t(10_100)).unwrap();
+    let Some(Command::SetTimer { seq, .. }) = c.first() else {
+        panic!("{c:?}")
+    };
+    let seq = *seq;
+    call.handle(
+        Input::Terminated {
+            status: Some("COMPLETED".into()),
+            duration_s: Some(10),
+            errors: vec![],
+        },
+        t(10_500),
+    )
+    .unwrap();
+    assert!(
+        call.handle(Input::Timeout(Timer::RetryEnd, seq), t(12_000))
+            .unwrap()
+            .is_empty()
+    );
+}
