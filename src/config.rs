@@ -105,6 +105,13 @@ pub struct ServerConfig {
     pub edges: Vec<EdgeConfig>,
     /// SQLite file of the call history.
     pub history_db: PathBuf,
+    /// TLS on the bridge's own port (PEM files), for deployments without a reverse proxy.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Connections held at once; past this a new one gets 503 at once.
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's headers.
+    pub header_timeout_s: u64,
 }
 
 /// `[[server.edges]]`: one agent, bot or supervisor.
@@ -133,6 +140,10 @@ impl Default for ServerConfig {
             edge_tokens: Vec::new(),
             edges: Vec::new(),
             history_db: PathBuf::from("wacall-history.sqlite3"),
+            tls_cert: None,
+            tls_key: None,
+            max_connections: 1024,
+            header_timeout_s: 30,
         }
     }
 }
@@ -338,6 +349,26 @@ impl Config {
                 "note: server.listen {} is reachable from other machines: put it behind a TLS proxy",
                 self.server.listen
             ));
+        }
+        match (&self.server.tls_cert, &self.server.tls_key) {
+            (Some(_), None) => {
+                p.push("server.tls_cert is set but server.tls_key is not".to_owned())
+            }
+            (None, Some(_)) => {
+                p.push("server.tls_key is set but server.tls_cert is not".to_owned())
+            }
+            (Some(c), Some(k)) => {
+                if let Err(e) = crate::bridge::listener::tls_config(c, k) {
+                    p.push(e);
+                }
+            }
+            (None, None) => {}
+        }
+        if self.server.max_connections == 0 {
+            p.push("server.max_connections is 0: nothing could connect".to_owned());
+        }
+        if self.server.header_timeout_s == 0 {
+            p.push("server.header_timeout_s is 0: give seconds (10)".to_owned());
         }
         let mut names = std::collections::HashSet::new();
         for (i, e) in self.server.edges.iter().enumerate() {

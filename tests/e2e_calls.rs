@@ -803,3 +803,202 @@ async fn tokens_decide_identity_and_what_calls_an_edge_can_read() {
     bridge.shutdown().await;
     sandbox.shutdown().await;
 }
+
+/// A CA and a certificate for 127.0.0.1 made with openssl: (ca.pem, cert.pem, key.pem).
+fn test_certificates(
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    std::fs::create_dir_all(dir).unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=wacall test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "req.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "req.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "cert.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    )
+}
+
+/// Hardening: the bridge terminates TLS itself (server.tls_cert / tls_key). An edge joins over
+/// wss:// trusting a private CA, and not without it; webhooks and /health are served over
+/// https; plain http to the TLS port gets nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bridge_serves_tls_and_edges_connect_over_wss() {
+    use wacall::hub_protocol::EdgeKind;
+    let dir = std::env::temp_dir().join(format!("wacall-e2e-tls-{}", std::process::id()));
+    let (ca, cert, key) = test_certificates(&dir);
+    let (sandbox, addr) = wacall::sandbox::Sandbox::start_for_new_bridge(common::APP_SECRET)
+        .await
+        .unwrap();
+    let mut cfg = sandbox.bridge_config(vec![wacall::secret::Secret::new(EDGE_TOKEN)], None);
+    cfg.tls = Some((cert, key));
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let bridge = wacall::bridge::Bridge::start_on(listener, cfg)
+        .await
+        .unwrap();
+    assert!(
+        bridge.hub_url().starts_with("wss://"),
+        "{}",
+        bridge.hub_url()
+    );
+
+    let trusted = wacall::edge::tls::client_config(Some(&ca)).unwrap();
+    let edge = wacall::edge::hub_client::connect_with(
+        &bridge.hub_url(),
+        EDGE_TOKEN,
+        "tls-bot",
+        EdgeKind::Bot,
+        Some(trusted),
+    )
+    .await
+    .unwrap();
+    assert!(edge.edge_id.starts_with("tls-bot-"));
+    let untrusted = wacall::edge::tls::client_config(None).unwrap();
+    let refused = wacall::edge::hub_client::connect_with(
+        &bridge.hub_url(),
+        EDGE_TOKEN,
+        "tls-bot",
+        EdgeKind::Bot,
+        Some(untrusted),
+    )
+    .await;
+    assert!(refused.is_err(), "an unknown CA was trusted");
+
+    let pem = std::fs::read(&ca).unwrap();
+    let https = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+        .build()
+        .unwrap();
+    let health: serde_json::Value = https
+        .get(format!("{}/health", bridge.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["edges"], 1, "{health}");
+    let unsigned = https
+        .post(format!("{}/webhook", bridge.url()))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status().as_u16(), 401);
+    let plain = reqwest::get(format!("http://{addr}/health")).await;
+    assert!(plain.is_err() || !plain.unwrap().status().is_success());
+    drop(edge);
+    bridge.shutdown().await;
+    sandbox.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Hardening: past server.max_connections a new connection gets 503 at once; a client that
+/// sends no headers within server.header_timeout_s is cut off, which frees its place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_are_limited_and_slow_clients_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (sandbox, addr) = wacall::sandbox::Sandbox::start_for_new_bridge(common::APP_SECRET)
+        .await
+        .unwrap();
+    let mut cfg = sandbox.bridge_config(vec![], None);
+    cfg.max_connections = 2;
+    cfg.header_timeout = Duration::from_millis(700);
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let bridge = wacall::bridge::Bridge::start_on(listener, cfg)
+        .await
+        .unwrap();
+    let idle = [
+        tokio::net::TcpStream::connect(addr).await.unwrap(),
+        tokio::net::TcpStream::connect(addr).await.unwrap(),
+    ];
+    let mut third = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(2), third.read_to_string(&mut answer))
+        .await
+        .expect("no answer past the limit")
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer:?}");
+    // The idle two are closed by the header timeout; then a request gets through.
+    for mut s in idle {
+        let mut buf = Vec::new();
+        let n = tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut buf))
+            .await
+            .expect("an idle connection was not cut off");
+        assert!(n.is_ok());
+    }
+    let mut ok = tokio::net::TcpStream::connect(addr).await.unwrap();
+    ok.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    ok.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    metric(
+        &bridge.url(),
+        "wacall_http_shed_total 1",
+        Duration::from_secs(2),
+    )
+    .await
+    .unwrap();
+    bridge.shutdown().await;
+    sandbox.shutdown().await;
+}

@@ -72,6 +72,8 @@ pub struct Metrics {
     pub bsp_errors: Counter,
     /// Connect webhooks not answered: stamped outside the window, or a call id seen before.
     pub webhook_stale_offers: Counter,
+    /// Connections refused at the connection limit (503 at once).
+    pub http_shed: Counter,
     /// Edge messages about a call the edge does not hold (refused).
     pub edge_refused: Counter,
     /// RTP packets edges dropped for a payload type the call did not negotiate.
@@ -147,6 +149,12 @@ impl Metrics {
             "wacall_bsp_errors_total",
             "BSP actions that failed",
             self.bsp_errors.get(),
+        );
+        counter(
+            &mut out,
+            "wacall_http_shed_total",
+            "Connections refused at the connection limit (503 before any work)",
+            self.http_shed.get(),
         );
         counter(
             &mut out,

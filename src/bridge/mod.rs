@@ -6,6 +6,7 @@ pub mod engine;
 pub mod history;
 pub mod hub;
 pub mod identity;
+pub mod listener;
 pub mod metrics;
 pub mod routing;
 pub mod server;

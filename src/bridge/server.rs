@@ -49,6 +49,10 @@ pub struct BridgeConfig {
     pub bot_max_calls: usize,
     /// Older (or further ahead) connect webhooks are not answered (`webhook.max_offer_age_s`).
     pub max_offer_age: Duration,
+    /// TLS on the listener: (certificate chain, private key) PEM files.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub max_connections: usize,
+    pub header_timeout: Duration,
     /// `/health` says `starting` (503) until [`Readiness::set_ready`]: `serve --bot` sets it
     /// once its bot is attached and running. A bridge without one is ready once it listens.
     pub start_ready: bool,
@@ -99,6 +103,9 @@ impl BridgeConfig {
             },
             bot_max_calls: c.routing.max_calls,
             max_offer_age: Duration::from_secs(c.webhook.max_offer_age_s),
+            tls: c.server.tls_cert.clone().zip(c.server.tls_key.clone()),
+            max_connections: c.server.max_connections,
+            header_timeout: Duration::from_secs(c.server.header_timeout_s),
             start_ready: true,
         }
     }
@@ -133,6 +140,9 @@ impl BridgeConfig {
             timeouts: CallTimeouts::default(),
             bot_max_calls: 1000,
             max_offer_age: Duration::from_secs(60),
+            tls: None,
+            max_connections: 1024,
+            header_timeout: Duration::from_secs(30),
             start_ready: true,
         }
     }
@@ -154,6 +164,8 @@ struct AppState {
 /// A running bridge.
 pub struct Bridge {
     pub addr: SocketAddr,
+    /// TLS on the listener (URLs are https:// and wss://).
+    secure: bool,
     shared: Arc<Mutex<Shared>>,
     server: JoinHandle<()>,
     engine: JoinHandle<()>,
@@ -178,6 +190,8 @@ pub enum BridgeError {
         "webhook.app_secret is empty: the bridge would accept forged webhooks; set it (or WACALL_APP_SECRET)"
     )]
     NoAppSecret,
+    #[error("{0}")]
+    Tls(String),
 }
 
 impl Bridge {
@@ -196,6 +210,12 @@ impl Bridge {
         if cfg.app_secret.is_empty() {
             return Err(BridgeError::NoAppSecret);
         }
+        let tls = match &cfg.tls {
+            Some((cert, key)) => {
+                Some(super::listener::tls_config(cert, key).map_err(BridgeError::Tls)?)
+            }
+            None => None,
+        };
         let addr = listener
             .local_addr()
             .map_err(|source| BridgeError::Listen {
@@ -252,7 +272,7 @@ impl Bridge {
                 cfg.edges.clone(),
             ),
             shared: shared.clone(),
-            metrics,
+            metrics: metrics.clone(),
             history: reader.clone(),
         };
         let app = Router::new()
@@ -263,20 +283,19 @@ impl Bridge {
             .route("/calls", get(calls))
             .layer(DefaultBodyLimit::max(cfg.max_body_bytes))
             .with_state(state);
-        let (stop, mut stopped) = watch::channel(false);
-        let server = tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = stopped.changed().await;
-            };
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
-                warn!(error = %e, "bridge server stopped");
-            }
-        });
-        info!(%addr, "bridge listening");
+        let (stop, stopped) = watch::channel(false);
+        let secure = tls.is_some();
+        let listen_cfg = super::listener::ListenerConfig {
+            tls,
+            max_connections: cfg.max_connections,
+            header_timeout: cfg.header_timeout,
+        };
+        let server = tokio::spawn(super::listener::serve(
+            listener, app, listen_cfg, metrics, stopped,
+        ));
+        info!(%addr, tls = secure, "bridge listening");
         Ok(Bridge {
+            secure,
             addr,
             shared,
             server,
@@ -294,7 +313,8 @@ impl Bridge {
     }
 
     pub fn hub_url(&self) -> String {
-        format!("ws://{}/hub", self.addr)
+        let scheme = if self.secure { "wss" } else { "ws" };
+        format!("{scheme}://{}/hub", self.addr)
     }
 
     /// Connects an edge that runs in this process (see [`super::hub::attach_local`]).
@@ -303,7 +323,8 @@ impl Bridge {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.secure { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Waits until `n` edges are connected.

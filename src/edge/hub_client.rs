@@ -20,6 +20,12 @@ pub enum HubError {
     Refused { url: String, message: String },
     #[error("the hub at {url} closed the connection before welcoming this edge")]
     ClosedEarly { url: String },
+    #[error("cannot connect to the hub at {url}: {source}")]
+    Tls {
+        url: String,
+        #[source]
+        source: super::tls::TlsError,
+    },
 }
 
 /// Connects, introduces the edge, and waits for the hub's welcome.
@@ -29,7 +35,26 @@ pub async fn connect(
     name: &str,
     kind: EdgeKind,
 ) -> Result<HubConnection, HubError> {
-    let (ws, _) = tokio_tungstenite::connect_async(url)
+    connect_with(url, token, name, kind, None).await
+}
+
+/// As [`connect`], trusting `tls` for a `wss://` hub (default: the web's roots plus
+/// `WACALL_CA_FILE`).
+pub async fn connect_with(
+    url: &str,
+    token: &str,
+    name: &str,
+    kind: EdgeKind,
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+) -> Result<HubConnection, HubError> {
+    let connector = match tls {
+        Some(cfg) if url.starts_with("wss://") => Some(tokio_tungstenite::Connector::Rustls(cfg)),
+        _ => super::tls::connector_for(url).map_err(|source| HubError::Tls {
+            url: url.to_string(),
+            source,
+        })?,
+    };
+    let (ws, _) = tokio_tungstenite::connect_async_tls_with_config(url, None, false, connector)
         .await
         .map_err(|source| HubError::Connect {
             url: url.to_string(),

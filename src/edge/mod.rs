@@ -3,3 +3,4 @@
 
 pub mod call_audio;
 pub mod hub_client;
+pub mod tls;

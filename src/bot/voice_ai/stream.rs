@@ -168,7 +168,22 @@ struct SocketTask {
 
 impl SocketTask {
     async fn run(mut self, mut up: mpsc::Receiver<Up>) {
-        let ws = match tokio_tungstenite::connect_async(self.url.as_str()).await {
+        let connector = match crate::edge::tls::connector_for(&self.url) {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(url = %self.url, error = %e, "voice-AI TLS set-up failed; the bot hangs up");
+                self.failed.store(true, Ordering::Relaxed);
+                return;
+            }
+        };
+        let ws = match tokio_tungstenite::connect_async_tls_with_config(
+            self.url.as_str(),
+            None,
+            false,
+            connector,
+        )
+        .await
+        {
             Ok((ws, _)) => ws,
             Err(e) => {
                 warn!(url = %self.url, error = %e, "voice-AI server unreachable; the bot hangs up");
