@@ -368,7 +368,7 @@ impl Config {
             p.push("server.max_connections is 0: nothing could connect".to_owned());
         }
         if self.server.header_timeout_s == 0 {
-            p.push("server.header_timeout_s is 0: give seconds (10)".to_owned());
+            p.push("server.header_timeout_s is 0: give seconds (30)".to_owned());
         }
         let mut names = std::collections::HashSet::new();
         for (i, e) in self.server.edges.iter().enumerate() {
