@@ -1002,3 +1002,72 @@ async fn connections_are_limited_and_slow_clients_cut_off() {
     bridge.shutdown().await;
     sandbox.shutdown().await;
 }
+
+/// Hardening: a `connect` whose reply never came (the BSP made the call but its answer was
+/// lost or late) leaves a call at WhatsApp nobody carries. Its first webhook echoes our
+/// `biz_opaque_callback_data`; the bridge recognises it and terminates the call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_whose_connect_reply_was_lost_is_terminated() {
+    use wacall::bot::runner::{self, BotCommand};
+    let (sandbox, addr) = wacall::sandbox::Sandbox::start_for_new_bridge(common::APP_SECRET)
+        .await
+        .unwrap();
+    sandbox.world.faults().connect_reply_delay = Some(Duration::from_millis(1500));
+    sandbox.world.set_default_plan(UserPlan {
+        answer_after: Duration::from_secs(30),
+        ..UserPlan::default()
+    });
+    let mut cfg = sandbox.bridge_config(vec![wacall::secret::Secret::new(EDGE_TOKEN)], None);
+    cfg.bsp.timeout_ms = 400;
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let bridge = wacall::bridge::Bridge::start_on(listener, cfg)
+        .await
+        .unwrap();
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let (cmd, cmd_rx) = tokio::sync::mpsc::channel(1);
+    let hub = bridge.hub_url();
+    let bot = bot_config(&std::env::temp_dir().join("wacall-e2e-lost"));
+    let task = tokio::spawn(async move {
+        runner::run(bot, &hub, EDGE_TOKEN, cmd_rx, stop_rx)
+            .await
+            .unwrap()
+    });
+    bridge
+        .wait_for_edges(1, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let (done, done_rx) = tokio::sync::oneshot::channel();
+    cmd.send(BotCommand::Dial {
+        to: "5215512340077".into(),
+        done: Some(done),
+        progress: None,
+    })
+    .await
+    .unwrap();
+    let dialed = tokio::time::timeout(Duration::from_secs(10), done_rx)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        dialed.is_err(),
+        "the connect reply came in time: {dialed:?}"
+    );
+    metric(
+        &bridge.url(),
+        "wacall_lost_connects_ended_total 1",
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    let ids: Vec<String> = sandbox
+        .received()
+        .into_iter()
+        .filter(|r| r.action == "terminate")
+        .filter_map(|r| r.call_id)
+        .collect();
+    assert_eq!(ids.len(), 1, "the lost call was not terminated at the BSP");
+    let _ = stop.send(true);
+    let _ = task.await;
+    bridge.shutdown().await;
+    sandbox.shutdown().await;
+}

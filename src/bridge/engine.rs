@@ -73,6 +73,9 @@ pub enum EngineInput {
 pub struct ActionFailure {
     pub message: String,
     pub permanent: bool,
+    /// The request may have reached the BSP (a timeout, a dropped connection after sending):
+    /// a `connect` may then have made a call we never heard the id of.
+    pub outcome_unknown: bool,
 }
 
 impl From<&ApiError> for ActionFailure {
@@ -80,9 +83,14 @@ impl From<&ApiError> for ActionFailure {
         ActionFailure {
             message: e.to_string(),
             permanent: e.is_permanent(),
+            outcome_unknown: matches!(e, ApiError::Timeout { .. } | ApiError::Unreachable { .. }),
         }
     }
 }
+
+/// How long a `connect` whose reply was lost is remembered: its call's first webhook (the
+/// user's answer or RINGING) comes within WhatsApp's ring time.
+const LOST_CONNECT_MEMORY: Duration = Duration::from_secs(120);
 
 /// What the server and tools may read while the engine runs.
 #[derive(Debug, Default)]
@@ -120,6 +128,8 @@ pub struct Engine {
     /// The edge holding a router slot for each call.
     slots: HashMap<String, String>,
     orphans: HashMap<String, (Instant, Vec<Input>)>,
+    /// The `biz_opaque_callback_data` (our dial request id) of parked webhooks → their call id.
+    orphan_opaque: HashMap<String, String>,
     history: Option<HistoryWriter>,
     shared: Arc<Mutex<Shared>>,
     metrics: Arc<Metrics>,
@@ -129,6 +139,9 @@ pub struct Engine {
     /// Call ids that became calls (from history at start, and since), oldest first.
     known: std::collections::HashSet<String>,
     known_order: std::collections::VecDeque<String>,
+    /// `connect`s whose reply never came (request id = our `biz_opaque_callback_data` → the
+    /// number and when): a webhook echoing one is a call nobody carries, ended at once.
+    lost_connects: HashMap<String, (String, Instant)>,
 }
 
 /// How long shutdown waits for the BSP to confirm the ends of live calls: longer than one
@@ -158,6 +171,7 @@ impl Engine {
             edges: HashMap::new(),
             slots: HashMap::new(),
             orphans: HashMap::new(),
+            orphan_opaque: HashMap::new(),
             history,
             shared,
             metrics,
@@ -165,6 +179,7 @@ impl Engine {
             refused: Default::default(),
             known: Default::default(),
             known_order: Default::default(),
+            lost_connects: HashMap::new(),
         }
     }
 
@@ -395,6 +410,8 @@ impl Engine {
                     }
                     keep
                 });
+                let orphans = &self.orphans;
+                self.orphan_opaque.retain(|_, id| orphans.contains_key(id));
                 if let Ok(mut s) = self.shared.lock() {
                     let ids: Vec<String> = s.records.keys().cloned().collect();
                     for id in ids {
@@ -456,6 +473,7 @@ impl Engine {
             self.replay_orphans(&call_id);
             return;
         }
+        let lost_opaque = ev.biz_opaque().map(str::to_owned);
         let input = match ev {
             CallEvent::Answer { sdp, .. } => Input::RemoteAnswer { sdp },
             CallEvent::Status { status, .. } => match status {
@@ -485,8 +503,19 @@ impl Engine {
         };
         if self.registry.contains(&call_id) {
             self.feed(&call_id, input, received);
+        } else if let Some((to, _)) = lost_opaque
+            .as_ref()
+            .and_then(|o| self.lost_connects.remove(o))
+        {
+            // The call of a `connect` whose reply we lost: nobody carries it, end it.
+            warn!(%call_id, "a call whose connect reply was lost reached WhatsApp; terminating it");
+            self.metrics.lost_connects_ended.inc();
+            self.submit(&call_id, &to, Action::Terminate);
         } else {
             // Possibly the answer to a dial whose `connect` reply is still on its way.
+            if let Some(o) = lost_opaque {
+                self.orphan_opaque.insert(o, call_id.clone());
+            }
             let entry = self
                 .orphans
                 .entry(call_id)
@@ -664,6 +693,22 @@ impl Engine {
             Err(f) => {
                 warn!(%request_id, to = %crate::pii::Number(&to), error = %f.message, "connect failed");
                 self.metrics.bsp_errors.inc();
+                if f.outcome_unknown {
+                    // The call may exist at WhatsApp: its webhook may already be parked here,
+                    // or come later.
+                    if let Some(call_id) = self.orphan_opaque.remove(&request_id) {
+                        self.orphans.remove(&call_id);
+                        warn!(%call_id, "a call whose connect reply was lost reached WhatsApp; terminating it");
+                        self.metrics.lost_connects_ended.inc();
+                        self.submit(&call_id, &to, Action::Terminate);
+                    } else {
+                        let now = Instant::now();
+                        self.lost_connects
+                            .retain(|_, (_, at)| now.duration_since(*at) < LOST_CONNECT_MEMORY);
+                        self.lost_connects
+                            .insert(request_id.clone(), (to.clone(), now));
+                    }
+                }
                 self.send_edge(
                     &edge_id,
                     HubMessage::Error {

@@ -72,6 +72,8 @@ pub struct Metrics {
     pub bsp_errors: Counter,
     /// Connect webhooks not answered: stamped outside the window, or a call id seen before.
     pub webhook_stale_offers: Counter,
+    /// Calls made by a `connect` whose reply was lost, found by their webhook and terminated.
+    pub lost_connects_ended: Counter,
     /// Connections refused at the connection limit (503 at once).
     pub http_shed: Counter,
     /// Edge messages about a call the edge does not hold (refused).
@@ -149,6 +151,12 @@ impl Metrics {
             "wacall_bsp_errors_total",
             "BSP actions that failed",
             self.bsp_errors.get(),
+        );
+        counter(
+            &mut out,
+            "wacall_lost_connects_ended_total",
+            "Calls whose connect reply was lost, found by their webhook and terminated",
+            self.lost_connects_ended.get(),
         );
         counter(
             &mut out,

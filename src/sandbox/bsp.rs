@@ -152,6 +152,10 @@ async fn handle(st: &BspState, action: &str, b: ActionBody) -> Result<Response, 
                 .world
                 .on_connect(to, sdp, b.biz_opaque_callback_data)
                 .await?;
+            let delay = st.world.faults().connect_reply_delay;
+            if let Some(d) = delay {
+                tokio::time::sleep(d).await;
+            }
             Ok(
                 Json(json!({"messaging_product": "whatsapp", "calls": [{"id": id}]}))
                     .into_response(),

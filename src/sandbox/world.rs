@@ -100,6 +100,9 @@ pub struct Faults {
     /// Users time arrivals but don't decode what they hear (load tests: the generator must not
     /// be the bottleneck). `heard_hz` is then absent.
     pub light_users: bool,
+    /// `connect` makes its call at once but answers this much later (a reply lost or slow
+    /// while the call goes ahead at WhatsApp).
+    pub connect_reply_delay: Option<std::time::Duration>,
 }
 
 /// A user call whose offer is ready but whose webhook is not sent yet.

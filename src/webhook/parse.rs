@@ -103,6 +103,16 @@ pub enum CallEvent {
 }
 
 impl CallEvent {
+    /// The `biz_opaque_callback_data` we gave in `connect`, when the event echoes it.
+    pub fn biz_opaque(&self) -> Option<&str> {
+        match self {
+            Self::Answer { biz_opaque, .. } | Self::Status { biz_opaque, .. } => {
+                biz_opaque.as_deref()
+            }
+            _ => None,
+        }
+    }
+
     /// The WhatsApp call id (`wacid...`), when the event has one.
     pub fn call_id(&self) -> Option<&str> {
         match self {
