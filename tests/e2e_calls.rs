@@ -1071,3 +1071,51 @@ async fn a_call_whose_connect_reply_was_lost_is_terminated() {
     bridge.shutdown().await;
     sandbox.shutdown().await;
 }
+
+/// Hardening: an edge placing calls in a loop gets its excess refused (5 at once, then one
+/// every 2 s), counted in /metrics; its first dials still go out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_dialling_in_a_loop_is_rate_limited() {
+    use wacall::hub_protocol::{EdgeKind, EdgeMessage, HubMessage};
+    let rig = Rig::start(None, CallTimeouts::default()).await;
+    let mut edge = wacall::edge::hub_client::connect(
+        &rig.bridge.hub_url(),
+        EDGE_TOKEN,
+        "looper",
+        EdgeKind::Bot,
+    )
+    .await
+    .unwrap();
+    for i in 0..20 {
+        edge.tx
+            .send(EdgeMessage::Dial {
+                request_id: format!("r{i}"),
+                to: format!("52155123411{i:02}"),
+                sdp: "v=0\r\n".into(),
+            })
+            .await
+            .unwrap();
+    }
+    let mut limited = 0;
+    let mut other = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while limited + other < 20 {
+        match tokio::time::timeout_at(deadline, edge.rx.recv()).await {
+            Ok(Some(HubMessage::Error { message, .. })) if message.contains("too many calls") => {
+                limited += 1
+            }
+            Ok(Some(HubMessage::Error { .. })) => other += 1,
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => break,
+        }
+    }
+    assert_eq!((other, limited), (5, 15), "BSP answers and refusals");
+    metric(
+        &rig.bridge.url(),
+        "wacall_edge_rate_limited_total 15",
+        Duration::from_secs(2),
+    )
+    .await
+    .unwrap();
+    rig.stop().await;
+}

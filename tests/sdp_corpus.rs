@@ -227,3 +227,34 @@ async fn our_offer_is_opus_111_and_telephone_event_126_only() {
     assert_eq!(offer.matches("a=rtpmap:").count(), 2, "{offer}");
     assert_eq!(attr(&offer, "setup"), Some("actpass"));
 }
+
+/// The fuzz target `remote_sdp`'s seeds (`fuzz/seeds/remote_sdp/`, crash reproducers included)
+/// replayed through the same calls on every test run: a fixed finding cannot come back
+/// unnoticed, without a nightly fuzz build in CI.
+#[test]
+fn the_remote_sdp_fuzz_seeds_never_panic() {
+    use wacall::media::check_remote_sdp;
+    use wacall::media::negotiate::{
+        AudioSection, for_stack, impose_codecs, our_offer_choice, shape_local,
+    };
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/remote_sdp");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let (a, b) = match text.find('\0') {
+            Some(i) => (&text[..i], &text[i + 1..]),
+            None => text.split_at(text.floor_char_boundary(text.len() / 2)),
+        };
+        let _ = check_remote_sdp(&text);
+        let _ = AudioSection::read(&text).map(|s| s.describe());
+        let choice = Choice::from_sdp(&text).unwrap_or_else(|_| our_offer_choice());
+        let _ = for_stack(&text, &choice);
+        let _ = shape_local(&text, &choice);
+        let _ = audit_answer(a, b);
+        let _ = impose_codecs(a, b);
+        let _ = Choice::from_answer(b, a);
+        n += 1;
+    }
+    assert!(n >= 5, "only {n} seeds in {}", dir.display());
+}

@@ -117,6 +117,7 @@ struct EdgeInfo {
     tx: mpsc::Sender<HubMessage>,
     /// Whether its identity may place calls.
     may_dial: bool,
+    limits: super::rate::EdgeLimits,
 }
 
 pub struct Engine {
@@ -344,7 +345,16 @@ impl Engine {
                 });
                 self.router.join(&edge_id, max, Instant::now());
                 info!(%edge_id, %name, ?kind, may_dial, max_calls = max, "edge joined");
-                self.edges.insert(edge_id, EdgeInfo { name, tx, may_dial });
+                let limits = super::rate::EdgeLimits::new(Instant::now());
+                self.edges.insert(
+                    edge_id,
+                    EdgeInfo {
+                        name,
+                        tx,
+                        may_dial,
+                        limits,
+                    },
+                );
                 self.publish();
             }
             EngineInput::EdgeLeft { edge_id } => {
@@ -534,6 +544,31 @@ impl Engine {
 
     fn edge_message(&mut self, edge_id: String, msg: EdgeMessage) {
         let now = Utc::now();
+        // Rate limits: every message, and dials apart.
+        if let Some(e) = self.edges.get_mut(&edge_id) {
+            let t = Instant::now();
+            let is_dial = matches!(msg, EdgeMessage::Dial { .. });
+            let ok = e.limits.messages.take(t) && (!is_dial || e.limits.dials.take(t));
+            if !ok {
+                self.metrics.edge_rate_limited.inc();
+                if e.limits.should_warn(t) {
+                    warn!(edge = %edge_id, dial = is_dial, "edge over its rate limit: message refused");
+                }
+                if let EdgeMessage::Dial { request_id, .. } = msg {
+                    self.send_edge(
+                        &edge_id,
+                        HubMessage::Error {
+                            call_id: None,
+                            request_id: Some(request_id),
+                            message: "too many calls placed too fast; try again in a few seconds"
+                                .into(),
+                            permanent: false,
+                        },
+                    );
+                }
+                return;
+            }
+        }
         // Every message about a call counts only from the edge holding it.
         if let Some(call_id) = msg.call_id()
             && !self.holds(&edge_id, call_id)

@@ -74,6 +74,8 @@ pub struct Metrics {
     pub webhook_stale_offers: Counter,
     /// Calls made by a `connect` whose reply was lost, found by their webhook and terminated.
     pub lost_connects_ended: Counter,
+    /// Edge messages refused for going over the edge's rate limit.
+    pub edge_rate_limited: Counter,
     /// Connections refused at the connection limit (503 at once).
     pub http_shed: Counter,
     /// Edge messages about a call the edge does not hold (refused).
@@ -157,6 +159,12 @@ impl Metrics {
             "wacall_lost_connects_ended_total",
             "Calls whose connect reply was lost, found by their webhook and terminated",
             self.lost_connects_ended.get(),
+        );
+        counter(
+            &mut out,
+            "wacall_edge_rate_limited_total",
+            "Edge messages refused: over the edge's rate limit (messages, dials)",
+            self.edge_rate_limited.get(),
         );
         counter(
             &mut out,

@@ -694,7 +694,12 @@ pub fn audit_answer(offer: &str, answer: &str) -> Vec<String> {
                 ));
             }
             if want.codec == AudioCodec::Opus {
-                let ours = parse_fmtp(ans.formats[0].fmtp.as_deref().unwrap_or(""));
+                let ours = parse_fmtp(
+                    ans.formats
+                        .first()
+                        .and_then(|f| f.fmtp.as_deref())
+                        .unwrap_or(""),
+                );
                 let peer = parse_fmtp(want.peer_fmtp());
                 let num = |v: &[(String, String)], k: &str| {
                     v.iter()
@@ -899,6 +904,15 @@ a=rtpmap:110 telephone-event/48000\r\na=rtpmap:126 telephone-event/8000\r\n";
             err.contains("0 PCMU/8000") && err.contains("111 opus/48000/2"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn an_answer_without_formats_is_a_finding_not_a_panic() {
+        // Found by the remote_sdp fuzz target (fuzz/seeds/remote_sdp/crash-audit-answer-empty-formats).
+        let offer = "\nm=audio 9 F 111\na=rtpmap:111 opus/48000";
+        let answer = "\nm=audio \u{eb} o";
+        let problems = audit_answer(offer, answer);
+        assert!(!problems.is_empty());
     }
 
     #[test]
