@@ -258,3 +258,43 @@ fn the_remote_sdp_fuzz_seeds_never_panic() {
     }
     assert!(n >= 5, "only {n} seeds in {}", dir.display());
 }
+
+fn seeds(target: &str) -> Vec<Vec<u8>> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/seeds")
+        .join(target);
+    let out: Vec<Vec<u8>> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+        .collect();
+    assert!(!out.is_empty(), "no seeds in {}", dir.display());
+    out
+}
+
+/// The other fuzz targets' seeds through their parsers, on every test run.
+#[test]
+fn the_parsers_fuzz_seeds_never_panic() {
+    for body in seeds("webhook_parse") {
+        let _ = wacall::webhook::parse::parse_webhook(&body);
+        let good = wacall::webhook::signature::sign(b"k", &body);
+        assert!(wacall::webhook::signature::verify_signature(b"k", &body, Some(&good)).is_ok());
+    }
+    for text in seeds("hub_message") {
+        let _ = serde_json::from_slice::<wacall::hub_protocol::EdgeMessage>(&text);
+        let _ = serde_json::from_slice::<wacall::hub_protocol::HubMessage>(&text);
+    }
+    for text in seeds("config") {
+        if let Ok(c) = wacall::config::Config::from_toml_str(&String::from_utf8_lossy(&text)) {
+            let _ = c.problems();
+        }
+    }
+    for text in seeds("settings") {
+        let text = String::from_utf8_lossy(&text);
+        for hint in [None, Some("json"), Some("toml")] {
+            if let Ok(s) = wacall::settings::parse_settings(&text, hint) {
+                let today = chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+                let _ = wacall::settings::validate(&s, today);
+            }
+        }
+    }
+}
