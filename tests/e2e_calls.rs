@@ -1119,3 +1119,72 @@ async fn an_edge_dialling_in_a_loop_is_rate_limited() {
     .unwrap();
     rig.stop().await;
 }
+
+/// Hardening: the hub pings its edges; one that stops answering (half-open: no pong, no
+/// message) is dropped after the silence limit, while a live edge stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_open_edge_is_dropped_and_a_live_one_kept() {
+    use futures_util::{SinkExt, StreamExt};
+    use wacall::hub_protocol::{EdgeKind, EdgeMessage};
+    let (sandbox, addr) = wacall::sandbox::Sandbox::start_for_new_bridge(common::APP_SECRET)
+        .await
+        .unwrap();
+    let mut cfg = sandbox.bridge_config(vec![wacall::secret::Secret::new(EDGE_TOKEN)], None);
+    cfg.edge_liveness = wacall::bridge::hub::Liveness {
+        every: Duration::from_millis(100),
+        silence: Duration::from_millis(500),
+    };
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let bridge = wacall::bridge::Bridge::start_on(listener, cfg)
+        .await
+        .unwrap();
+    let live =
+        wacall::edge::hub_client::connect(&bridge.hub_url(), EDGE_TOKEN, "live", EdgeKind::Bot)
+            .await
+            .unwrap();
+    // A raw client that says hello, reads the welcome, then reads nothing more (so it answers
+    // no ping), as a peer behind a dead NAT mapping would.
+    let (mut ws, _) = tokio_tungstenite::connect_async(bridge.hub_url())
+        .await
+        .unwrap();
+    let hello = EdgeMessage::Hello {
+        token: EDGE_TOKEN.into(),
+        name: "half-open".into(),
+        kind: EdgeKind::Bot,
+    };
+    ws.send(tokio_tungstenite::tungstenite::Message::text(
+        serde_json::to_string(&hello).unwrap(),
+    ))
+    .await
+    .unwrap();
+    let _welcome = ws.next().await.unwrap().unwrap();
+    let edges = || {
+        let url = format!("{}/health", bridge.url());
+        async move {
+            reqwest::get(url)
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()["edges"]
+                .as_u64()
+                .unwrap()
+        }
+    };
+    assert_eq!(edges().await, 2);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while edges().await != 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the silent edge was not dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The live edge (its reader answers pings) is still there well after the limit.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(edges().await, 1);
+    drop(live);
+    drop(ws);
+    bridge.shutdown().await;
+    sandbox.shutdown().await;
+}

@@ -18,11 +18,30 @@ pub const MAX_MESSAGE: usize = 256 * 1024;
 /// A `hello` is a token, a name and a kind: nothing bigger is read before an edge is known.
 pub const MAX_HELLO: usize = 4 * 1024;
 
+/// How the hub notices an edge that is gone without closing (a laptop lid, a dead NAT
+/// mapping): a ping every `every`, and a connection silent for `silence` (no pong, no message)
+/// is dropped, so its calls are taken back.
+#[derive(Debug, Clone, Copy)]
+pub struct Liveness {
+    pub every: Duration,
+    pub silence: Duration,
+}
+
+impl Default for Liveness {
+    fn default() -> Self {
+        Liveness {
+            every: Duration::from_secs(20),
+            silence: Duration::from_secs(60),
+        }
+    }
+}
+
 /// Serves one edge connection until it closes.
 pub async fn serve_edge(
     ws: WebSocket,
     identities: std::sync::Arc<super::identity::Identities>,
     engine: mpsc::Sender<EngineInput>,
+    liveness: Liveness,
 ) {
     let (mut sink, mut stream) = ws.split();
     let hello = tokio::time::timeout(HELLO_TIMEOUT, stream.next()).await;
@@ -67,15 +86,32 @@ pub async fn serve_edge(
             if sink.send(Message::text(welcome.to_json())).await.is_err() {
                 return;
             }
-            while let Some(m) = rx.recv().await {
-                if sink.send(Message::text(m.to_json())).await.is_err() {
+            let mut ping = tokio::time::interval(liveness.every);
+            ping.tick().await;
+            loop {
+                let sent = tokio::select! {
+                    m = rx.recv() => match m {
+                        Some(m) => sink.send(Message::text(m.to_json())).await,
+                        None => break,
+                    },
+                    _ = ping.tick() => sink.send(Message::Ping(Default::default())).await,
+                };
+                if sent.is_err() {
                     break;
                 }
             }
         }
         .instrument(span.clone()),
     );
-    while let Some(frame) = stream.next().await {
+    loop {
+        let frame = match tokio::time::timeout(liveness.silence, stream.next()).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break,
+            Err(_) => {
+                warn!(parent: &span, silence = ?liveness.silence, "edge silent (no pong, no message): dropped");
+                break;
+            }
+        };
         let text = match frame {
             Ok(Message::Text(t)) => t,
             Ok(Message::Close(_)) | Err(_) => break,

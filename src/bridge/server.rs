@@ -53,6 +53,8 @@ pub struct BridgeConfig {
     pub tls: Option<(PathBuf, PathBuf)>,
     pub max_connections: usize,
     pub header_timeout: Duration,
+    /// Pings to edges and the silence after which one is dropped.
+    pub edge_liveness: super::hub::Liveness,
     /// `/health` says `starting` (503) until [`Readiness::set_ready`]: `serve --bot` sets it
     /// once its bot is attached and running. A bridge without one is ready once it listens.
     pub start_ready: bool,
@@ -106,6 +108,7 @@ impl BridgeConfig {
             tls: c.server.tls_cert.clone().zip(c.server.tls_key.clone()),
             max_connections: c.server.max_connections,
             header_timeout: Duration::from_secs(c.server.header_timeout_s),
+            edge_liveness: super::hub::Liveness::default(),
             start_ready: true,
         }
     }
@@ -143,6 +146,7 @@ impl BridgeConfig {
             tls: None,
             max_connections: 1024,
             header_timeout: Duration::from_secs(30),
+            edge_liveness: super::hub::Liveness::default(),
             start_ready: true,
         }
     }
@@ -154,6 +158,7 @@ struct AppState {
     app_secret: Secret,
     verify_token: Secret,
     identities: Arc<super::identity::Identities>,
+    liveness: super::hub::Liveness,
     shared: Arc<Mutex<Shared>>,
     metrics: Arc<Metrics>,
     /// A reading connection, opened once (the writer thread has its own).
@@ -271,6 +276,7 @@ impl Bridge {
                 cfg.edge_tokens.clone(),
                 cfg.edges.clone(),
             ),
+            liveness: cfg.edge_liveness,
             shared: shared.clone(),
             metrics: metrics.clone(),
             history: reader.clone(),
@@ -431,9 +437,9 @@ async fn webhook_post(State(s): State<AppState>, headers: HeaderMap, body: Bytes
 }
 
 async fn hub_upgrade(State(s): State<AppState>, ws: WebSocketUpgrade) -> Response {
-    let (ids, engine) = (s.identities.clone(), s.engine.clone());
+    let (ids, engine, liveness) = (s.identities.clone(), s.engine.clone(), s.liveness);
     ws.max_message_size(hub::MAX_MESSAGE)
-        .on_upgrade(move |socket| hub::serve_edge(socket, ids, engine))
+        .on_upgrade(move |socket| hub::serve_edge(socket, ids, engine, liveness))
 }
 
 /// `{"status":"ok"}` once the bridge can answer calls; 503 `{"status":"starting"}` before (a
