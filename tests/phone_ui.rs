@@ -451,3 +451,54 @@ fn reconnects_on_its_own_when_the_bridge_comes_back() {
     drop(h);
     rt.block_on(sb.shutdown());
 }
+
+/// Hardening: an answered call whose media never connects is ended by the phone (as the bot
+/// does), at the bridge and the BSP, instead of sitting silent.
+#[test]
+fn a_call_whose_media_never_connects_is_ended() {
+    init_logs();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let sb = rt
+        .block_on(PhoneSandbox::start(CallTimeouts::default()))
+        .unwrap();
+    sb.sandbox.world.faults().unreachable_media = true;
+    let cfg = PhoneConfig {
+        name: "deadline-agent".into(),
+        media: MediaConfig::loopback(),
+        use_devices: false,
+        media_timeout: Duration::from_secs(1),
+        ..PhoneConfig::default()
+    };
+    let phone = {
+        let _g = rt.enter();
+        core::start(cfg, Arc::new(|| {}))
+    };
+    let mut h = harness(phone.clone());
+    let t = Duration::from_secs(15);
+    h.step();
+    type_into(&mut h, "Bridge address", &sb.hub_url);
+    type_into(&mut h, "Agent token", &sb.edge_token);
+    h.get_by_label("Sign in").click();
+    wait_text(&mut h, "Available: waiting for calls", t);
+    let call = rt.block_on(sb.place_call(0, None)).unwrap();
+    wait_text(&mut h, "Incoming call", t);
+    h.get_by_label("Answer").click();
+    wait_text(&mut h, "the call's audio could not connect", t);
+    wait_until(&mut h, "terminated at the BSP", t, |_| {
+        sb.sandbox.actions(&call).contains(&"terminate".to_string())
+    });
+    let record = sb.bridge.record(&call).unwrap();
+    assert!(
+        record
+            .end_reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("media_failed")),
+        "{record:?}"
+    );
+    drop(h);
+    rt.block_on(sb.bridge.shutdown());
+}

@@ -35,6 +35,9 @@ pub struct PhoneConfig {
     /// Wait between reconnect attempts grows up to this.
     pub max_backoff: Duration,
     pub history_limit: usize,
+    /// An answered call whose media has not connected this long after it was answered is
+    /// ended (as the bot does): the customer would hear nothing.
+    pub media_timeout: Duration,
 }
 
 impl Default for PhoneConfig {
@@ -48,6 +51,7 @@ impl Default for PhoneConfig {
             record_dir: None,
             max_backoff: Duration::from_secs(10),
             history_limit: 30,
+            media_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -320,6 +324,13 @@ pub fn plain_error(message: &str) -> String {
 
 /// Why a call ended, in plain words.
 pub fn plain_end_reason(reason: &str) -> String {
+    // Reasons may carry a detail after a colon (`media_failed: ICE/DTLS did not connect...`).
+    let (word, _) = reason.split_once(':').unwrap_or((reason, ""));
+    match word.trim() {
+        "media_failed" => return "the call's audio could not connect".into(),
+        "max_call_length" => return "it reached the maximum call length".into(),
+        _ => {}
+    }
     match reason {
         "customer_hangup" | "remote_hangup" => "the customer hung up".into(),
         "business_hangup" | "agent_hangup" | "local_hangup" => "you hung up".into(),
@@ -490,6 +501,8 @@ struct Call {
     audio: Option<CallAudio>,
     /// The customer's key presses, from the audio engine.
     dtmf_in: Option<mpsc::Receiver<char>>,
+    /// `MediaFailed` went to the bridge (once; its `Ended` follows).
+    media_failed_sent: bool,
     /// Answer SDP sent to the bridge (inbound).
     answer_sent: bool,
     /// The agent pressed Answer; Accept goes out once the answer SDP is sent.
@@ -1301,6 +1314,27 @@ impl Phone {
                 mic = if a.is_muted() { -96.0 } else { mic.max(ours) };
             }
         }
+        // Answered, but no media yet after the deadline: end it at the bridge, which terminates
+        // it at the BSP and answers with Ended.
+        if let (Some(since), Some(media), Some(id)) =
+            (call.live_since, call.media.as_ref(), call.call_id.clone())
+            && !call.media_failed_sent
+            && since.elapsed() >= self.cfg.media_timeout
+            && media.state() != crate::media::ConnState::Connected
+        {
+            call.media_failed_sent = true;
+            warn!(timeout = ?self.cfg.media_timeout, "the call's media did not connect");
+            let _ = hub
+                .send(EdgeMessage::MediaFailed {
+                    call_id: id,
+                    reason: format!(
+                        "ICE/DTLS did not connect within {:?} of the answer",
+                        self.cfg.media_timeout
+                    ),
+                    offer_refused: false,
+                })
+                .await;
+        }
         // The customer's keys: shown to the agent, and reported for the call's history.
         let mut pressed = String::new();
         if let Some(rx) = call.dtmf_in.as_mut() {
@@ -1465,6 +1499,7 @@ impl Call {
             media: None,
             audio: None,
             dtmf_in: None,
+            media_failed_sent: false,
             answer_sent: false,
             accept_wanted: false,
             live_since: None,
