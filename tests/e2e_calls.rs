@@ -601,9 +601,18 @@ async fn replayed_connect_webhooks_never_become_calls() {
     // database and the same webhook arrives again.
     let fresh = webhooks::user_call(&biz, "wacid.REPLAY-1", "5215500002222", "Fresh", &offer);
     rig.sandbox.world.post_webhook(&fresh).await;
+    // Rejected at the BSP, and its row closed on disk.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while rig.bridge.history_row("wacid.REPLAY-1").is_none() {
-        assert!(tokio::time::Instant::now() < deadline, "no history row");
+    while rig.actions("wacid.REPLAY-1").is_empty()
+        || rig
+            .bridge
+            .history_row("wacid.REPLAY-1")
+            .is_none_or(|r| r.end_reason.is_none())
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not rejected and recorded"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(rig.actions("wacid.REPLAY-1"), vec!["reject"]);
@@ -1059,13 +1068,23 @@ async fn a_call_whose_connect_reply_was_lost_is_terminated() {
     )
     .await
     .unwrap();
-    let ids: Vec<String> = sandbox
-        .received()
-        .into_iter()
-        .filter(|r| r.action == "terminate")
-        .filter_map(|r| r.call_id)
-        .collect();
-    assert_eq!(ids.len(), 1, "the lost call was not terminated at the BSP");
+    let terminated = || {
+        sandbox
+            .received()
+            .into_iter()
+            .filter(|r| r.action == "terminate")
+            .filter_map(|r| r.call_id)
+            .collect::<Vec<String>>()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while terminated().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the lost call was not terminated at the BSP"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(terminated().len(), 1);
     let _ = stop.send(true);
     let _ = task.await;
     bridge.shutdown().await;
@@ -1109,10 +1128,14 @@ async fn an_edge_dialling_in_a_loop_is_rate_limited() {
             Ok(None) | Err(_) => break,
         }
     }
-    assert_eq!((other, limited), (5, 15), "BSP answers and refusals");
+    // The burst of 5 goes out (a sixth only if sending took over 2 s on a loaded machine).
+    assert!(
+        (5..=6).contains(&other) && other + limited == 20,
+        "{other} sent, {limited} refused"
+    );
     metric(
         &rig.bridge.url(),
-        "wacall_edge_rate_limited_total 15",
+        &format!("wacall_edge_rate_limited_total {limited}"),
         Duration::from_secs(2),
     )
     .await
@@ -1131,8 +1154,8 @@ async fn a_half_open_edge_is_dropped_and_a_live_one_kept() {
         .unwrap();
     let mut cfg = sandbox.bridge_config(vec![wacall::secret::Secret::new(EDGE_TOKEN)], None);
     cfg.edge_liveness = wacall::bridge::hub::Liveness {
-        every: Duration::from_millis(100),
-        silence: Duration::from_millis(500),
+        every: Duration::from_millis(200),
+        silence: Duration::from_millis(1500),
     };
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     let bridge = wacall::bridge::Bridge::start_on(listener, cfg)
@@ -1181,7 +1204,7 @@ async fn a_half_open_edge_is_dropped_and_a_live_one_kept() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // The live edge (its reader answers pings) is still there well after the limit.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(edges().await, 1);
     drop(live);
     drop(ws);
