@@ -117,6 +117,9 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoOutcome> {
         );
     bridge.wait_for_edges(1, Duration::from_secs(5)).await?;
 
+    // Each call's tone, as the user plays it: the bot's recording must have it on the
+    // customer's channel.
+    let mut tones: std::collections::HashMap<String, f32> = Default::default();
     let mut call_ids = Vec::new();
     for i in 0..opts.calls_in {
         let id = sandbox
@@ -129,6 +132,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoOutcome> {
             })
             .await
             .map_err(|e| anyhow::anyhow!("simulated user could not call: {e}"))?;
+        tones.insert(id.clone(), 660.0);
         call_ids.push(id);
     }
     sandbox.world.set_default_plan(UserPlan {
@@ -213,11 +217,23 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoOutcome> {
         });
         let heard = report.as_ref().map_or(0, |r| r.voice.packets_heard);
         let bot_heard = record.quality.map_or(0, |q| q.packets_received);
+        // Packets alone would pass fifty packets of silence: the user must have heard sound
+        // (its `heard_hz` exists only above a level floor), and the bot the user's tone.
+        let user_heard_hz = report.and_then(|r| r.voice.heard_hz);
+        let want = tones.get(id).copied().unwrap_or(520.0);
+        let bot_heard_tone = record
+            .recording
+            .as_deref()
+            .and_then(customer_channel)
+            .is_some_and(|(hz, db)| (hz - want).abs() <= 10.0 && db >= -40.0);
         rows.push(DemoRow {
             setup_ms: bridge.setup_ms(id),
             user_heard_packets: heard,
-            user_heard_hz: report.and_then(|r| r.voice.heard_hz),
-            ok: heard >= MIN_PACKETS && bot_heard >= MIN_PACKETS,
+            user_heard_hz,
+            ok: heard >= MIN_PACKETS
+                && bot_heard >= MIN_PACKETS
+                && user_heard_hz.is_some()
+                && bot_heard_tone,
             record,
         });
     }
@@ -226,6 +242,27 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoOutcome> {
     bridge.shutdown().await;
     sandbox.shutdown().await;
     Ok(DemoOutcome { rows })
+}
+
+/// The dominant frequency and level of the middle half of a recording's customer (left)
+/// channel.
+fn customer_channel(path: &str) -> Option<(f32, f32)> {
+    let mut reader = hound::WavReader::open(path).ok()?;
+    let channels = usize::from(reader.spec().channels.max(1));
+    let left: Vec<i16> = reader
+        .samples::<i16>()
+        .filter_map(Result::ok)
+        .step_by(channels)
+        .collect();
+    let n = left.len();
+    if n < 48_000 {
+        return None;
+    }
+    let mid = &left[n / 4..n * 3 / 4];
+    Some((
+        crate::audio::tone::dominant_frequency(mid, 48_000),
+        crate::sandbox::voice::rms_dbfs(mid),
+    ))
 }
 
 fn short(call_id: &str) -> &str {

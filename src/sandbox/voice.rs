@@ -43,12 +43,32 @@ pub fn encode_tone(freq_hz: f32, seconds: usize) -> Vec<Bytes> {
 pub struct VoiceReport {
     pub packets_sent: u64,
     pub packets_heard: u64,
-    /// Dominant frequency of the last second heard, if a second was heard (not in light mode).
+    /// Dominant frequency of the last second heard, if a second was heard (not in light mode)
+    /// and it was louder than [`HEARD_FLOOR_DBFS`]: silence has no frequency to report.
     pub heard_hz: Option<f32>,
+    /// RMS level of the last second heard, in dBFS (not in light mode).
+    pub heard_dbfs: Option<f32>,
     /// Packets that arrived more than [`LATE_MS`] behind their 20 ms schedule.
     pub late: u64,
     /// Packets never received (gaps in the sequence numbers).
     pub missing: u64,
+}
+
+/// Below this the last second heard counts as silence (the tones here are about -13 dBFS).
+pub const HEARD_FLOOR_DBFS: f32 = -50.0;
+
+/// RMS level in dBFS.
+pub fn rms_dbfs(pcm: &[i16]) -> f32 {
+    if pcm.is_empty() {
+        return -96.0;
+    }
+    let ms = pcm.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / pcm.len() as f64;
+    let rms = ms.sqrt() / 32768.0;
+    if rms <= 0.0 {
+        -96.0
+    } else {
+        (20.0 * rms.log10()).max(-96.0) as f32
+    }
 }
 
 /// A packet this far behind its schedule would have missed a 2-frame jitter buffer.
@@ -167,21 +187,24 @@ impl Voice {
     }
 
     pub fn report(&self) -> VoiceReport {
-        let (heard_hz, late, missing) = self
+        let (heard_hz, heard_dbfs, late, missing) = self
             .heard
             .lock()
             .map(|h| {
-                let hz = (h.pcm.len() >= KEEP_SAMPLES / 2).then(|| {
-                    let pcm: Vec<i16> = h.pcm.iter().copied().collect();
-                    dominant_frequency(&pcm, SAMPLE_RATE)
-                });
-                (hz, h.schedule.late, h.schedule.missing())
+                let pcm: Vec<i16> = h.pcm.iter().copied().collect();
+                let enough = pcm.len() >= KEEP_SAMPLES / 2;
+                let level = enough.then(|| rms_dbfs(&pcm));
+                let hz = level
+                    .filter(|db| *db >= HEARD_FLOOR_DBFS)
+                    .map(|_| dominant_frequency(&pcm, SAMPLE_RATE));
+                (hz, level, h.schedule.late, h.schedule.missing())
             })
             .unwrap_or_default();
         VoiceReport {
             packets_sent: self.sent.load(Ordering::Relaxed),
             packets_heard: self.heard_packets.load(Ordering::Relaxed),
             heard_hz,
+            heard_dbfs,
             late,
             missing,
         }
