@@ -13,6 +13,8 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 packages=(cmake pkg-config libasound2-dev pulseaudio pulseaudio-utils libasound2-plugins alsa-utils xvfb xauth python3-venv
+  # the TLS test's certificates (openssl) and the browser test's network namespace (iproute2)
+  openssl iproute2
   # the softphone window at run time (X11 + OpenGL, Mesa's software renderer under Xvfb)
   libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6 libgl1 libegl1 libgl1-mesa-dri)
 missing=()
