@@ -254,7 +254,8 @@ async fn we_offer_aiortc_answers() {
     assert_loopback_only(answer, "aiortc's");
     let remote = ours.apply_answer(answer).await.unwrap();
     assert_eq!(
-        remote.audio_pt, 111,
+        remote.audio_pt(),
+        111,
         "aiortc should answer with our Opus PT"
     );
 

@@ -139,7 +139,7 @@ async fn one_shape(name: &str) -> Result<(), String> {
         }
     }
     // The caller's keypad reaches us when the shape offered telephone-event.
-    if let Some(dtmf_pt) = biz.remote_audio().and_then(|r| r.dtmf_pt) {
+    if let Some(dtmf_pt) = biz.remote_audio().and_then(|r| r.dtmf_pt()) {
         let mut events = biz.take_events().unwrap();
         user.send_dtmf('5').await.map_err(|e| e.to_string())?;
         for _ in 0..12 {

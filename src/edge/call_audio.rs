@@ -141,8 +141,8 @@ fn make_decoder(
     })
 }
 
-/// The encoder for live audio (tone, voice-AI, microphone), Opus configured from the peer's
-/// fmtp (bitrate cap, bandwidth, FEC).
+/// The encoder for live audio (tone, voice-AI, microphone); Opus with the setting the peer's
+/// fmtp asked for (bitrate cap, bandwidth, FEC).
 enum LiveEncoder {
     Opus(OpusEncoder),
     /// Boxed: its filter history is 200 samples, the Opus encoder a pointer.
@@ -151,18 +151,11 @@ enum LiveEncoder {
 
 impl LiveEncoder {
     fn new(
-        media: &MediaSession,
         codec: AudioCodec,
         cfg: &EncoderConfig,
     ) -> Result<Self, crate::audio::codec::CodecError> {
         Ok(match codec {
-            AudioCodec::Opus => {
-                let fmtp = media
-                    .remote_audio()
-                    .map(|r| r.audio_fmtp)
-                    .unwrap_or_default();
-                LiveEncoder::Opus(OpusEncoder::new(cfg.honour_fmtp(&fmtp))?)
-            }
+            AudioCodec::Opus => LiveEncoder::Opus(OpusEncoder::new(cfg.clone())?),
             AudioCodec::Pcmu => LiveEncoder::G711(Box::new(G711Encoder::new(Law::Mu))),
             AudioCodec::Pcma => LiveEncoder::G711(Box::new(G711Encoder::new(Law::A))),
         })
@@ -199,7 +192,7 @@ impl CallAudio {
         // silence, or relays, never pays for one. The decoder is made on the first packet, so
         // neither sits on the path from offer to answer (a profile of fifty calls arriving at
         // once showed decoder set-up there).
-        let encoder_cfg = encoder;
+        let mut encoder_cfg = encoder;
         let mut encoder: OnFirstUse<LiveEncoder> = OnFirstUse::NotYet;
         let mut decoder: OnFirstUse<Box<dyn FrameDecoder>> = OnFirstUse::NotYet;
         let silence = silence_packet()?;
@@ -243,15 +236,14 @@ impl CallAudio {
                         }
                     }
                     arrived.clear();
-                    if codec.is_none() {
-                        codec = media.audio_codec();
-                        if let Some(c) = codec {
-                            let fmtp = media
-                                .remote_audio()
-                                .map(|r| r.audio_fmtp)
-                                .unwrap_or_default();
-                            behaviour.configure(c, &encoder_cfg.honour_fmtp(&fmtp));
-                        }
+                    // Once negotiated: the codec, and the encoder setting the peer asked for (live
+                    // audio and cached prompts alike).
+                    if codec.is_none()
+                        && let Some(remote) = media.remote_audio()
+                    {
+                        encoder_cfg = encoder_cfg.honour_fmtp(remote.audio_fmtp());
+                        behaviour.configure(remote.codec(), &encoder_cfg);
+                        codec = Some(remote.codec());
                     }
                     if let Some(rx) = audio_rx.as_mut() {
                         while let Ok(p) = rx.try_recv() {
@@ -293,7 +285,7 @@ impl CallAudio {
                         Outgoing::Pcm(pcm) => {
                             let c = codec.unwrap_or(AudioCodec::Opus);
                             encoder.make_once(
-                                || LiveEncoder::new(&media, c, &encoder_cfg),
+                                || LiveEncoder::new(c, &encoder_cfg),
                                 "no audio encoder; sending silence",
                             );
                             match encoder.ready().map(|e| e.encode(&pcm)) {

@@ -30,6 +30,9 @@ pub const STACK_OPUS_FMTP: &str = "minptime=10;useinbandfec=1";
 pub const STACK_DTMF_FMTP: &str = "0-15";
 /// The only packet time we send.
 pub const PTIME_MS: u32 = 20;
+/// WhatsApp's payload types; we register and offer the same so our offers look like theirs.
+pub const OPUS_PT: u8 = 111;
+pub const DTMF_PT: u8 = 126;
 
 /// An audio codec wacall can carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -461,44 +464,36 @@ fn rewrite_audio(
     let Some((start, end)) = audio_bounds(&lines) else {
         return sdp.to_owned();
     };
-    let mut out: Vec<String> = Vec::with_capacity(lines.len() + 4);
-    out.extend(lines[..start].iter().map(|l| l.to_string()));
     let mline: Vec<&str> = lines[start].split_whitespace().take(3).collect();
     let formats: Vec<String> = pts.iter().map(u8::to_string).collect();
-    out.push(format!("{} {}", mline.join(" "), formats.join(" ")));
-    let mut inserted = false;
-    let mut section_out: Vec<String> = Vec::new();
+    let mline = format!("{} {}", mline.join(" "), formats.join(" "));
+    // The section without its payload-type lines (rtcp-fb of kept types stays) and, when
+    // replaced, its packet times; the new block goes where the first payload-type line was.
+    let mut section: Vec<String> = Vec::with_capacity(end - start + 8);
     let mut insert_at = None;
     for line in &lines[start + 1..end] {
         if let Some((key, pt)) = pt_attr(line) {
-            insert_at.get_or_insert(section_out.len());
+            insert_at.get_or_insert(section.len());
             if keep_rtcp_fb && key == "rtcp-fb" && pts.contains(&pt) {
-                section_out.push(line.to_string());
+                section.push(line.to_string());
             }
-            continue;
-        }
-        if packet_time.is_some()
-            && (line.starts_with("a=ptime:") || line.starts_with("a=maxptime:"))
+        } else if packet_time.is_none()
+            || !(line.starts_with("a=ptime:") || line.starts_with("a=maxptime:"))
         {
-            continue;
+            section.push(line.to_string());
         }
-        section_out.push(line.to_string());
     }
-    let mut block = codec_lines;
-    if let Some(pt_lines) = packet_time {
-        block.extend(pt_lines);
-    }
-    let at = insert_at.unwrap_or(section_out.len());
-    for (i, line) in section_out.into_iter().enumerate() {
-        if i == at {
-            out.append(&mut block);
-            inserted = true;
-        }
-        out.push(line);
-    }
-    if !inserted {
-        out.append(&mut block);
-    }
+    let at = insert_at.unwrap_or(section.len());
+    section.splice(
+        at..at,
+        codec_lines
+            .into_iter()
+            .chain(packet_time.into_iter().flatten()),
+    );
+    let mut out: Vec<String> = Vec::with_capacity(lines.len() + 8);
+    out.extend(lines[..start].iter().map(|l| l.to_string()));
+    out.push(mline);
+    out.extend(section);
     out.extend(lines[end..].iter().map(|l| l.to_string()));
     let mut text = out.join("\r\n");
     text.push_str("\r\n");
@@ -585,7 +580,7 @@ pub fn our_offer_choice() -> Choice {
     Choice {
         codec: AudioCodec::Opus,
         audio: Format {
-            pt: 111,
+            pt: OPUS_PT,
             encoding: "opus".to_owned(),
             clock_rate: 48_000,
             channels: 2,
@@ -593,7 +588,7 @@ pub fn our_offer_choice() -> Choice {
             fmtp: Some(STACK_OPUS_FMTP.to_owned()),
         },
         dtmf: Some(Format {
-            pt: 126,
+            pt: DTMF_PT,
             encoding: "telephone-event".to_owned(),
             clock_rate: 8_000,
             channels: 1,

@@ -14,17 +14,9 @@ use super::negotiate::{AudioCodec, Choice, NegotiationError};
 /// What we learned from a usable remote SDP.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteAudio {
-    /// The codecs chosen from the peer's formats (`media::negotiate`).
+    /// The codecs chosen from the peer's formats (`media::negotiate`): audio codec, payload
+    /// types, the peer's fmtp; see the accessors below.
     pub choice: Choice,
-    /// The call's audio codec: Opus, or G.711 when the peer has no Opus.
-    pub codec: AudioCodec,
-    /// Payload type the peer uses for the audio codec (WhatsApp: 111), ours too.
-    pub audio_pt: u8,
-    /// The peer's fmtp for the audio codec (bitrate caps, FEC, bandwidth): honoured by our
-    /// encoder.
-    pub audio_fmtp: String,
-    /// RFC 4733 telephone-event payload type (8 kHz preferred; WhatsApp: 126).
-    pub dtmf_pt: Option<u8>,
     /// `a=ice-lite` present: the peer never sends checks, we must control.
     pub ice_lite: bool,
     /// The peer's DTLS role attribute (`actpass`, `active`, `passive`).
@@ -35,6 +27,29 @@ pub struct RemoteAudio {
     pub candidates: usize,
     /// Requested packet time in ms, if any.
     pub ptime: Option<u32>,
+}
+
+impl RemoteAudio {
+    /// The call's audio codec: Opus, or G.711 when the peer has no Opus.
+    pub fn codec(&self) -> AudioCodec {
+        self.choice.codec
+    }
+
+    /// Payload type the peer uses for the audio codec (WhatsApp: 111), ours too.
+    pub fn audio_pt(&self) -> u8 {
+        self.choice.audio_pt()
+    }
+
+    /// The peer's fmtp for the audio codec (bitrate caps, FEC, bandwidth): honoured by our
+    /// encoder.
+    pub fn audio_fmtp(&self) -> &str {
+        self.choice.peer_fmtp()
+    }
+
+    /// RFC 4733 telephone-event payload type (8 kHz preferred; WhatsApp: 126).
+    pub fn dtmf_pt(&self) -> Option<u8> {
+        self.choice.dtmf_pt()
+    }
 }
 
 /// Why a remote SDP cannot be used; each variant names the missing or bad item.
@@ -135,10 +150,6 @@ pub fn check_remote_sdp(text: &str) -> Result<RemoteAudio, SdpError> {
     let candidates = all_attrs(&session, media, "candidate").count();
     let ptime = attr(&session, media, "ptime").and_then(|p| p.trim().parse().ok());
     Ok(RemoteAudio {
-        codec: choice.codec,
-        audio_pt: choice.audio_pt(),
-        audio_fmtp: choice.peer_fmtp().to_owned(),
-        dtmf_pt: choice.dtmf_pt(),
         choice,
         ice_lite,
         setup,
@@ -207,14 +218,14 @@ a=ssrc:1234 cname:whatsapp\r\n";
     #[test]
     fn whatsapp_offer_is_understood() {
         let r = check_remote_sdp(WHATSAPP_OFFER).unwrap();
-        assert_eq!((r.codec, r.audio_pt), (AudioCodec::Opus, 111));
-        assert_eq!(r.dtmf_pt, Some(126));
+        assert_eq!((r.codec(), r.audio_pt()), (AudioCodec::Opus, 111));
+        assert_eq!(r.dtmf_pt(), Some(126));
         assert!(r.ice_lite);
         assert_eq!(r.setup, "actpass");
         assert_eq!(r.mid.as_deref(), Some("audio"));
         assert_eq!(r.candidates, 1);
         assert_eq!(r.ptime, Some(20));
-        assert!(r.audio_fmtp.contains("maxaveragebitrate=20000"));
+        assert!(r.audio_fmtp().contains("maxaveragebitrate=20000"));
     }
 
     fn without(line_prefix: &str) -> String {

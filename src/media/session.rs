@@ -40,9 +40,7 @@ use super::packetizer::Packetizer;
 use super::remote_sdp::{RemoteAudio, SdpError, check_remote_sdp, sanitize_local_sdp};
 use super::rtp_stats::{RecvStats, RecvSummary};
 
-/// WhatsApp's payload types; we register the same so offers we make look like theirs.
-pub const OPUS_PT: u8 = 111;
-pub const DTMF_PT: u8 = 126;
+pub use super::negotiate::{DTMF_PT, OPUS_PT};
 const NO_PT: u16 = u16::MAX;
 /// Bounded queues: a slow consumer loses the oldest audio, it never stalls the network side.
 const AUDIO_QUEUE: usize = 256;
@@ -786,12 +784,7 @@ impl MediaSession {
         // The answer may list more than we offered (Meta's sample lists `111 9 0 8 110 126`);
         // we take from it only what our offer had.
         if let Some(offer) = self.counterpart.lock().ok().and_then(|c| c.clone()) {
-            let choice = Choice::from_answer(remote_answer, &offer).map_err(SdpError::from)?;
-            remote.codec = choice.codec;
-            remote.audio_pt = choice.audio_pt();
-            remote.audio_fmtp = choice.peer_fmtp().to_owned();
-            remote.dtmf_pt = choice.dtmf_pt();
-            remote.choice = choice;
+            remote.choice = Choice::from_answer(remote_answer, &offer).map_err(SdpError::from)?;
         }
         let remote_answer = &negotiate::for_stack(remote_answer, &remote.choice);
         let renamed;
@@ -812,20 +805,20 @@ impl MediaSession {
     }
 
     async fn negotiated(&self, remote: RemoteAudio) {
-        info!(parent: &self.span, codec = %remote.codec, audio_pt = remote.audio_pt, dtmf_pt = ?remote.dtmf_pt, ice_lite = remote.ice_lite, fmtp = %remote.audio_fmtp, "remote audio negotiated");
+        info!(parent: &self.span, codec = %remote.codec(), audio_pt = remote.audio_pt(), dtmf_pt = ?remote.dtmf_pt(), ice_lite = remote.ice_lite, fmtp = %remote.audio_fmtp(), "remote audio negotiated");
         if let Some(conflict) = remote.choice.ptime_conflict() {
             warn!(parent: &self.span, %conflict, "we send 20 ms packets regardless");
         }
         self.shared
             .audio_pt
-            .store(u16::from(remote.audio_pt), Ordering::Relaxed);
+            .store(u16::from(remote.audio_pt()), Ordering::Relaxed);
         self.shared
             .dtmf_pt
-            .store(remote.dtmf_pt.map_or(NO_PT, u16::from), Ordering::Relaxed);
+            .store(remote.dtmf_pt().map_or(NO_PT, u16::from), Ordering::Relaxed);
         *self.packetizer.lock().await = Some(Packetizer::new(
-            remote.codec.ts_per_packet(),
-            remote.audio_pt,
-            remote.dtmf_pt.map(|pt| (pt, remote.choice.dtmf_clock())),
+            remote.codec().ts_per_packet(),
+            remote.audio_pt(),
+            remote.dtmf_pt().map(|pt| (pt, remote.choice.dtmf_clock())),
         ));
         if let Ok(mut r) = self.remote.lock() {
             *r = Some(remote);
@@ -837,7 +830,7 @@ impl MediaSession {
         self.remote
             .lock()
             .ok()
-            .and_then(|r| r.as_ref().map(|r| r.codec))
+            .and_then(|r| r.as_ref().map(RemoteAudio::codec))
     }
 
     /// What the remote SDP told us (codec parameters to honour), once negotiated.
