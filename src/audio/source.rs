@@ -32,28 +32,7 @@ pub enum AudioFileError {
 /// Opens a WAV file and checks that [`read_wav_frames`] can read it (format, depth, rate,
 /// channels), without reading its samples: fast, for failing at start-up on a bad prompt.
 pub fn check_wav(path: &Path) -> Result<(), AudioFileError> {
-    let reader = hound::WavReader::open(path).map_err(|source| AudioFileError::Open {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    check_spec(path, reader.spec())
-}
-
-fn check_spec(path: &Path, spec: hound::WavSpec) -> Result<(), AudioFileError> {
-    let unsupported = |reason: String| AudioFileError::Unsupported {
-        path: path.to_path_buf(),
-        reason,
-    };
-    if spec.channels == 0 || spec.sample_rate == 0 {
-        return Err(unsupported(format!(
-            "{} channels at {} Hz",
-            spec.channels, spec.sample_rate
-        )));
-    }
-    match (spec.sample_format, spec.bits_per_sample) {
-        (hound::SampleFormat::Float, 32) | (hound::SampleFormat::Int, 1..=32) => {}
-        (format, bits) => return Err(unsupported(format!("{bits}-bit {format:?} samples"))),
-    }
+    let (_, spec) = open_wav(path)?;
     Resampler::new(spec.sample_rate, SAMPLE_RATE)
         .map(|_| ())
         .map_err(|source| AudioFileError::Resample {
@@ -62,12 +41,16 @@ fn check_spec(path: &Path, spec: hound::WavSpec) -> Result<(), AudioFileError> {
         })
 }
 
-/// Reads a WAV file of any rate, depth (8/16/24/32-bit integer or 32-bit float) and
-/// channel count as 48 kHz mono frames; the last frame is padded with silence.
-///
-/// A file whose data ends early (a recording cut off by a crash) yields what could be
-/// read, with a warning, rather than nothing.
-pub fn read_wav_frames(path: &Path) -> Result<Vec<Frame>, AudioFileError> {
+/// Opens `path` and checks its header: channels, rate, a sample format we read.
+fn open_wav(
+    path: &Path,
+) -> Result<
+    (
+        hound::WavReader<io::BufReader<std::fs::File>>,
+        hound::WavSpec,
+    ),
+    AudioFileError,
+> {
     let reader = hound::WavReader::open(path).map_err(|source| AudioFileError::Open {
         path: path.to_path_buf(),
         source,
@@ -83,7 +66,19 @@ pub fn read_wav_frames(path: &Path) -> Result<Vec<Frame>, AudioFileError> {
             spec.channels, spec.sample_rate
         )));
     }
+    match (spec.sample_format, spec.bits_per_sample) {
+        (hound::SampleFormat::Float, 32) | (hound::SampleFormat::Int, 1..=32) => Ok((reader, spec)),
+        (format, bits) => Err(unsupported(format!("{bits}-bit {format:?} samples"))),
+    }
+}
 
+/// Reads a WAV file of any rate, depth (8/16/24/32-bit integer or 32-bit float) and
+/// channel count as 48 kHz mono frames; the last frame is padded with silence.
+///
+/// A file whose data ends early (a recording cut off by a crash) yields what could be
+/// read, with a warning, rather than nothing.
+pub fn read_wav_frames(path: &Path) -> Result<Vec<Frame>, AudioFileError> {
+    let (reader, spec) = open_wav(path)?;
     let read_err = |source| AudioFileError::Read {
         path: path.to_path_buf(),
         source,
@@ -101,7 +96,11 @@ pub fn read_wav_frames(path: &Path) -> Result<Vec<Frame>, AudioFileError> {
                 .collect()
         }
         (format, bits) => {
-            return Err(unsupported(format!("{bits}-bit {format:?} samples")));
+            // open_wav refused these already.
+            return Err(AudioFileError::Unsupported {
+                path: path.to_path_buf(),
+                reason: format!("{bits}-bit {format:?} samples"),
+            });
         }
     };
 
