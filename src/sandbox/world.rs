@@ -179,6 +179,27 @@ struct SimCall {
     media_connected_at: Option<std::time::Instant>,
 }
 
+impl SimCall {
+    /// A call as it starts: nothing answered, heard or ended yet.
+    fn new(user: String, user_initiated: bool, media: Phone, state: SimState) -> SimCall {
+        SimCall {
+            user,
+            user_initiated,
+            media,
+            voice: None,
+            pre_accept_sdp: None,
+            state,
+            opaque: None,
+            accepted_at: None,
+            ended_at: None,
+            ended_by: None,
+            final_voice: None,
+            offered_at: None,
+            media_connected_at: None,
+        }
+    }
+}
+
 pub(crate) struct WorldConfig {
     pub business: Business,
     pub app_secret: String,
@@ -364,21 +385,12 @@ impl World {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         self.calls.lock().unwrap_or_else(|e| e.into_inner()).insert(
             call_id.clone(),
-            SimCall {
-                user: user.to_string(),
-                user_initiated: true,
-                media: Phone::External(tx),
-                voice: None,
-                pre_accept_sdp: None,
-                state: SimState::Offering,
-                opaque: None,
-                accepted_at: None,
-                ended_at: None,
-                ended_by: None,
-                final_voice: None,
-                offered_at: None,
-                media_connected_at: None,
-            },
+            SimCall::new(
+                user.to_string(),
+                true,
+                Phone::External(tx),
+                SimState::Offering,
+            ),
         );
         let webhook = self.sign_webhook(&webhooks::user_call(
             &self.cfg.business,
@@ -448,19 +460,13 @@ impl World {
         self.calls.lock().unwrap_or_else(|e| e.into_inner()).insert(
             call_id.clone(),
             SimCall {
-                user: call.user.clone(),
-                user_initiated: true,
-                media: Phone::Sim(media),
                 voice: Some(voice),
-                pre_accept_sdp: None,
-                state: SimState::Offering,
-                opaque: None,
-                accepted_at: None,
-                ended_at: None,
-                ended_by: None,
-                final_voice: None,
-                offered_at: None,
-                media_connected_at: None,
+                ..SimCall::new(
+                    call.user.clone(),
+                    true,
+                    Phone::Sim(media),
+                    SimState::Offering,
+                )
             },
         );
         let webhook = self.sign_webhook(&webhooks::user_call(
@@ -658,19 +664,13 @@ impl World {
         self.calls.lock().unwrap_or_else(|e| e.into_inner()).insert(
             call_id.clone(),
             SimCall {
-                user: to.to_string(),
-                user_initiated: false,
-                media: Phone::Sim(media.clone()),
-                voice: None,
-                pre_accept_sdp: None,
-                state: SimState::Ringing,
                 opaque: opaque.clone(),
-                accepted_at: None,
-                ended_at: None,
-                ended_by: None,
-                final_voice: None,
-                offered_at: None,
-                media_connected_at: None,
+                ..SimCall::new(
+                    to.to_string(),
+                    false,
+                    Phone::Sim(media.clone()),
+                    SimState::Ringing,
+                )
             },
         );
         self.emit(&call_id, format!("business calls {to}"));
