@@ -209,21 +209,27 @@ fn recordings_survive_a_killed_process() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// `wacall serve --bot` as deployed: the bridge on its own thread, the bot linked to it in memory
-/// (no edge token configured). A simulated user calls, hears the bot's 880 Hz, and the bridge
-/// ends the call at the BSP when the user hangs up.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn serve_with_a_bot_answers_a_call_and_the_tone_crosses() {
-    use std::time::{Duration, Instant};
-    use wacall::sandbox::{Sandbox, SimState, UserCall};
+/// `wacall serve --bot --tone 880` (recording off) against a fresh sandbox, once its
+/// `/health` says it can answer calls.
+struct ServeBot {
+    sandbox: wacall::sandbox::Sandbox,
+    child: tokio::process::Child,
+    dir: std::path::PathBuf,
+    db: std::path::PathBuf,
+}
 
-    let dir = std::env::temp_dir().join(format!("wacall-cli-serve-{}", std::process::id()));
+async fn serve_bot(name: &str) -> ServeBot {
+    use std::time::{Duration, Instant};
+    let dir = std::env::temp_dir().join(format!("wacall-cli-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let (sandbox, bridge_addr) = Sandbox::start_for_new_bridge("serve-secret").await.unwrap();
+    let (sandbox, bridge_addr) = wacall::sandbox::Sandbox::start_for_new_bridge("serve-secret")
+        .await
+        .unwrap();
     let cfg = dir.join("wacall.toml");
-    let toml = sandbox.wacall_toml(bridge_addr, &dir.join("h.sqlite3"));
+    let db = dir.join("h.sqlite3");
+    let toml = sandbox.wacall_toml(bridge_addr, &db);
     std::fs::write(&cfg, toml + "[recording]\nenabled = false\n").unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_wacall"))
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_wacall"))
         .args(["serve", "-c"])
         .arg(&cfg)
         .args(["--bot", "--media-bind", "127.0.0.1", "--tone", "880"])
@@ -234,20 +240,42 @@ async fn serve_with_a_bot_answers_a_call_and_the_tone_crosses() {
     let http = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let edges = match http
+        let health = match http
             .get(format!("http://{bridge_addr}/health"))
             .send()
             .await
         {
-            Ok(r) => r.json::<serde_json::Value>().await.ok(),
-            Err(_) => None,
+            Ok(r) if r.status().is_success() => r.json::<serde_json::Value>().await.ok(),
+            _ => None,
         };
-        if edges.is_some_and(|v| v["edges"].as_u64() >= Some(1)) {
+        if health.is_some_and(|v| v["edges"].as_u64() >= Some(1)) {
             break;
         }
         assert!(Instant::now() < deadline, "serve --bot never had its bot");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    ServeBot {
+        sandbox,
+        child,
+        dir,
+        db,
+    }
+}
+
+/// `wacall serve --bot` as deployed: the bridge on its own thread, the bot linked to it in memory
+/// (no edge token configured). A simulated user calls, hears the bot's 880 Hz, and the bridge
+/// ends the call at the BSP when the user hangs up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_with_a_bot_answers_a_call_and_the_tone_crosses() {
+    use std::time::{Duration, Instant};
+    use wacall::sandbox::{SimState, UserCall};
+
+    let ServeBot {
+        sandbox,
+        mut child,
+        dir,
+        ..
+    } = serve_bot("serve").await;
     let id = sandbox
         .world
         .place_user_call(UserCall {
@@ -283,34 +311,14 @@ async fn serve_with_a_bot_answers_a_call_and_the_tone_crosses() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_ends_every_live_call_and_exits_cleanly() {
     use std::time::{Duration, Instant};
-    use wacall::sandbox::{Sandbox, SimState, UserCall};
+    use wacall::sandbox::{SimState, UserCall};
 
-    let dir = std::env::temp_dir().join(format!("wacall-cli-sigterm-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (sandbox, bridge_addr) = Sandbox::start_for_new_bridge("term-secret").await.unwrap();
-    let cfg = dir.join("wacall.toml");
-    let db = dir.join("h.sqlite3");
-    let toml = sandbox.wacall_toml(bridge_addr, &db);
-    std::fs::write(&cfg, toml + "[recording]\nenabled = false\n").unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_wacall"))
-        .args(["serve", "-c"])
-        .arg(&cfg)
-        .args(["--bot", "--media-bind", "127.0.0.1", "--tone", "880"])
-        .kill_on_drop(true)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !http
-        .get(format!("http://{bridge_addr}/health"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(Instant::now() < deadline, "serve --bot never became ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let ServeBot {
+        sandbox,
+        mut child,
+        dir,
+        db,
+    } = serve_bot("sigterm").await;
     let mut ids = Vec::new();
     for i in 0..4 {
         ids.push(

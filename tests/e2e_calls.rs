@@ -516,23 +516,13 @@ async fn another_edge_cannot_act_on_a_call_it_does_not_hold() {
         intruder.tx.send(msg).await.unwrap();
     }
     // The refusals are counted: wait for all five, with a deadline (no fixed sleep).
-    let http = reqwest::Client::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let metrics = http
-            .get(format!("{}/metrics", rig.bridge.url()))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if metrics.contains("wacall_edge_refused_total 5") {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{metrics}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    metric(
+        &rig.bridge.url(),
+        "wacall_edge_refused_total 5",
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
     let user = rig.sandbox.world.report(&call_id).unwrap();
     assert_eq!(user.state, SimState::Active, "the call must go on");
     assert_eq!(rig.actions(&call_id), vec!["pre_accept", "accept"]);
@@ -652,16 +642,11 @@ async fn replayed_connect_webhooks_never_become_calls() {
 /// path `serve`, standalone `dial`, the sandbox and the tests all share.
 #[tokio::test]
 async fn a_bridge_without_an_app_secret_does_not_start() {
-    let (sandbox, addr) = wacall::sandbox::Sandbox::start_for_new_bridge("x")
-        .await
-        .unwrap();
-    let mut cfg = sandbox.bridge_config(vec![], None);
-    cfg.app_secret = wacall::secret::Secret::new("");
-    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-    let err = wacall::bridge::Bridge::start_on(listener, cfg)
-        .await
-        .err()
-        .expect("started without an app secret");
+    let (sandbox, bridge) = common::sandbox_and_bridge(None, |cfg| {
+        cfg.app_secret = wacall::secret::Secret::new("");
+    })
+    .await;
+    let err = bridge.err().expect("started without an app secret");
     assert!(
         err.to_string().contains("webhook.app_secret is empty"),
         "{err}"
@@ -677,32 +662,28 @@ async fn tokens_decide_identity_and_what_calls_an_edge_can_read() {
     use wacall::bridge::identity::{EdgeIdentity, Role};
     use wacall::hub_protocol::{EdgeKind, EdgeMessage, HubMessage};
     use wacall::secret::Secret;
-    let (sandbox, addr) = wacall::sandbox::Sandbox::start_for_new_bridge(common::APP_SECRET)
-        .await
-        .unwrap();
     let dir = std::env::temp_dir().join(format!("wacall-e2e-ids-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let mut cfg = sandbox.bridge_config(vec![Secret::new(EDGE_TOKEN)], Some(dir.join("h.db")));
-    cfg.edges = vec![
-        EdgeIdentity {
-            name: "ana".into(),
-            role: Role::Agent,
-            token: Secret::new("tok-ana"),
-            may_dial: false,
-            max_calls: None,
-        },
-        EdgeIdentity {
-            name: "qa".into(),
-            role: Role::Supervisor,
-            token: Secret::new("tok-qa"),
-            may_dial: false,
-            max_calls: None,
-        },
-    ];
-    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-    let bridge = wacall::bridge::Bridge::start_on(listener, cfg)
-        .await
-        .unwrap();
+    let (sandbox, bridge) = common::sandbox_and_bridge(Some(dir.join("h.db")), |cfg| {
+        cfg.edges = vec![
+            EdgeIdentity {
+                name: "ana".into(),
+                role: Role::Agent,
+                token: Secret::new("tok-ana"),
+                may_dial: false,
+                max_calls: None,
+            },
+            EdgeIdentity {
+                name: "qa".into(),
+                role: Role::Supervisor,
+                token: Secret::new("tok-qa"),
+                may_dial: false,
+                max_calls: None,
+            },
+        ];
+    })
+    .await;
+    let bridge = bridge.unwrap();
     let hub = bridge.hub_url();
 
     // A supervisor's token is not an edge's.
@@ -894,15 +875,10 @@ async fn the_bridge_serves_tls_and_edges_connect_over_wss() {
     use wacall::hub_protocol::EdgeKind;
     let dir = std::env::temp_dir().join(format!("wacall-e2e-tls-{}", std::process::id()));
     let (ca, cert, key) = test_certificates(&dir);
-    let (sandbox, addr) = wacall::sandbox::Sandbox::start_for_new_bridge(common::APP_SECRET)
-        .await
-        .unwrap();
-    let mut cfg = sandbox.bridge_config(vec![wacall::secret::Secret::new(EDGE_TOKEN)], None);
-    cfg.tls = Some((cert, key));
-    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-    let bridge = wacall::bridge::Bridge::start_on(listener, cfg)
-        .await
-        .unwrap();
+    let (sandbox, bridge) =
+        common::sandbox_and_bridge(None, |cfg| cfg.tls = Some((cert, key))).await;
+    let bridge = bridge.unwrap();
+    let addr = bridge.addr;
     assert!(
         bridge.hub_url().starts_with("wss://"),
         "{}",
@@ -965,16 +941,13 @@ async fn the_bridge_serves_tls_and_edges_connect_over_wss() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_are_limited_and_slow_clients_cut_off() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let (sandbox, addr) = wacall::sandbox::Sandbox::start_for_new_bridge(common::APP_SECRET)
-        .await
-        .unwrap();
-    let mut cfg = sandbox.bridge_config(vec![], None);
-    cfg.max_connections = 2;
-    cfg.header_timeout = Duration::from_millis(700);
-    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-    let bridge = wacall::bridge::Bridge::start_on(listener, cfg)
-        .await
-        .unwrap();
+    let (sandbox, bridge) = common::sandbox_and_bridge(None, |cfg| {
+        cfg.max_connections = 2;
+        cfg.header_timeout = Duration::from_millis(700);
+    })
+    .await;
+    let bridge = bridge.unwrap();
+    let addr = bridge.addr;
     let idle = [
         tokio::net::TcpStream::connect(addr).await.unwrap(),
         tokio::net::TcpStream::connect(addr).await.unwrap(),
@@ -1018,20 +991,13 @@ async fn connections_are_limited_and_slow_clients_cut_off() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_whose_connect_reply_was_lost_is_terminated() {
     use wacall::bot::runner::{self, BotCommand};
-    let (sandbox, addr) = wacall::sandbox::Sandbox::start_for_new_bridge(common::APP_SECRET)
-        .await
-        .unwrap();
+    let (sandbox, bridge) = common::sandbox_and_bridge(None, |cfg| cfg.bsp.timeout_ms = 400).await;
+    let bridge = bridge.unwrap();
     sandbox.world.faults().connect_reply_delay = Some(Duration::from_millis(1500));
     sandbox.world.set_default_plan(UserPlan {
         answer_after: Duration::from_secs(30),
         ..UserPlan::default()
     });
-    let mut cfg = sandbox.bridge_config(vec![wacall::secret::Secret::new(EDGE_TOKEN)], None);
-    cfg.bsp.timeout_ms = 400;
-    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-    let bridge = wacall::bridge::Bridge::start_on(listener, cfg)
-        .await
-        .unwrap();
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let (cmd, cmd_rx) = tokio::sync::mpsc::channel(1);
     let hub = bridge.hub_url();
@@ -1149,18 +1115,14 @@ async fn an_edge_dialling_in_a_loop_is_rate_limited() {
 async fn a_half_open_edge_is_dropped_and_a_live_one_kept() {
     use futures_util::{SinkExt, StreamExt};
     use wacall::hub_protocol::{EdgeKind, EdgeMessage};
-    let (sandbox, addr) = wacall::sandbox::Sandbox::start_for_new_bridge(common::APP_SECRET)
-        .await
-        .unwrap();
-    let mut cfg = sandbox.bridge_config(vec![wacall::secret::Secret::new(EDGE_TOKEN)], None);
-    cfg.edge_liveness = wacall::bridge::hub::Liveness {
-        every: Duration::from_millis(200),
-        silence: Duration::from_millis(1500),
-    };
-    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-    let bridge = wacall::bridge::Bridge::start_on(listener, cfg)
-        .await
-        .unwrap();
+    let (sandbox, bridge) = common::sandbox_and_bridge(None, |cfg| {
+        cfg.edge_liveness = wacall::bridge::hub::Liveness {
+            every: Duration::from_millis(200),
+            silence: Duration::from_millis(1500),
+        };
+    })
+    .await;
+    let bridge = bridge.unwrap();
     let live =
         wacall::edge::hub_client::connect(&bridge.hub_url(), EDGE_TOKEN, "live", EdgeKind::Bot)
             .await

@@ -88,6 +88,22 @@ fn wait_until(h: &mut H, what: &str, timeout: Duration, cond: impl Fn(&H) -> boo
     }
 }
 
+/// The tests' runtime: the phone's network side and the in-process bridge and sandbox.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Signs in through the form: bridge address, agent token, the button.
+fn sign_in(h: &mut H, hub_url: &str, token: &str) {
+    type_into(h, "Bridge address", hub_url);
+    type_into(h, "Agent token", token);
+    h.get_by_label("Sign in").click();
+}
+
 fn wait_text(h: &mut H, text: &str, timeout: Duration) {
     wait_until(h, &format!("text {text:?}"), timeout, |h| visible(h, text));
 }
@@ -167,11 +183,7 @@ fn listen(device: &str, secs: f32) -> (f32, f32) {
 fn agent_takes_and_places_calls_through_the_real_ui() {
     init_logs();
     let audio = audio_devices();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let sb = rt
         .block_on(PhoneSandbox::start(CallTimeouts {
             ring: Duration::from_secs(40),
@@ -199,9 +211,7 @@ fn agent_takes_and_places_calls_through_the_real_ui() {
     h.step();
     assert!(visible(&h, "Signed out"));
     assert!(visible(&h, "Sign in to your call center"));
-    type_into(&mut h, "Bridge address", &sb.hub_url);
-    type_into(&mut h, "Agent token", &sb.edge_token);
-    h.get_by_label("Sign in").click();
+    sign_in(&mut h, &sb.hub_url, &sb.edge_token);
     wait_text(&mut h, "Connected", t);
     wait_text(&mut h, "Available: waiting for calls", t);
     assert!(visible(&h, "Recent calls"));
@@ -394,11 +404,7 @@ fn agent_takes_and_places_calls_through_the_real_ui() {
 #[test]
 fn reconnects_on_its_own_when_the_bridge_comes_back() {
     init_logs();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     // A port nobody listens on yet.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -457,11 +463,7 @@ fn reconnects_on_its_own_when_the_bridge_comes_back() {
 #[test]
 fn a_call_whose_media_never_connects_is_ended() {
     init_logs();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let sb = rt
         .block_on(PhoneSandbox::start(CallTimeouts::default()))
         .unwrap();
@@ -480,9 +482,7 @@ fn a_call_whose_media_never_connects_is_ended() {
     let mut h = harness(phone.clone());
     let t = Duration::from_secs(15);
     h.step();
-    type_into(&mut h, "Bridge address", &sb.hub_url);
-    type_into(&mut h, "Agent token", &sb.edge_token);
-    h.get_by_label("Sign in").click();
+    sign_in(&mut h, &sb.hub_url, &sb.edge_token);
     wait_text(&mut h, "Available: waiting for calls", t);
     let call = rt.block_on(sb.place_call(0, None)).unwrap();
     wait_text(&mut h, "Incoming call", t);

@@ -31,6 +31,22 @@ pub struct Rig {
     bot: Option<JoinHandle<()>>,
 }
 
+/// A sandbox and a bridge without a bot, its configuration adjusted by `edit` first (TLS,
+/// identities, limits...). The bridge's start is returned as it came: a test may expect a
+/// refusal.
+pub async fn sandbox_and_bridge(
+    history_db: Option<PathBuf>,
+    edit: impl FnOnce(&mut wacall::bridge::BridgeConfig),
+) -> (Sandbox, Result<Bridge, wacall::bridge::server::BridgeError>) {
+    init_logs();
+    let (sandbox, addr) = Sandbox::start_for_new_bridge(APP_SECRET).await.unwrap();
+    let mut cfg = sandbox.bridge_config(vec![Secret::new(EDGE_TOKEN)], history_db);
+    edit(&mut cfg);
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let bridge = Bridge::start_on(listener, cfg).await;
+    (sandbox, bridge)
+}
+
 pub fn bot_config(dir: &std::path::Path) -> BotConfig {
     BotConfig {
         name: "e2e-bot".into(),
