@@ -9,41 +9,11 @@
 const fs = require('fs');
 const path = require('path');
 const { chromium } = require('playwright-core');
+const { inPage } = require('./page');
 
 const out = process.argv[2] || path.join(__dirname, '..', '..', 'tests', 'sdp');
 const offerIn = path.join(out, 'whatsapp-wideband-offer.sdp');
 
-// Runs in the page: builds a peer connection, optionally applies a remote offer, and returns
-// the local description once ICE gathering is complete (or after 3 s).
-async function inPage({ remoteOffer }) {
-  const pc = new RTCPeerConnection(); // no iceServers: host candidates only
-  let how;
-  try {
-    const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: false });
-    for (const t of stream.getAudioTracks()) pc.addTrack(t, stream);
-    how = 'getUserMedia (fake device)';
-  } catch (e) {
-    how = `addTransceiver (getUserMedia failed: ${e})`;
-    if (!remoteOffer) pc.addTransceiver('audio', { direction: 'sendrecv' });
-  }
-  const gathered = new Promise((resolve) => {
-    const check = () => { if (pc.iceGatheringState === 'complete') resolve('complete'); };
-    pc.addEventListener('icegatheringstatechange', check);
-    pc.addEventListener('icecandidate', (ev) => { if (!ev.candidate) resolve('complete (null candidate)'); });
-    setTimeout(() => resolve(`timeout 3 s, state ${pc.iceGatheringState}`), 3000);
-  });
-  if (remoteOffer) {
-    await pc.setRemoteDescription({ type: 'offer', sdp: remoteOffer });
-    for (const t of pc.getTransceivers()) if (t.direction === 'recvonly') t.direction = 'sendrecv';
-    await pc.setLocalDescription(await pc.createAnswer());
-  } else {
-    await pc.setLocalDescription(await pc.createOffer());
-  }
-  const complete = await gathered;
-  const sdp = pc.localDescription.sdp;
-  pc.close();
-  return { sdp, how, complete, ua: navigator.userAgent };
-}
 
 (async () => {
   const browser = await chromium.launch({
@@ -67,14 +37,14 @@ async function inPage({ remoteOffer }) {
     await page.route('http://127.0.0.1/**', (route) =>
       route.fulfill({ status: 200, contentType: 'text/html', body: '<!doctype html><title>sdp</title>' }));
     await page.goto('http://127.0.0.1/sdp-corpus.html');
-    const offer = await page.evaluate(inPage, { remoteOffer: null });
+    const offer = await page.evaluate(inPage, null);
     fs.writeFileSync(path.join(out, 'chromium-offer.sdp'), offer.sdp);
     console.log(`chromium: offer via ${offer.how}, ICE gathering ${offer.complete}`);
     console.log(`chromium: ${offer.ua}`);
 
     if (fs.existsSync(offerIn)) {
       try {
-        const answer = await page.evaluate(inPage, { remoteOffer: fs.readFileSync(offerIn, 'utf8') });
+        const answer = await page.evaluate(inPage, fs.readFileSync(offerIn, 'utf8'));
         fs.writeFileSync(path.join(out, 'chromium-answer.sdp'), answer.sdp);
         console.log(`chromium: answer to ${path.basename(offerIn)} via ${answer.how}, ICE gathering ${answer.complete}`);
       } catch (e) {
