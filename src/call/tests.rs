@@ -743,42 +743,45 @@ fn an_answered_call_ends_at_the_maximum_length() {
 /// confirmed or WhatsApp reports the call ended.
 #[test]
 fn a_failed_terminate_is_retried_until_confirmed() {
-    let mut call = inbound();
-    to_active(&mut call);
-    let c = call
-        .handle(
-            Input::EdgeHangup {
-                edge: "bot-1".into(),
-            },
-            t(10_000),
-        )
-        .unwrap();
-    assert_eq!(submits(&c), vec!["terminate"]);
+    // An answered call the bot hangs up: terminate goes to the BSP.
+    let hung_up = || {
+        let mut call = inbound();
+        to_active(&mut call);
+        let c = call
+            .handle(
+                Input::EdgeHangup {
+                    edge: "bot-1".into(),
+                },
+                t(10_000),
+            )
+            .unwrap();
+        assert_eq!(submits(&c), vec!["terminate"]);
+        call
+    };
     let fail = || Input::ActionFailed {
         action: "terminate",
         message: "BSP unreachable".into(),
         permanent: false,
     };
-    let mut retries = 0;
+    let mut call = hung_up();
     for _ in 0..3 {
         let c = call.handle(fail(), t(10_100)).unwrap();
-        let seq = match c.as_slice() {
-            [
-                Command::SetTimer {
+        assert!(
+            matches!(
+                c.as_slice(),
+                [Command::SetTimer {
                     timer: Timer::RetryEnd,
-                    seq,
                     ..
-                },
-            ] => *seq,
-            other => panic!("no retry armed: {other:?}"),
-        };
+                }]
+            ),
+            "no retry armed: {c:?}"
+        );
+        let seq = call.armed(Timer::RetryEnd).unwrap();
         let c = call
             .handle(Input::Timeout(Timer::RetryEnd, seq), t(12_000))
             .unwrap();
         assert_eq!(submits(&c), vec!["terminate"]);
-        retries += 1;
     }
-    assert_eq!(retries, 3);
     // Confirmed: nothing more.
     call.handle(
         Input::ActionDone {
@@ -790,20 +793,9 @@ fn a_failed_terminate_is_retried_until_confirmed() {
     assert!(call.handle(fail(), t(20_100)).unwrap().is_empty());
 
     // Another call: WhatsApp's terminate webhook makes the retry unnecessary.
-    let mut call = inbound();
-    to_active(&mut call);
-    call.handle(
-        Input::EdgeHangup {
-            edge: "bot-1".into(),
-        },
-        t(10_000),
-    )
-    .unwrap();
-    let c = call.handle(fail(), t(10_100)).unwrap();
-    let Some(Command::SetTimer { seq, .. }) = c.first() else {
-        panic!("{c:?}")
-    };
-    let seq = *seq;
+    let mut call = hung_up();
+    call.handle(fail(), t(10_100)).unwrap();
+    let seq = call.armed(Timer::RetryEnd).expect("a retry armed");
     call.handle(
         Input::Terminated {
             status: Some("COMPLETED".into()),
