@@ -19,6 +19,7 @@ use wacall::bot::voice_ai::{StreamFormat, VoiceAiConfig};
 use wacall::bridge::{Bridge, BridgeConfig};
 use wacall::cli::{dial, ops};
 use wacall::config::Config;
+use wacall::edge::media_watch::MediaDeadlines;
 use wacall::media::{MediaConfig, MediaSession};
 use wacall::sandbox::demo::{self, DemoOptions};
 
@@ -165,6 +166,10 @@ struct BotBehaviour {
     /// Accept this many milliseconds after pre-accepting.
     #[arg(long, default_value_t = 300)]
     accept_delay_ms: u64,
+    /// End an answered call when no audio has arrived from the customer for this long
+    /// (the far end is gone though nobody hung up).
+    #[arg(long, default_value_t = 30)]
+    rtp_timeout_secs: u64,
     /// Media sessions kept built for the next calls, so calls arriving together after a quiet
     /// spell skip building their peer connection. Size it to the largest burst you expect:
     /// each holds a UDP socket and about 0.2 MiB. 0 = build each on demand.
@@ -363,7 +368,10 @@ fn bot_config(name: &str, b: &BotBehaviour) -> anyhow::Result<BotConfig> {
         record_dir: b.record_dir.clone(),
         media,
         encoder: EncoderConfig::default(),
-        media_timeout: Duration::from_secs(10),
+        media_deadlines: MediaDeadlines {
+            silence: Duration::from_secs(b.rtp_timeout_secs.max(1)),
+            ..MediaDeadlines::default()
+        },
         ready_sessions: b.ready_sessions,
         voice_ai,
     })

@@ -299,6 +299,56 @@ async fn call_whose_ice_never_connects_is_terminated() {
     rig.stop().await;
 }
 
+/// The user's phone stops sending audio mid-call but never hangs up (ICE stays up): the bot
+/// notices the silence, the bridge terminates at the BSP and closes the row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_gone_silent_is_ended_by_the_bot() {
+    let mut bot = bot_config(&std::env::temp_dir().join("wacall-e2e-silent"));
+    bot.media_deadlines.silence = Duration::from_secs(3);
+    let rig = Rig::start(Some(bot), CallTimeouts::default()).await;
+    let call_id = rig
+        .sandbox
+        .world
+        .place_user_call(UserCall {
+            user: "5215500000067".into(),
+            name: "Lia".into(),
+            tone_hz: 440.0,
+            hangup_after: None,
+        })
+        .await
+        .unwrap();
+    // Talking first: the silence clock must not fire while audio flows.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = rig.sandbox.world.report(&call_id).unwrap();
+        if r.state == SimState::Active && r.voice.packets_sent >= 250 {
+            break;
+        }
+        assert!(r.state != SimState::Ended, "ended while talking: {r:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never talked: {r:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    rig.sandbox.world.user_falls_silent(&call_id).unwrap();
+    let record = rig.wait_ended(&call_id, Duration::from_secs(15)).await;
+    let reason = record.end_reason.clone().unwrap_or_default();
+    assert!(
+        reason.starts_with("media_failed") && reason.contains("no RTP"),
+        "{record:?}"
+    );
+    assert_eq!(
+        rig.actions(&call_id).last().map(String::as_str),
+        Some("terminate")
+    );
+    assert_eq!(
+        rig.sandbox.world.report(&call_id).unwrap().state,
+        SimState::Ended
+    );
+    rig.stop().await;
+}
+
 /// WhatsApp may send every webhook twice: still one pre_accept, one accept, one call.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicate_webhooks_make_one_call() {

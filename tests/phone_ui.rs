@@ -458,6 +458,65 @@ fn reconnects_on_its_own_when_the_bridge_comes_back() {
     rt.block_on(sb.shutdown());
 }
 
+/// Hardening: the customer's audio stops mid-call, nobody hangs up: the phone ends the call
+/// by the same rule as the bot, and tells the agent why.
+#[test]
+fn a_call_gone_silent_is_ended_by_the_phone() {
+    init_logs();
+    let rt = runtime();
+    let sb = rt
+        .block_on(PhoneSandbox::start(CallTimeouts::default()))
+        .unwrap();
+    let cfg = PhoneConfig {
+        name: "silence-agent".into(),
+        media: MediaConfig::loopback(),
+        use_devices: false,
+        media_deadlines: wacall::edge::media_watch::MediaDeadlines {
+            silence: Duration::from_secs(2),
+            ..Default::default()
+        },
+        ..PhoneConfig::default()
+    };
+    let phone = {
+        let _g = rt.enter();
+        core::start(cfg, Arc::new(|| {}))
+    };
+    let mut h = harness(phone.clone());
+    let t = Duration::from_secs(15);
+    h.step();
+    sign_in(&mut h, &sb.hub_url, &sb.edge_token);
+    wait_text(&mut h, "Available: waiting for calls", t);
+    let call = rt.block_on(sb.place_call(0, None)).unwrap();
+    wait_text(&mut h, "Incoming call", t);
+    h.get_by_label("Answer").click();
+    wait_until(&mut h, "the customer talking", t, |_| {
+        sb.sandbox
+            .world
+            .report(&call)
+            .is_some_and(|r| r.voice.packets_sent >= 150)
+    });
+    assert!(
+        sb.bridge
+            .record(&call)
+            .is_none_or(|r| r.end_reason.is_none())
+    );
+    sb.sandbox.world.user_falls_silent(&call).unwrap();
+    wait_text(&mut h, "the customer's audio stopped arriving", t);
+    wait_until(&mut h, "terminated at the BSP", t, |_| {
+        sb.sandbox.actions(&call).contains(&"terminate".to_string())
+    });
+    let record = sb.bridge.record(&call).unwrap();
+    assert!(
+        record
+            .end_reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("media_failed") && r.contains("no RTP")),
+        "{record:?}"
+    );
+    drop(h);
+    rt.block_on(sb.bridge.shutdown());
+}
+
 /// Hardening: an answered call whose media never connects is ended by the phone (as the bot
 /// does), at the bridge and the BSP, instead of sitting silent.
 #[test]
@@ -472,7 +531,10 @@ fn a_call_whose_media_never_connects_is_ended() {
         name: "deadline-agent".into(),
         media: MediaConfig::loopback(),
         use_devices: false,
-        media_timeout: Duration::from_secs(1),
+        media_deadlines: wacall::edge::media_watch::MediaDeadlines {
+            connect: Duration::from_secs(1),
+            ..Default::default()
+        },
         ..PhoneConfig::default()
     };
     let phone = {

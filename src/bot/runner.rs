@@ -17,6 +17,7 @@ use crate::audio::tone::ToneGenerator;
 use crate::call_record::{CallRecord, Direction, QualitySummary};
 use crate::edge::call_audio::{Behaviour, CallAudio};
 use crate::edge::hub_client::{self, HubConnection, HubError};
+use crate::edge::media_watch::{MediaDeadlines, MediaWatch};
 use crate::hub_protocol::{EdgeKind, EdgeMessage, HubMessage};
 use crate::media::pool::SessionPool;
 use crate::media::{MediaConfig, MediaSession};
@@ -49,8 +50,8 @@ pub struct BotConfig {
     /// Media sessions kept built for the next calls (see `media::pool`); 0 = none.
     pub ready_sessions: usize,
     pub encoder: EncoderConfig,
-    /// Give up on media that has not connected by then.
-    pub media_timeout: Duration,
+    /// When to give up on a call's media (never connected, failed, silent).
+    pub media_deadlines: MediaDeadlines,
     /// Stream the call to a voice-AI server after the prompt (instead of echo or tone).
     pub voice_ai: Option<VoiceAiConfig>,
 }
@@ -322,17 +323,20 @@ async fn talk(
     let mut hangup = audio.hangup_requested();
     let mut dtmf = audio.take_dtmf();
     let mut stats_tick = tokio::time::interval(Duration::from_secs(2));
-    let media_deadline = tokio::time::sleep(cfg.media_timeout);
-    tokio::pin!(media_deadline);
+    // Checked every half second: cheap (a counter and a state), and precise enough for
+    // deadlines of seconds.
+    let mut watch_tick = tokio::time::interval(Duration::from_millis(500));
+    let mut media_watch = MediaWatch::new(cfg.media_deadlines, std::time::Instant::now());
     let mut hangup_sent = false;
     let mut record: Option<CallRecord> = None;
     loop {
         tokio::select! {
-            _ = &mut media_deadline, if media.state() != crate::media::ConnState::Connected => {
-                warn!(timeout = ?cfg.media_timeout, "media did not connect");
-                let _ = tx.send(EdgeMessage::MediaFailed { call_id: call_id.to_string(), reason: format!("ICE/DTLS did not connect within {:?}", cfg.media_timeout), offer_refused: false }).await;
-                // The bridge terminates at the BSP and answers with Ended.
-                media_deadline.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(3600));
+            _ = watch_tick.tick() => {
+                if let Some(verdict) = media_watch.observe(media.state(), media.packets_received(), std::time::Instant::now()) {
+                    warn!(%verdict, "giving up on the call's media");
+                    // The bridge terminates at the BSP and answers with Ended.
+                    let _ = tx.send(EdgeMessage::MediaFailed { call_id: call_id.to_string(), reason: verdict.to_string(), offer_refused: false }).await;
+                }
             }
             changed = hangup.changed(), if !hangup_sent => {
                 if changed.is_ok() && *hangup.borrow() {
@@ -355,12 +359,14 @@ async fn talk(
                 Some(HubMessage::PreAccepted { .. }) => media.release_candidates().await,
                 Some(HubMessage::Accepted { .. }) => {
                     info!("accepted: audio on");
+                    media_watch.live(std::time::Instant::now());
                     media.release_candidates().await;
                     audio.unmute_call();
                 }
                 Some(HubMessage::Status { status, .. }) => {
                     if status == "accepted" {
                         info!("user answered: audio on");
+                        media_watch.live(std::time::Instant::now());
                         audio.unmute_call();
                     }
                     say(status);

@@ -872,23 +872,7 @@ impl Engine {
 
     fn send_edge(&self, edge: &str, msg: HubMessage) {
         match self.edges.get(edge) {
-            Some(e) => match e.tx.try_send(msg) {
-                Ok(()) => {}
-                // `Ended` frees the edge's media, sockets and recorder: it must arrive even when
-                // the edge is behind. It waits for room on a task of its own (bounded: an edge
-                // that reads nothing for 30 s is gone); anything else may be dropped.
-                Err(mpsc::error::TrySendError::Full(msg @ HubMessage::Ended { .. })) => {
-                    let (tx, name, edge) = (e.tx.clone(), e.name.clone(), edge.to_owned());
-                    tokio::spawn(async move {
-                        let sent =
-                            tokio::time::timeout(Duration::from_secs(30), tx.send(msg)).await;
-                        if !matches!(sent, Ok(Ok(()))) {
-                            warn!(%edge, %name, "edge took no Ended within 30 s");
-                        }
-                    });
-                }
-                Err(_) => warn!(edge, name = %e.name, "edge is not keeping up; message dropped"),
-            },
+            Some(e) => deliver(&e.tx, msg, edge, &e.name),
             None => debug!(edge, "message for a departed edge dropped"),
         }
     }
@@ -953,5 +937,64 @@ pub fn check_recipient(to: &str) -> Result<(), String> {
         Err(format!(
             "to: {to:?} is not a phone number (7 to 15 digits, country code first) or a WhatsApp user id"
         ))
+    }
+}
+
+/// Queues a message for an edge without waiting. `Ended` frees the edge's media, sockets and
+/// recorder: it must arrive even when the edge is behind, so it waits for room on a task of its
+/// own (bounded: an edge that reads nothing for 30 s is gone); anything else may be dropped.
+fn deliver(tx: &mpsc::Sender<HubMessage>, msg: HubMessage, edge: &str, name: &str) {
+    match tx.try_send(msg) {
+        Ok(()) => {}
+        Err(mpsc::error::TrySendError::Full(msg @ HubMessage::Ended { .. })) => {
+            let (tx, name, edge) = (tx.clone(), name.to_owned(), edge.to_owned());
+            tokio::spawn(async move {
+                let sent = tokio::time::timeout(Duration::from_secs(30), tx.send(msg)).await;
+                if !matches!(sent, Ok(Ok(()))) {
+                    warn!(%edge, %name, "edge took no Ended within 30 s");
+                }
+            });
+        }
+        Err(_) => warn!(edge, %name, "edge is not keeping up; message dropped"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(n: usize) -> HubMessage {
+        HubMessage::Status {
+            call_id: format!("c{n}"),
+            status: "ringing".into(),
+        }
+    }
+
+    /// An edge whose queue is full still gets `Ended` (once it reads again); other messages
+    /// are dropped rather than piling up.
+    #[tokio::test]
+    async fn ended_reaches_an_edge_whose_queue_is_full() {
+        let (tx, mut rx) = mpsc::channel(2);
+        deliver(&tx, status(1), "e1", "agent");
+        deliver(&tx, status(2), "e1", "agent");
+        deliver(&tx, status(3), "e1", "agent");
+        let ended = HubMessage::Ended {
+            call_id: "c1".into(),
+            reason: "customer_hangup".into(),
+            record: None,
+        };
+        deliver(&tx, ended, "e1", "agent");
+        let mut got = Vec::new();
+        while got.len() < 3 {
+            let m = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+                .await
+                .expect("Ended never arrived")
+                .unwrap();
+            got.push(m);
+        }
+        assert!(matches!(&got[0], HubMessage::Status { call_id, .. } if call_id == "c1"));
+        assert!(matches!(&got[1], HubMessage::Status { call_id, .. } if call_id == "c2"));
+        assert!(matches!(&got[2], HubMessage::Ended { .. }), "{got:?}");
+        assert!(rx.try_recv().is_err(), "the third status was queued anyway");
     }
 }

@@ -917,6 +917,11 @@ impl MediaSession {
         self.shared.started.elapsed().as_millis() as u64
     }
 
+    /// Audio packets received so far (cheap: no stats report), for the media watchdog.
+    pub fn packets_received(&self) -> u64 {
+        self.shared.recv.lock().map(|r| r.packets).unwrap_or(0)
+    }
+
     pub async fn stats(&self) -> MediaStats {
         let received = self
             .shared

@@ -17,6 +17,7 @@ use crate::audio::recorder::{CallRecorder, recording_stem};
 use crate::call_record::{CallRecord, Direction, QualitySummary};
 use crate::edge::call_audio::{Behaviour, CallAudio, Outgoing};
 use crate::edge::hub_client::{self, HubConnection};
+use crate::edge::media_watch::{MediaDeadlines, MediaWatch};
 use crate::hub_protocol::{EdgeKind, EdgeMessage, HubMessage};
 use crate::media::{MediaConfig, MediaSession, MediaStats};
 
@@ -35,9 +36,9 @@ pub struct PhoneConfig {
     /// Wait between reconnect attempts grows up to this.
     pub max_backoff: Duration,
     pub history_limit: usize,
-    /// An answered call whose media has not connected this long after it was answered is
-    /// ended (as the bot does): the customer would hear nothing.
-    pub media_timeout: Duration,
+    /// An answered call whose media has not connected this long after the answer, fails, or
+    /// goes silent is ended (by the same rules as the bot): the customer would hear nothing.
+    pub media_deadlines: MediaDeadlines,
 }
 
 impl Default for PhoneConfig {
@@ -51,7 +52,7 @@ impl Default for PhoneConfig {
             record_dir: None,
             max_backoff: Duration::from_secs(10),
             history_limit: 30,
-            media_timeout: Duration::from_secs(10),
+            media_deadlines: MediaDeadlines::default(),
         }
     }
 }
@@ -325,8 +326,14 @@ pub fn plain_error(message: &str) -> String {
 /// Why a call ended, in plain words.
 pub fn plain_end_reason(reason: &str) -> String {
     // Reasons may carry a detail after a colon (`media_failed: ICE/DTLS did not connect...`).
-    let (word, _) = reason.split_once(':').unwrap_or((reason, ""));
+    let (word, detail) = reason.split_once(':').unwrap_or((reason, ""));
     match word.trim() {
+        "media_failed" if detail.contains("no RTP") => {
+            return "the customer's audio stopped arriving".into();
+        }
+        "media_failed" if detail.contains("after the call connected") => {
+            return "the connection to the customer was lost".into();
+        }
         "media_failed" => return "the call's audio could not connect".into(),
         "max_call_length" => return "it reached the maximum call length".into(),
         _ => {}
@@ -501,8 +508,9 @@ struct Call {
     audio: Option<CallAudio>,
     /// The customer's key presses, from the audio engine.
     dtmf_in: Option<mpsc::Receiver<char>>,
-    /// `MediaFailed` went to the bridge (once; its `Ended` follows).
-    media_failed_sent: bool,
+    /// Gives up on dead media (never connected, failed, silent) from the answer on; it
+    /// speaks once, and the bridge's `Ended` follows.
+    media_watch: Option<MediaWatch>,
     /// Answer SDP sent to the bridge (inbound).
     answer_sent: bool,
     /// The agent pressed Answer; Accept goes out once the answer SDP is sent.
@@ -1028,6 +1036,9 @@ impl Phone {
         }
         let now = Instant::now();
         call.live_since = Some(now);
+        let mut watch = MediaWatch::new(self.cfg.media_deadlines, now);
+        watch.live(now);
+        call.media_watch = Some(watch);
         if let Some(a) = call.audio.as_ref() {
             a.unmute_call();
             a.set_muted(false);
@@ -1314,23 +1325,20 @@ impl Phone {
                 mic = if a.is_muted() { -96.0 } else { mic.max(ours) };
             }
         }
-        // Answered, but no media yet after the deadline: end it at the bridge, which terminates
-        // it at the BSP and answers with Ended.
-        if let (Some(since), Some(media), Some(id)) =
-            (call.live_since, call.media.as_ref(), call.call_id.clone())
-            && !call.media_failed_sent
-            && since.elapsed() >= self.cfg.media_timeout
-            && media.state() != crate::media::ConnState::Connected
+        // Answered, but the media never connected, failed, or went silent: end it at the
+        // bridge, which terminates it at the BSP and answers with Ended.
+        if let (Some(watch), Some(media), Some(id)) = (
+            call.media_watch.as_mut(),
+            call.media.as_ref(),
+            call.call_id.clone(),
+        ) && let Some(verdict) =
+            watch.observe(media.state(), media.packets_received(), Instant::now())
         {
-            call.media_failed_sent = true;
-            warn!(timeout = ?self.cfg.media_timeout, "the call's media did not connect");
+            warn!(%verdict, "giving up on the call's media");
             let _ = hub
                 .send(EdgeMessage::MediaFailed {
                     call_id: id,
-                    reason: format!(
-                        "ICE/DTLS did not connect within {:?} of the answer",
-                        self.cfg.media_timeout
-                    ),
+                    reason: verdict.to_string(),
                     offer_refused: false,
                 })
                 .await;
@@ -1499,7 +1507,7 @@ impl Call {
             media: None,
             audio: None,
             dtmf_in: None,
-            media_failed_sent: false,
+            media_watch: None,
             answer_sent: false,
             accept_wanted: false,
             live_since: None,
@@ -1560,6 +1568,20 @@ mod tests {
                 .contains("not allowed calls")
         );
         assert_eq!(plain_end_reason("customer_hangup"), "the customer hung up");
+        use crate::edge::media_watch::MediaVerdict;
+        let silent = format!(
+            "media_failed: {}",
+            MediaVerdict::Silent(Duration::from_secs(30))
+        );
+        assert_eq!(
+            plain_end_reason(&silent),
+            "the customer's audio stopped arriving"
+        );
+        let lost = format!("media_failed: {}", MediaVerdict::FailedAfterConnect);
+        assert_eq!(
+            plain_end_reason(&lost),
+            "the connection to the customer was lost"
+        );
     }
 
     #[test]

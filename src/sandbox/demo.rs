@@ -13,6 +13,7 @@ use crate::audio::codec::EncoderConfig;
 use crate::bot::behaviours::PromptClip;
 use crate::bot::runner::{self, BotCommand, BotConfig};
 use crate::call_record::CallRecord;
+use crate::edge::media_watch::MediaDeadlines;
 use crate::media::MediaConfig;
 use crate::secret::Secret;
 
@@ -105,7 +106,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoOutcome> {
         media: MediaConfig::loopback(),
         encoder: EncoderConfig::default(),
         ready_sessions: 2,
-        media_timeout: Duration::from_secs(10),
+        media_deadlines: MediaDeadlines::default(),
         voice_ai: None,
     };
     let (cmd_tx, cmd_rx) = mpsc::channel(16);

@@ -186,6 +186,12 @@ impl Voice {
         self.talking.store(true, Ordering::Relaxed);
     }
 
+    /// Stops sending while the connection stays up (ICE consent still answered): a phone
+    /// whose sender died, or a middlebox that dropped the audio flow.
+    pub fn fall_silent(&self) {
+        self.talking.store(false, Ordering::Relaxed);
+    }
+
     pub fn report(&self) -> VoiceReport {
         let (heard_hz, heard_dbfs, late, missing) = self
             .heard

@@ -558,6 +558,21 @@ impl World {
         self.post_webhook(&payload).await;
     }
 
+    /// The user's phone stops sending audio but neither hangs up nor drops the connection:
+    /// the business must notice the silence and end the call itself.
+    pub fn user_falls_silent(&self, call_id: &str) -> Result<(), String> {
+        let calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        let voice = calls
+            .get(call_id)
+            .ok_or_else(|| format!("no call {call_id}"))?
+            .voice
+            .as_ref()
+            .ok_or_else(|| format!("call {call_id} has no simulated voice"))?;
+        voice.fall_silent();
+        self.emit(call_id, "user's audio stopped");
+        Ok(())
+    }
+
     /// Marks a call ended, stops its media; returns what the terminate webhook needs, or None
     /// when it had already ended (so a second hang-up is a no-op).
     fn end_call(&self, call_id: &str, by: &str) -> Option<Ended> {

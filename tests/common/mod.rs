@@ -60,7 +60,10 @@ pub fn bot_config(dir: &std::path::Path) -> BotConfig {
         media: MediaConfig::loopback(),
         encoder: EncoderConfig::default(),
         ready_sessions: 2,
-        media_timeout: Duration::from_secs(4),
+        media_deadlines: wacall::edge::media_watch::MediaDeadlines {
+            connect: Duration::from_secs(4),
+            ..Default::default()
+        },
         voice_ai: None,
     }
 }
