@@ -2,24 +2,7 @@
 //! (`apply_env`, with values taken from the input's lines instead of the environment).
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use wacall::config::Config;
+#[path = "../bodies/config.rs"]
+mod body;
 
-fuzz_target!(|data: &[u8]| {
-    let text = String::from_utf8_lossy(data);
-    match Config::from_toml_str(&text) {
-        Ok(mut c) => {
-            let _ = c.problems();
-            let lines: Vec<&str> = text.lines().collect();
-            c.apply_env(|k| {
-                let i = k.bytes().map(usize::from).sum::<usize>();
-                lines.get(i % lines.len().max(1)).map(|s| s.to_string())
-            });
-            let _ = c.problems();
-            let _ = format!("{c:?}");
-        }
-        Err(e) => {
-            let _ = e.to_string();
-        }
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| body::run(data));

@@ -2,19 +2,7 @@
 //! decodes is re-encoded (`to_json`) and must decode again.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use wacall::hub_protocol::{EdgeMessage, HubMessage};
+#[path = "../bodies/hub_message.rs"]
+mod body;
 
-fuzz_target!(|data: &[u8]| {
-    if let Ok(m) = serde_json::from_slice::<EdgeMessage>(data) {
-        let j = m.to_json();
-        let again = serde_json::from_str::<EdgeMessage>(&j);
-        assert!(again.is_ok(), "re-encoded EdgeMessage does not decode: {j} ({again:?})");
-    }
-    if let Ok(m) = serde_json::from_slice::<HubMessage>(data) {
-        let _ = m.call_id();
-        let j = m.to_json();
-        let again = serde_json::from_str::<HubMessage>(&j);
-        assert!(again.is_ok(), "re-encoded HubMessage does not decode: {j} ({again:?})");
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| body::run(data));

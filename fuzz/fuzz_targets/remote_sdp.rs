@@ -5,71 +5,7 @@
 //! otherwise at the middle.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use wacall::media::check_remote_sdp;
-use wacall::media::negotiate::{
-    AudioSection, Choice, audit_answer, for_stack, impose_codecs, our_offer_choice, parse_fmtp,
-    shape_local,
-};
+#[path = "../bodies/remote_sdp.rs"]
+mod body;
 
-fn exercise_choice(c: &Choice) {
-    let _ = c.audio_pt();
-    let _ = c.dtmf_pt();
-    let _ = c.dtmf_clock();
-    let _ = c.peer_fmtp();
-    let _ = c.payload_types();
-    let _ = c.local_audio_fmtp();
-    let _ = c.local_dtmf_fmtp();
-    let _ = c.ptime_conflict();
-}
-
-fn split_halves(text: &str) -> (&str, &str) {
-    if let Some(i) = text.find('\0') {
-        return (&text[..i], &text[i + 1..]);
-    }
-    let mut mid = text.len() / 2;
-    while !text.is_char_boundary(mid) {
-        mid += 1;
-    }
-    text.split_at(mid)
-}
-
-fuzz_target!(|data: &[u8]| {
-    let text = String::from_utf8_lossy(data);
-    let text: &str = &text;
-
-    if let Ok(remote) = check_remote_sdp(text) {
-        let _ = format!("{remote:?}");
-    }
-    if let Some(section) = AudioSection::read(text) {
-        let _ = section.describe();
-        if let Ok(c) = Choice::from_section(&section) {
-            exercise_choice(&c);
-        }
-    }
-    let _ = parse_fmtp(text);
-
-    let choice = match Choice::from_sdp(text) {
-        Ok(c) => {
-            exercise_choice(&c);
-            c
-        }
-        Err(e) => {
-            let _ = e.to_string();
-            our_offer_choice()
-        }
-    };
-    let _ = for_stack(text, &choice);
-    let _ = shape_local(text, &choice);
-
-    let (a, b) = split_halves(text);
-    let _ = audit_answer(a, b);
-    let _ = impose_codecs(a, b);
-    if let Ok(c) = Choice::from_answer(b, a) {
-        exercise_choice(&c);
-    }
-    let choice_a = Choice::from_sdp(a).unwrap_or_else(|_| our_offer_choice());
-    let stacked = for_stack(b, &choice_a);
-    let shaped = shape_local(b, &choice_a);
-    let _ = impose_codecs(&stacked, &shaped);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| body::run(data));
