@@ -44,7 +44,7 @@ fn run_with<D: FrameDecoder + ?Sized>(data: &[u8], decoder: &mut D) {
         jb.push(seq, ts, payload, arrival_ms);
     }
     let s = jb.stats();
-    assert!((2..=8).contains(&s.depth_frames), "{s:?}");
+    assert!((1..=8).contains(&s.depth_frames), "{s:?}");
 }
 
 /// One input; shared by the libFuzzer target and the stable smoke test (`tests/fuzz_smoke.rs`).

@@ -6,14 +6,27 @@
 //! with later ones already queued is declared lost at once (FEC or PLC). Late arrivals and
 //! measured interarrival jitter raise the target depth; a sustained surplus over the target
 //! is trimmed one frame at a time, and the target itself decays after a quiet period.
+//!
+//! On a clean path playout starts one frame deep: a packet plays at the first tick after it
+//! arrives, so the buffer adds 0–20 ms (the playout clock's phase), not 20–40. It goes two deep
+//! as soon as jitter or a loss shows up (a lost frame is then rebuilt from the next packet's
+//! in-band FEC instead of concealed), and returns to one only after 10 s without either.
 
 use super::codec::FrameDecoder;
 use super::frame::{Frame, SAMPLE_RATE};
 use bytes::Bytes;
 use std::collections::BTreeMap;
 
-const MIN_DEPTH: u32 = 2;
+const MIN_DEPTH: u32 = 1;
 const MAX_DEPTH: u32 = 8;
+/// Where a new buffer starts: one frame, on the assumption of a clean path.
+pub const START_DEPTH: u32 = 1;
+/// The depth kept while losses recur: one packet of lookahead, so a lost frame is rebuilt from
+/// the next packet's FEC.
+const LOSS_DEPTH: u32 = 2;
+/// Jitter (3 deviations) a one-frame buffer is trusted to absorb: the playout phase gives it
+/// 0–20 ms of slack, so only a few ms are safe to assume.
+const ONE_FRAME_JITTER_MS: f64 = 4.0;
 /// Pops without a late packet before the target may shrink by one frame (10 s).
 const SHRINK_TARGET_AFTER: u32 = 500;
 /// Pops with more than the target buffered before one frame is dropped (1 s).
@@ -68,6 +81,9 @@ pub struct JitterBuffer {
     stretched: u64,
     surplus_pops: u32,
     stable_pops: u32,
+    /// Pops since a frame was lost (saturating); below `SHRINK_TARGET_AFTER` the depth stays
+    /// at least `LOSS_DEPTH`.
+    pops_since_loss: u32,
     /// RFC 3550 interarrival jitter, in RTP timestamp units.
     jitter: f64,
     last_transit: Option<i64>,
@@ -82,23 +98,31 @@ impl Default for JitterBuffer {
 
 impl JitterBuffer {
     pub fn new() -> Self {
+        Self::with_start_depth(START_DEPTH)
+    }
+
+    /// A buffer that starts `depth` frames deep (clamped to 1..=8); `new()` starts at
+    /// [`START_DEPTH`]. Benchmarks use 2 to compare with the earlier fixed minimum.
+    pub fn with_start_depth(depth: u32) -> Self {
+        let depth = depth.clamp(MIN_DEPTH, MAX_DEPTH);
         JitterBuffer {
             queue: BTreeMap::new(),
             highest: None,
             next: None,
             idle: false,
             seen: Box::new([u64::MAX; SEEN_WINDOW]),
-            target: MIN_DEPTH,
+            target: depth,
             grow_pending: 0,
             waited: 0,
             empty_pops: 0,
             stretched: 0,
             surplus_pops: 0,
             stable_pops: 0,
+            pops_since_loss: SHRINK_TARGET_AFTER,
             jitter: 0.0,
             last_transit: None,
             stats: JitterStats {
-                depth_frames: MIN_DEPTH,
+                depth_frames: depth,
                 ..JitterStats::default()
             },
         }
@@ -191,8 +215,7 @@ impl JitterBuffer {
             self.jitter += ((d.unsigned_abs() as f64) - self.jitter) / 16.0;
             // Three jitter deviations cover nearly all arrivals; one more frame for the
             // frame being decoded.
-            let jitter_ms = self.jitter / TS_PER_MS;
-            let wanted = 1 + (3.0 * jitter_ms / 20.0).ceil() as u32;
+            let wanted = self.for_jitter();
             if wanted > self.target {
                 self.set_target(wanted);
             }
@@ -200,17 +223,37 @@ impl JitterBuffer {
         self.last_transit = Some(transit);
     }
 
-    fn jitter_wanted(&self) -> u32 {
+    /// Frames that cover three jitter deviations, beyond what one frame's phase slack absorbs.
+    fn for_jitter(&self) -> u32 {
         let jitter_ms = self.jitter / TS_PER_MS;
-        (1 + (3.0 * jitter_ms / 20.0).ceil() as u32).clamp(MIN_DEPTH, MAX_DEPTH)
+        1 + ((3.0 * jitter_ms - ONE_FRAME_JITTER_MS).max(0.0) / 20.0).ceil() as u32
+    }
+
+    /// The depth the path calls for now: jitter, and recent loss.
+    fn wanted(&self) -> u32 {
+        let loss = if self.pops_since_loss < SHRINK_TARGET_AFTER {
+            LOSS_DEPTH
+        } else {
+            MIN_DEPTH
+        };
+        self.for_jitter().max(loss).clamp(MIN_DEPTH, MAX_DEPTH)
+    }
+
+    /// A frame's packet never came (FEC, concealment, or a slot covered by stretching).
+    fn note_loss(&mut self) {
+        self.pops_since_loss = 0;
+        if self.target < LOSS_DEPTH {
+            self.set_target(LOSS_DEPTH);
+        }
     }
 
     /// Produces the next 20 ms of audio; call exactly once per playout tick.
     pub fn pop_frame<D: FrameDecoder + ?Sized>(&mut self, decoder: &mut D) -> Frame {
         self.stable_pops = self.stable_pops.saturating_add(1);
+        self.pops_since_loss = self.pops_since_loss.saturating_add(1);
         if self.stable_pops >= SHRINK_TARGET_AFTER {
             self.stable_pops = 0;
-            if self.target > MIN_DEPTH && self.jitter_wanted() < self.target {
+            if self.target > MIN_DEPTH && self.wanted() < self.target {
                 self.target -= 1;
             }
         }
@@ -279,6 +322,9 @@ impl JitterBuffer {
             // Slots already covered by underrun concealment are not concealed twice: a
             // burst loss must not add its length to the latency.
             let skip = self.stretched.min(first.saturating_sub(next));
+            if skip > 0 {
+                self.note_loss();
+            }
             next += skip;
             self.next = Some(next + 1);
         }
@@ -286,6 +332,7 @@ impl JitterBuffer {
         if let Some(payload) = self.queue.remove(&next) {
             return decoder.decode(&payload);
         }
+        self.note_loss();
         if let Some(following) = self.queue.get(&(next + 1)) {
             self.stats.fec_recovered += 1;
             return decoder.decode_fec(following);
@@ -344,14 +391,26 @@ mod tests {
     /// Simulates the network and the playout clock: packet `i` (sequence `seq0 + i`) is
     /// delivered at the times listed in `arrivals` (index, ms; order as given), and the
     /// buffer is popped every 20 ms from t = 0 for `ticks` ticks. With on-time packets
-    /// playout lags by two ticks (the initial depth), so `n` packets need `n + 2` ticks.
+    /// playout lags by `depth` ticks, so `n` packets need `n + depth` ticks.
     fn simulate(
         seq0: u16,
         packets: &[Bytes],
         arrivals: &[(usize, u64)],
         ticks: usize,
     ) -> (JitterBuffer, Vec<Frame>) {
-        let mut jb = JitterBuffer::new();
+        simulate_at(START_DEPTH, seq0, packets, arrivals, ticks)
+    }
+
+    /// `simulate` with a buffer that starts `depth` frames deep (the mechanisms below a
+    /// one-frame start: reordering, FEC, bursts, are tested two deep).
+    fn simulate_at(
+        depth: u32,
+        seq0: u16,
+        packets: &[Bytes],
+        arrivals: &[(usize, u64)],
+        ticks: usize,
+    ) -> (JitterBuffer, Vec<Frame>) {
+        let mut jb = JitterBuffer::with_start_depth(depth);
         let mut dec = OpusDecoder::new().unwrap();
         let mut out = Vec::new();
         let mut pending: Vec<(usize, u64)> = arrivals.to_vec();
@@ -393,20 +452,21 @@ mod tests {
             assert!(is_silent(&jb.pop_frame(&mut dec)));
         }
         let s = jb.stats();
-        assert_eq!((s.received, s.concealed, s.depth_frames), (0, 0, 2));
+        assert_eq!((s.received, s.concealed, s.depth_frames), (0, 0, 1));
     }
 
     #[test]
     fn in_order_plays_everything() {
         let packets = tone_packets(60);
-        let (jb, out) = simulate(100, &packets, &in_order(60), 62);
+        // A clean path stays one frame deep: 60 packets play in 61 ticks.
+        let (jb, out) = simulate(100, &packets, &in_order(60), 61);
         let s = jb.stats();
         assert_eq!(s.received, 60);
         assert_eq!(
             (s.duplicates, s.late, s.concealed, s.fec_recovered),
             (0, 0, 0, 0)
         );
-        assert_eq!(s.depth_frames, 2);
+        assert_eq!(s.depth_frames, 1);
         let f = dominant_frequency(&audio_of(&out[10..60]), SAMPLE_RATE);
         assert!((f - 440.0).abs() < 2.0, "{f}");
     }
@@ -420,7 +480,7 @@ mod tests {
             arrivals[k].1 += 25;
         }
         arrivals.sort_by_key(|&(_, at)| at);
-        let (jb, out) = simulate(7, &packets, &arrivals, 62);
+        let (jb, out) = simulate_at(2, 7, &packets, &arrivals, 62);
         let s = jb.stats();
         assert_eq!((s.late, s.concealed, s.fec_recovered), (0, 0, 0), "{s:?}");
         assert_eq!(s.received, 60);
@@ -435,7 +495,7 @@ mod tests {
         arrivals.push((5, 110)); // still queued
         arrivals.push((3, 400)); // long played
         arrivals.sort_by_key(|&(_, at)| at);
-        let (jb, _) = simulate(0, &packets, &arrivals, 42);
+        let (jb, _) = simulate_at(2, 0, &packets, &arrivals, 42);
         let s = jb.stats();
         assert_eq!(s.received, 42);
         assert_eq!(s.duplicates, 2);
@@ -446,7 +506,7 @@ mod tests {
     fn single_loss_is_recovered_by_fec() {
         let packets = tone_packets(60);
         let arrivals: Vec<_> = in_order(60).into_iter().filter(|&(i, _)| i != 30).collect();
-        let (jb, out) = simulate(500, &packets, &arrivals, 62);
+        let (jb, out) = simulate_at(2, 500, &packets, &arrivals, 62);
         let s = jb.stats();
         assert_eq!(s.fec_recovered, 1, "{s:?}");
         assert_eq!(s.concealed, 0);
@@ -475,7 +535,7 @@ mod tests {
             .into_iter()
             .filter(|&(i, _)| !(20..25).contains(&i))
             .collect();
-        let (jb, out) = simulate(1000, &packets, &arrivals, 82);
+        let (jb, out) = simulate_at(2, 1000, &packets, &arrivals, 82);
         let s = jb.stats();
         assert_eq!(s.concealed + s.fec_recovered, 5, "{s:?}");
         assert_eq!(s.fec_recovered, 1);
@@ -491,7 +551,7 @@ mod tests {
         arrivals[30].1 += 25; // reordered right at the wrap (seq 65535 → 0)
         arrivals.sort_by_key(|&(_, at)| at);
         let seq0 = u16::MAX - 29;
-        let (jb, out) = simulate(seq0, &packets, &arrivals, 62);
+        let (jb, out) = simulate_at(2, seq0, &packets, &arrivals, 62);
         let s = jb.stats();
         assert_eq!(
             (s.late, s.duplicates, s.concealed, s.fec_recovered),
@@ -549,6 +609,83 @@ mod tests {
         let tail = audio_of(&out[140..160]);
         let f = dominant_frequency(&tail, SAMPLE_RATE);
         assert!((f - 440.0).abs() < 3.0, "{f}");
+    }
+
+    #[test]
+    fn a_first_loss_deepens_the_buffer_so_later_losses_use_fec() {
+        let packets = tone_packets(80);
+        let arrivals: Vec<_> = in_order(80)
+            .into_iter()
+            .filter(|&(i, _)| i != 30 && i != 50)
+            .collect();
+        let (jb, out) = simulate(500, &packets, &arrivals, 83);
+        let s = jb.stats();
+        // One frame deep the first loss can only be concealed; then two deep, FEC rebuilds
+        // the second from the packet after it.
+        assert_eq!(s.depth_frames, 2, "{s:?}");
+        assert_eq!(s.fec_recovered, 1, "{s:?}");
+        assert_eq!(s.late, 0, "{s:?}");
+        let f = dominant_frequency(&audio_of(&out[55..78]), SAMPLE_RATE);
+        assert!((f - 440.0).abs() < 2.0, "{f}");
+    }
+
+    #[test]
+    fn a_few_ms_of_jitter_stay_one_deep_more_go_two() {
+        let packets = tone_packets(300);
+        let jittered = |spread: u64| -> JitterStats {
+            let arrivals: Vec<_> = (0..300)
+                .map(|i| (i, 2 + i as u64 * 20 + (i as u64 * 7919) % (spread + 1)))
+                .collect();
+            let mut sorted = arrivals.clone();
+            sorted.sort_by_key(|&(_, at)| at);
+            simulate(0, &packets, &sorted, 305).0.stats()
+        };
+        let calm = jittered(1);
+        assert_eq!(calm.depth_frames, 1, "{calm:?}");
+        let rough = jittered(30);
+        assert!(rough.depth_frames >= 2, "{rough:?}");
+    }
+
+    /// The shallower start must not cost anything on a bad path: 10 % random loss and
+    /// 0–80 ms of random delay, against a buffer that starts two deep as before.
+    #[test]
+    fn a_one_frame_start_loses_nothing_on_a_bad_path() {
+        let n = 3000;
+        let packets = tone_packets(n);
+        let mut rng = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut arrivals: Vec<(usize, u64)> = (0..n)
+            .filter_map(|i| {
+                let lost = next() % 100 < 10;
+                let delay = next() % 81;
+                (!lost).then_some((i, i as u64 * 20 + delay))
+            })
+            .collect();
+        arrivals.sort_by_key(|&(_, at)| at);
+        let (one, out_one) = simulate(9, &packets, &arrivals, n + 10);
+        let (two, out_two) = simulate_at(2, 9, &packets, &arrivals, n + 10);
+        let (one, two) = (one.stats(), two.stats());
+        let bad = |s: &JitterStats| s.concealed + s.late;
+        eprintln!("10% loss, 0-80 ms delay: one deep {one:?}; two deep {two:?}");
+        // A start one frame shallower may cost the first few frames before the buffer
+        // grows; beyond that it must do as well.
+        assert!(
+            bad(&one) <= bad(&two) + 5,
+            "one deep {one:?}, two deep {two:?}"
+        );
+        assert!(
+            one.fec_recovered + 5 >= two.fec_recovered,
+            "{one:?} vs {two:?}"
+        );
+        for out in [&out_one, &out_two] {
+            let f = dominant_frequency(&audio_of(&out[1000..2000]), SAMPLE_RATE);
+            assert!((f - 440.0).abs() < 3.0, "{f}");
+        }
     }
 
     #[test]
