@@ -23,6 +23,19 @@ impl Direction {
     }
 }
 
+/// What the receiving edge's jitter buffer made of the packets: running totals for a call.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Playout {
+    /// 20 ms frames played out since the first packet.
+    pub frames: u64,
+    /// Packets that came after their frame had been played (discarded).
+    pub late: u64,
+    /// Frames made up by concealment (loss, underrun, the buffer growing).
+    pub concealed: u64,
+    /// Lost frames rebuilt from the next packet's in-band FEC.
+    pub fec_recovered: u64,
+}
+
 /// Loss, jitter and RTT summarised for QA.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct QualitySummary {
@@ -35,6 +48,11 @@ pub struct QualitySummary {
     /// RTP packets dropped for a payload type the call did not negotiate.
     #[serde(default)]
     pub unknown_payload_type: u64,
+    /// Audio packets the edge dropped because its audio loop fell behind.
+    #[serde(default)]
+    pub dropped_in_queue: u64,
+    #[serde(default)]
+    pub playout: Playout,
 }
 
 impl From<&MediaStats> for QualitySummary {
@@ -47,6 +65,8 @@ impl From<&MediaStats> for QualitySummary {
             jitter_ms: s.received.jitter_ms,
             rtt_ms: s.rtt_ms,
             unknown_payload_type: s.unknown_payload_type,
+            dropped_in_queue: s.dropped_in_queue,
+            playout: s.playout,
         }
     }
 }

@@ -160,6 +160,9 @@ struct BotBehaviour {
     /// Hang up when the prompt ends.
     #[arg(long)]
     hangup_after_prompt: bool,
+    /// Play the prompt again and again for the whole call (music on hold, load tests).
+    #[arg(long, conflicts_with = "hangup_after_prompt")]
+    loop_prompt: bool,
     /// Hang up after this many seconds.
     #[arg(long)]
     max_secs: Option<u64>,
@@ -364,6 +367,7 @@ fn bot_config(name: &str, b: &BotBehaviour) -> anyhow::Result<BotConfig> {
         tone_hz: b.tone,
         echo: b.echo,
         hangup_after_prompt: b.hangup_after_prompt,
+        loop_prompt: b.loop_prompt,
         max_duration: b.max_secs.map(Duration::from_secs),
         record_dir: b.record_dir.clone(),
         media,

@@ -15,6 +15,7 @@
 
 mod common;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -167,7 +168,9 @@ async fn chromium_calls_the_bot_tones_cross_and_its_keypad_lands_in_history() {
         if std::env::var_os("CI").is_some() {
             panic!("CI must run the browser test, but {what} is missing");
         }
-        eprintln!(
+        // Straight to stderr: cargo test captures eprintln! of passing tests.
+        let _ = writeln!(
+            std::io::stderr().lock(),
             "\n*** SKIPPED chromium_calls_the_bot...: {what} is missing; run `bash scripts/setup.sh` ***\n"
         );
         return;
@@ -176,7 +179,10 @@ async fn chromium_calls_the_bot_tones_cross_and_its_keypad_lands_in_history() {
         Ok(ns) => ns,
         Err(e) if std::env::var_os("CI").is_some() => panic!("network namespace: {e}"),
         Err(e) => {
-            eprintln!("\n*** SKIPPED chromium_calls_the_bot...: no network namespace: {e} ***\n");
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "\n*** SKIPPED chromium_calls_the_bot...: no network namespace: {e} ***\n"
+            );
             return;
         }
     };

@@ -80,6 +80,13 @@ async fn user_calls_the_bot(local: bool) {
     let q = record.quality.expect("bot's quality report");
     assert!(q.packets_received >= 100, "{q:?}");
     assert_eq!(q.packets_lost, 0, "{q:?}");
+    // The bot's playout side: frames played, almost none concealed, none late; and the same
+    // figures reach /metrics (from the stats the bot sends while the call runs).
+    assert!(q.playout.frames >= 100, "{q:?}");
+    assert_eq!(q.playout.late, 0, "{q:?}");
+    assert!(q.playout.concealed * 20 < q.playout.frames, "{q:?}");
+    let played = common::metric_value(&rig.bridge.url(), "wacall_edge_frames_played_total").await;
+    assert!(played >= 50.0, "frames played in /metrics: {played}");
     let wav = record.recording.clone().expect("a recording");
     let (left, right) = read_stereo(std::path::Path::new(&wav));
     assert!(
@@ -98,8 +105,12 @@ async fn user_calls_the_bot(local: bool) {
     let sidecar_path = std::path::Path::new(&wav).with_extension("json");
     let sidecar: wacall::call_record::CallRecord =
         serde_json::from_str(&std::fs::read_to_string(&sidecar_path).unwrap()).unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await; // the history writer thread
-    let row = rig.bridge.history_row(&call_id).expect("history row");
+    // The history writer thread stores the final row on its own time: wait for it.
+    let row = rig
+        .history_row_when(&call_id, Duration::from_secs(5), |r| {
+            r.recording.is_some() && r.quality == sidecar.quality
+        })
+        .await;
     assert_eq!(sidecar.call_id, row.call_id);
     assert_eq!(sidecar.customer, row.customer);
     assert_eq!(sidecar.caller_name, row.caller_name);
@@ -479,7 +490,8 @@ async fn forged_signature_is_refused() {
         .await
         .unwrap();
     assert_eq!(bad.status().as_u16(), 403);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Each refusal was answered only after the bridge had decided not to act on it, so
+    // nothing can still be on its way to the registry or the BSP.
     assert!(rig.bridge.record("wacid.FORGED").is_none());
     assert!(rig.sandbox.received().is_empty());
     let metrics = http

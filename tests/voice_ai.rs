@@ -29,7 +29,9 @@ struct AiSaw {
 }
 
 /// A minimal voice-AI server: talks 1000 Hz (8 kHz µ-law, 20 ms chunks), sends one mark.
-async fn ai_server(listener: TcpListener) -> AiSaw {
+/// `live` fires on the first media message from the bot: the stream carries the caller.
+async fn ai_server(listener: TcpListener, live: tokio::sync::oneshot::Sender<()>) -> AiSaw {
+    let mut live = Some(live);
     let (sock, _) = listener.accept().await.unwrap();
     let ws = tokio_tungstenite::accept_async(sock).await.unwrap();
     let (mut sink, mut stream) = ws.split();
@@ -58,6 +60,9 @@ async fn ai_server(listener: TcpListener) -> AiSaw {
                 match v["event"].as_str().unwrap_or("") {
                     "start" => saw.start = Some(v),
                     "media" => {
+                        if let Some(l) = live.take() {
+                            let _ = l.send(());
+                        }
                         let bytes = b64.decode(v["media"]["payload"].as_str().unwrap()).unwrap();
                         saw.caller_pcm.extend(mulaw::decode(&bytes));
                     }
@@ -76,7 +81,8 @@ async fn ai_server(listener: TcpListener) -> AiSaw {
 async fn bot_streams_the_call_to_a_voice_ai_server_both_ways() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}/stream", listener.local_addr().unwrap());
-    let server = tokio::spawn(ai_server(listener));
+    let (live_tx, live_rx) = tokio::sync::oneshot::channel();
+    let server = tokio::spawn(ai_server(listener, live_tx));
     let mut bot = bot_config(&std::env::temp_dir().join("wacall-e2e-ai"));
     bot.tone_hz = None;
     bot.voice_ai = Some(VoiceAiConfig {
@@ -96,7 +102,11 @@ async fn bot_streams_the_call_to_a_voice_ai_server_both_ways() {
         })
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // The key is pressed once the stream is carrying the call (not after a guessed delay).
+    tokio::time::timeout(Duration::from_secs(10), live_rx)
+        .await
+        .expect("the bot never streamed the caller's audio")
+        .unwrap();
     rig.sandbox.world.press_key(&call_id, '5').await.unwrap();
     let record = rig.wait_ended(&call_id, Duration::from_secs(20)).await;
     let saw = tokio::time::timeout(Duration::from_secs(10), server)

@@ -191,6 +191,8 @@ pub struct Prompt {
     clip: PromptClip,
     packets: Option<Arc<Encoded>>,
     pos: usize,
+    /// Start again at the end (music on hold, load tests that need audio the whole call).
+    looping: bool,
 }
 
 impl Prompt {
@@ -200,12 +202,19 @@ impl Prompt {
             clip,
             packets,
             pos: 0,
+            looping: false,
         }
+    }
+
+    /// The same prompt, played again and again: never done.
+    pub fn looping(mut self) -> Self {
+        self.looping = true;
+        self
     }
 
     /// Played to the end (a clip still being read is not done).
     fn done(&self) -> bool {
-        self.clip.len_frames().is_some_and(|n| self.pos >= n)
+        !self.looping && self.clip.len_frames().is_some_and(|n| self.pos >= n)
     }
 }
 
@@ -213,6 +222,14 @@ impl Behaviour for Prompt {
     fn next(&mut self, _heard: &Frame, _arrived: &[Bytes]) -> Outgoing {
         // Not read or not encoded yet (a call in the first milliseconds after start): wait in
         // silence rather than skip the prompt's first words.
+        if self.looping
+            && self
+                .clip
+                .len_frames()
+                .is_some_and(|n| n > 0 && self.pos >= n)
+        {
+            self.pos = 0;
+        }
         let Some(pcm) = self.clip.frame(self.pos) else {
             return Outgoing::Silence;
         };
@@ -362,6 +379,18 @@ mod tests {
             assert!(matches!(p.next(&silence, &[]), Outgoing::Packet { .. }));
         }
         assert!(matches!(p.next(&silence, &[]), Outgoing::Silence));
+    }
+
+    #[test]
+    fn a_looping_prompt_starts_again_and_is_never_done() {
+        let clip = PromptClip::encode(frames(3), EncoderConfig::default()).unwrap();
+        clip.wait_encoded();
+        let mut p = Prompt::new(clip).looping();
+        let silence = Frame::silence();
+        for _ in 0..10 {
+            assert!(matches!(p.next(&silence, &[]), Outgoing::Packet { .. }));
+            assert!(!p.done());
+        }
     }
 
     #[test]

@@ -43,6 +43,8 @@ pub struct BotConfig {
     /// Echo the caller after the prompt.
     pub echo: bool,
     pub hangup_after_prompt: bool,
+    /// Play the prompt again and again instead of once.
+    pub loop_prompt: bool,
     pub max_duration: Option<Duration>,
     /// Where recordings go; `None` = no recording.
     pub record_dir: Option<PathBuf>,
@@ -76,7 +78,10 @@ impl BotConfig {
             (None, None, false) => None,
         };
         let seq: Box<dyn Behaviour> = Box::new(Sequence::new(
-            self.prompt.clone().map(Prompt::new),
+            self.prompt.clone().map(|clip| {
+                let p = Prompt::new(clip);
+                if self.loop_prompt { p.looping() } else { p }
+            }),
             then,
             self.hangup_after_prompt,
         ));
@@ -350,7 +355,8 @@ async fn talk(
                 let _ = tx.send(EdgeMessage::Dtmf { call_id: call_id.to_string(), digit }).await;
             }
             _ = stats_tick.tick() => {
-                let stats = media.stats().await;
+                let mut stats = media.stats().await;
+                stats.playout = audio.playout();
                 let _ = tx.send(EdgeMessage::Stats { call_id: call_id.to_string(), stats }).await;
             }
             msg = rx.recv() => match msg {
@@ -391,7 +397,8 @@ async fn talk(
             }
         }
     }
-    let stats = media.stats().await;
+    let mut stats = media.stats().await;
+    stats.playout = audio.playout();
     let quality = QualitySummary::from(&stats);
     let recorder = audio.stop().await;
     media.close().await;

@@ -20,7 +20,7 @@ use super::metrics::Metrics;
 use super::routing::Router;
 use crate::api::{ApiError, BspClient};
 use crate::call::{Action, Call, CallTimeouts, Command, Input, Progress, Registry, Timer};
-use crate::call_record::CallRecord;
+use crate::call_record::{CallRecord, QualitySummary};
 use crate::hub_protocol::{EdgeKind, EdgeMessage, HubMessage};
 use crate::webhook::{CallEvent, CallStatus};
 
@@ -609,25 +609,25 @@ impl Engine {
                 call_id,
                 quality,
                 recording,
-            } => self.feed(
-                &call_id,
-                Input::EdgeFinished {
-                    edge: edge_id,
-                    quality,
-                    recording,
-                },
-                now,
-            ),
+            } => {
+                self.count_quality(&call_id, &quality);
+                self.feed(
+                    &call_id,
+                    Input::EdgeFinished {
+                        edge: edge_id,
+                        quality,
+                        recording,
+                    },
+                    now,
+                )
+            }
             EdgeMessage::Stats { call_id, stats } => {
+                let quality = (&stats).into();
+                self.count_quality(&call_id, &quality);
                 if let Ok(mut s) = self.shared.lock()
                     && let Some(r) = s.records.get_mut(&call_id)
                 {
-                    // Edges report running totals: the counter grows by what is new.
-                    let before = r.quality.map_or(0, |q| q.unknown_payload_type);
-                    self.metrics
-                        .rtp_unknown_payload_type
-                        .add(stats.unknown_payload_type.saturating_sub(before));
-                    r.quality = Some((&stats).into());
+                    r.quality = Some(quality);
                 }
             }
             EdgeMessage::Dial {
@@ -868,6 +868,34 @@ impl Engine {
             self.router.call_started(&new);
             self.slots.insert(call_id.to_string(), new);
         }
+    }
+
+    /// Edges report running totals (every 2 s, and once more when they finish): each counter
+    /// in `/metrics` grows by what is new since the call's last report.
+    fn count_quality(&self, call_id: &str, now: &QualitySummary) {
+        let Some(before) = self.shared.lock().ok().and_then(|s| {
+            s.records
+                .get(call_id)
+                .map(|r| r.quality.unwrap_or_default())
+        }) else {
+            return;
+        };
+        let m = &self.metrics;
+        let grew = |c: &super::metrics::Counter, now: u64, was: u64| c.add(now.saturating_sub(was));
+        grew(
+            &m.rtp_unknown_payload_type,
+            now.unknown_payload_type,
+            before.unknown_payload_type,
+        );
+        let (p, q) = (now.playout, before.playout);
+        grew(&m.edge_frames_played, p.frames, q.frames);
+        grew(&m.edge_frames_late, p.late, q.late);
+        grew(&m.edge_frames_concealed, p.concealed, q.concealed);
+        grew(
+            &m.edge_packets_dropped,
+            now.dropped_in_queue,
+            before.dropped_in_queue,
+        );
     }
 
     fn send_edge(&self, edge: &str, msg: HubMessage) {

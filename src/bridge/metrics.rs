@@ -82,6 +82,12 @@ pub struct Metrics {
     pub edge_refused: Counter,
     /// RTP packets edges dropped for a payload type the call did not negotiate.
     pub rtp_unknown_payload_type: Counter,
+    /// What edges' jitter buffers made of the calls' audio (from the stats edges send every
+    /// 2 s): frames played, packets late, frames concealed, packets dropped by a slow loop.
+    pub edge_frames_played: Counter,
+    pub edge_frames_late: Counter,
+    pub edge_frames_concealed: Counter,
+    pub edge_packets_dropped: Counter,
     pub setup_latency: Histogram,
     ended: Mutex<BTreeMap<String, u64>>,
 }
@@ -184,6 +190,30 @@ impl Metrics {
             "RTP packets dropped by edges: payload type not negotiated (never decoded)",
             self.rtp_unknown_payload_type.get(),
         );
+        for (name, help, c) in [
+            (
+                "wacall_edge_frames_played_total",
+                "20 ms frames edges played out from what they received",
+                &self.edge_frames_played,
+            ),
+            (
+                "wacall_edge_frames_late_total",
+                "Packets that reached an edge after their frame was played (discarded)",
+                &self.edge_frames_late,
+            ),
+            (
+                "wacall_edge_frames_concealed_total",
+                "Frames edges concealed (loss, underrun, jitter buffer growing)",
+                &self.edge_frames_concealed,
+            ),
+            (
+                "wacall_edge_packets_dropped_total",
+                "Audio packets edges dropped because their audio loop fell behind",
+                &self.edge_packets_dropped,
+            ),
+        ] {
+            counter(&mut out, name, help, c.get());
+        }
         let _ = writeln!(
             out,
             "# HELP wacall_calls_ended_total Calls ended, by reason\n# TYPE wacall_calls_ended_total counter"

@@ -20,6 +20,7 @@ use crate::audio::codec::{EncoderConfig, FrameDecoder, OpusDecoder, OpusEncoder}
 use crate::audio::g711::{G711Decoder, G711Encoder, Law};
 use crate::audio::jitter::JitterBuffer;
 use crate::audio::recorder::CallRecorder;
+use crate::call_record::Playout;
 use crate::media::{AudioCodec, ConnState, MediaEvent, MediaSession, RtpAudio};
 
 /// What we say in one 20 ms slot.
@@ -64,6 +65,7 @@ pub struct CallAudio {
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<Option<CallRecorder>>>,
     dtmf: StdMutex<Option<mpsc::Receiver<char>>>,
+    playout: Arc<StdMutex<Playout>>,
 }
 
 /// A codec made on first use. A failure is logged once and not retried every 20 ms: the call
@@ -104,6 +106,9 @@ impl<T> OnFirstUse<T> {
 struct Incoming {
     jitter: JitterBuffer,
     ssrc: Option<u32>,
+    /// Totals of the buffers replaced on SSRC changes, so the call's totals only grow.
+    earlier: Playout,
+    frames: u64,
 }
 
 impl Incoming {
@@ -115,6 +120,8 @@ impl Incoming {
         let reset = self.ssrc.is_some_and(|s| s != p.ssrc);
         if reset {
             debug!(old = ?self.ssrc, new = p.ssrc, "remote SSRC changed; jitter buffer and decoder reset");
+            self.earlier = self.playout();
+            self.earlier.frames = 0;
             self.jitter = JitterBuffer::new();
         }
         self.ssrc = Some(p.ssrc);
@@ -127,6 +134,17 @@ impl Incoming {
             p.arrival_ms,
         );
         reset
+    }
+
+    /// The call's playout totals so far.
+    fn playout(&self) -> Playout {
+        let j = self.jitter.stats();
+        Playout {
+            frames: self.frames,
+            late: self.earlier.late + j.late,
+            concealed: self.earlier.concealed + j.concealed,
+            fec_recovered: self.earlier.fec_recovered + j.fec_recovered,
+        }
     }
 }
 
@@ -206,6 +224,8 @@ impl CallAudio {
         let mut audio_rx = media.take_audio();
         let mut events_rx = media.take_events();
         let (dtmf_tx, dtmf_rx) = mpsc::channel::<char>(32);
+        let playout = Arc::new(StdMutex::new(Playout::default()));
+        let playout_out = playout.clone();
 
         let (s, m, r, li, lo) = (
             sending.clone(),
@@ -259,7 +279,14 @@ impl CallAudio {
                         decoder.make_once(|| make_decoder(c), "no audio decoder; hearing silence");
                     }
                     let heard = match decoder.ready() {
-                        Some(d) => incoming.jitter.pop_frame(d.as_mut()),
+                        Some(d) => {
+                            incoming.frames += 1;
+                            let f = incoming.jitter.pop_frame(d.as_mut());
+                            if let Ok(mut p) = playout_out.try_lock() {
+                                *p = incoming.playout();
+                            }
+                            f
+                        }
                         None => Frame::silence(),
                     };
                     li.store((heard.level_dbfs() * 100.0) as i32, Ordering::Relaxed);
@@ -332,7 +359,13 @@ impl CallAudio {
             stop: stop_tx,
             task: Some(task),
             dtmf: StdMutex::new(Some(dtmf_rx)),
+            playout,
         })
+    }
+
+    /// What the jitter buffer made of the call's packets so far (for the stats edges send).
+    pub fn playout(&self) -> Playout {
+        self.playout.lock().map(|p| *p).unwrap_or_default()
     }
 
     /// `accept` returned 200 OK: start sending and recording.

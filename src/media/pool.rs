@@ -330,7 +330,11 @@ mod tests {
         assert!(pool.evict_stale().is_empty(), "the replacements are fresh");
         pool.close().await;
         pool.refill_later();
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Nothing was started: no refill task can add a session later.
+        assert!(
+            !pool.refilling.load(Ordering::SeqCst),
+            "a closed pool started refilling"
+        );
         assert_eq!(pool.ready(), 0, "a closed pool does not refill");
     }
 

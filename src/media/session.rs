@@ -195,6 +195,9 @@ pub struct MediaStats {
     /// dropped, never decoded.
     #[serde(default)]
     pub unknown_payload_type: u64,
+    /// Filled by the audio engine that plays the call out (the session does not see it).
+    #[serde(default)]
+    pub playout: crate::call_record::Playout,
 }
 
 /// State shared between the session and the WebRTC driver's callbacks.
@@ -942,6 +945,7 @@ impl MediaSession {
             rtt_ms,
             dropped_in_queue: self.shared.dropped.load(Ordering::Relaxed),
             unknown_payload_type: self.shared.unknown_pt.load(Ordering::Relaxed),
+            playout: Default::default(),
         }
     }
 

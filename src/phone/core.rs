@@ -1366,7 +1366,10 @@ impl Phone {
             && call.live_since.is_some()
         {
             call.stats_at = Instant::now();
-            let stats = media.stats().await;
+            let mut stats = media.stats().await;
+            if let Some(a) = call.audio.as_ref() {
+                stats.playout = a.playout();
+            }
             quality = Some(Quality::from_stats(&stats));
             let _ = hub.send(EdgeMessage::Stats { call_id: id, stats }).await;
         }

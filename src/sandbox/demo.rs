@@ -101,6 +101,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoOutcome> {
         tone_hz: None,
         echo: true,
         hangup_after_prompt: false,
+        loop_prompt: false,
         max_duration: Some(opts.talk + Duration::from_secs(20)),
         record_dir: Some(opts.record_dir.clone()),
         media: MediaConfig::loopback(),

@@ -55,6 +55,7 @@ pub fn bot_config(dir: &std::path::Path) -> BotConfig {
         tone_hz: Some(880.0),
         echo: false,
         hangup_after_prompt: false,
+        loop_prompt: false,
         max_duration: None,
         record_dir: Some(dir.join("recordings")),
         media: MediaConfig::loopback(),
@@ -205,6 +206,27 @@ impl Rig {
         r.direction == wacall::call_record::Direction::Outbound || r.pre_accepted_at.is_some()
     }
 
+    /// The call's history row once `ready` holds (the history writer runs on its own thread).
+    pub async fn history_row_when(
+        &self,
+        call_id: &str,
+        timeout: Duration,
+        ready: impl Fn(&wacall::call_record::CallRecord) -> bool,
+    ) -> wacall::call_record::CallRecord {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let row = self.bridge.history_row(call_id);
+            if let Some(r) = row.as_ref().filter(|r| ready(r)) {
+                return r.clone();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "history row for {call_id} not as expected within {timeout:?}: {row:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// The actions the BSP received for a call, in order.
     pub fn actions(&self, call_id: &str) -> Vec<String> {
         self.sandbox.actions(call_id)
@@ -229,4 +251,17 @@ pub fn read_stereo(path: &std::path::Path) -> (Vec<i16>, Vec<i16>) {
     let left = s.iter().step_by(2).copied().collect();
     let right = s.iter().skip(1).step_by(2).copied().collect();
     (left, right)
+}
+
+/// The value of one unlabelled metric in the bridge's `/metrics` (0 when absent).
+pub async fn metric_value(bridge_url: &str, name: &str) -> f64 {
+    let text = reqwest::get(format!("{bridge_url}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0.0)
 }
