@@ -1,6 +1,8 @@
 //! The `wacall` binary as an operator meets it: help, offline checks with field-named errors,
 //! SDP tools, and the README's run command (`wacall sandbox`) end to end.
 
+mod common;
+
 use std::process::Command;
 
 fn wacall() -> Command {
@@ -228,7 +230,13 @@ async fn serve_bot(name: &str) -> ServeBot {
     let cfg = dir.join("wacall.toml");
     let db = dir.join("h.sqlite3");
     let toml = sandbox.wacall_toml(bridge_addr, &db);
-    std::fs::write(&cfg, toml + "[recording]\nenabled = false\n").unwrap();
+    // Recording on, as deployed: the tone test reads the customer's side from it.
+    let rec = dir.join("recordings");
+    std::fs::write(
+        &cfg,
+        toml + &format!("[recording]\nenabled = true\ndir = \"{}\"\n", rec.display()),
+    )
+    .unwrap();
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_wacall"))
         .args(["serve", "-c"])
         .arg(&cfg)
@@ -301,6 +309,13 @@ async fn serve_with_a_bot_answers_a_call_and_the_tone_crosses() {
         .expect("the user heard a second of audio");
     assert!((heard - 880.0).abs() <= 5.0, "the user heard {heard} Hz");
     assert_eq!(sandbox.actions(&id), ["pre_accept", "accept"]);
+    // The other direction: the bot's recording has the user's 440 Hz.
+    let (customer, bot) =
+        common::finished_recording(&dir.join("recordings"), &id, Duration::from_secs(10)).await;
+    assert!(customer.len() >= 48_000, "{} samples", customer.len());
+    let (c, b) = (common::middle_hz(&customer), common::middle_hz(&bot));
+    assert!((c - 440.0).abs() <= 5.0, "the bot heard {c} Hz");
+    assert!((b - 880.0).abs() <= 5.0, "the bot sent {b} Hz");
     let _ = child.kill().await;
     sandbox.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);

@@ -44,7 +44,8 @@ async fn standalone_dial_follows_the_call_to_its_end() {
         tone_hz: 520.0,
         ..UserPlan::default()
     });
-    let mut bot = common::bot_config(&std::env::temp_dir().join("wacall-dial-rec"));
+    let rec = std::env::temp_dir().join(format!("wacall-dial-rec-{}", rand::random::<u32>()));
+    let mut bot = common::bot_config(&rec);
     bot.name = "dialer".into();
     let mut shown = Vec::new();
     let outcome =
@@ -58,7 +59,20 @@ async fn standalone_dial_follows_the_call_to_its_end() {
     let user = sandbox.world.report(&outcome.call_id).unwrap();
     let hz = user.voice.heard_hz.expect("the user heard the dialler");
     assert!((hz - 880.0).abs() <= 5.0, "user heard {hz} Hz");
+    // And the other way: the dialler's recording has the user's 520 Hz on the customer's
+    // channel (its own 880 Hz on the other).
+    let (customer, ours) = common::finished_recording(
+        &rec.join("recordings"),
+        &outcome.call_id,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(customer.len() >= 48_000, "{} samples", customer.len());
+    let (c, o) = (common::middle_hz(&customer), common::middle_hz(&ours));
+    assert!((c - 520.0).abs() <= 5.0, "the dialler heard {c} Hz");
+    assert!((o - 880.0).abs() <= 5.0, "the dialler sent {o} Hz");
     sandbox.shutdown().await;
+    let _ = std::fs::remove_dir_all(&rec);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

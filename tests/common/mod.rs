@@ -265,3 +265,39 @@ pub async fn metric_value(bridge_url: &str, name: &str) -> f64 {
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
         .unwrap_or(0.0)
 }
+
+/// The two channels of a call's finished recording in `dir` (left = the customer, right = the
+/// business), waiting for its sidecar: the recorder writes that last, once the WAV is closed.
+pub async fn finished_recording(
+    dir: &std::path::Path,
+    call_id: &str,
+    timeout: Duration,
+) -> (Vec<i16>, Vec<i16>) {
+    let stem_part = format!("_{call_id}");
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let sidecar = std::fs::read_dir(dir).ok().and_then(|entries| {
+            entries.filter_map(|e| e.ok().map(|e| e.path())).find(|p| {
+                p.extension().is_some_and(|x| x == "json")
+                    && p.file_stem()
+                        .and_then(|s| s.to_str())
+                        .is_some_and(|s| s.ends_with(&stem_part))
+            })
+        });
+        if let Some(json) = sidecar {
+            return read_stereo(&json.with_extension("wav"));
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no finished recording of {call_id} in {} within {timeout:?}",
+            dir.display()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The dominant frequency of the middle half of a channel (skips the start and the end).
+pub fn middle_hz(samples: &[i16]) -> f32 {
+    let n = samples.len();
+    wacall::audio::tone::dominant_frequency(&samples[n / 4..n * 3 / 4], 48_000)
+}
