@@ -234,6 +234,18 @@ impl Metrics {
             out,
             "# HELP wacall_edges Connected edges\n# TYPE wacall_edges gauge\nwacall_edges {edges}"
         );
+        // Ready media sessions being rebuilt by bots in this process (serve --bot).
+        let (running, done) = crate::media::pool::refill_counts();
+        let _ = writeln!(
+            out,
+            "# HELP wacall_media_pool_refills_running Ready-session refills running in this process\n# TYPE wacall_media_pool_refills_running gauge\nwacall_media_pool_refills_running {running}"
+        );
+        counter(
+            &mut out,
+            "wacall_media_pool_refills_total",
+            "Ready-session refills finished in this process",
+            done,
+        );
         self.setup_latency.render(
             "wacall_setup_latency_seconds",
             "Webhook received to pre_accept submitted",

@@ -29,6 +29,19 @@ pub const SETTLE: Duration = Duration::from_millis(10);
 /// The longest [`SessionPool::settled`] defers work, however busy the set-ups.
 pub const MAX_DEFER: Duration = Duration::from_millis(250);
 
+/// Refills running now and refills finished, over every pool of the process (`/metrics` shows
+/// them when the bot runs in the bridge's process): a burst's cost ends when its refill does.
+static REFILLS_RUNNING: AtomicUsize = AtomicUsize::new(0);
+static REFILLS_DONE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// (refills running, refills finished) in this process.
+pub fn refill_counts() -> (usize, u64) {
+    (
+        REFILLS_RUNNING.load(Ordering::SeqCst),
+        REFILLS_DONE.load(Ordering::SeqCst),
+    )
+}
+
 pub struct SessionPool {
     cfg: MediaConfig,
     target: usize,
@@ -146,11 +159,14 @@ impl SessionPool {
             return;
         }
         let pool = self.clone();
+        REFILLS_RUNNING.fetch_add(1, Ordering::SeqCst);
         runtime.spawn(async move {
             // Building a session costs more than a set-up: not between a burst's offers.
             pool.settled().await;
             pool.refill().await;
             pool.refilling.store(false, Ordering::SeqCst);
+            REFILLS_RUNNING.fetch_sub(1, Ordering::SeqCst);
+            REFILLS_DONE.fetch_add(1, Ordering::SeqCst);
         });
     }
 
