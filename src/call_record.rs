@@ -94,6 +94,12 @@ pub struct CallRecord {
     pub quality: Option<QualitySummary>,
     pub recording: Option<String>,
     pub dtmf: String,
+    /// Seconds the caller waited in the queue for a free edge (inbound; `None` = not queued).
+    #[serde(default)]
+    pub queue_wait_s: Option<u64>,
+    /// The call went to the overflow edge (voicemail, say), and why.
+    #[serde(default)]
+    pub overflow: Option<String>,
 }
 
 impl CallRecord {
@@ -115,6 +121,8 @@ impl CallRecord {
             quality: None,
             recording: None,
             dtmf: String::new(),
+            queue_wait_s: None,
+            overflow: None,
         }
     }
 }

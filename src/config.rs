@@ -165,6 +165,9 @@ impl Default for RecordingConfig {
     }
 }
 
+/// The longest a caller may wait in the queue (`routing.queue_timeout_s`).
+const MAX_QUEUE_S: u64 = 40;
+
 /// `[routing]`: how incoming calls are offered to edges.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -177,6 +180,17 @@ pub struct RoutingConfig {
     pub max_calls: usize,
     /// The longest an answered call may last (seconds); it is then terminated at the BSP.
     pub max_call_s: u64,
+    /// How long a caller waits in the queue when no edge is free (seconds, 0 = no queue: such
+    /// a call is rejected at once). Still ringing on the customer's phone meanwhile, so it must
+    /// fit WhatsApp's ring window with the agent's own ring time: at most 40.
+    pub queue_timeout_s: u64,
+    /// The edge (a `[[server.edges]]` name, or a bot's `--name`) that takes calls whose queue
+    /// time ran out, a voicemail bot for example; it takes no other calls. Unset: such calls
+    /// are rejected, with `queue_timeout` in history.
+    pub overflow: Option<String>,
+    /// Calls answered within this many seconds of arriving count toward the service level
+    /// (`/metrics`: wacall_inbound_answered_in_time_total / wacall_inbound_answered_total).
+    pub service_level_s: u64,
 }
 
 impl Default for RoutingConfig {
@@ -186,6 +200,9 @@ impl Default for RoutingConfig {
             accept_timeout_s: 45,
             max_calls: 500,
             max_call_s: 4 * 3600,
+            queue_timeout_s: 25,
+            overflow: None,
+            service_level_s: 20,
         }
     }
 }
@@ -418,6 +435,17 @@ impl Config {
                 "routing.ring_timeout_s and routing.accept_timeout_s must be above 0".to_owned(),
             );
         }
+        if r.queue_timeout_s > MAX_QUEUE_S {
+            p.push(format!(
+                "routing.queue_timeout_s = {}: at most {MAX_QUEUE_S} (WhatsApp stops ringing after 30-60 s, and the agent needs time to answer)",
+                r.queue_timeout_s
+            ));
+        }
+        if let Some(o) = &r.overflow
+            && o.trim().is_empty()
+        {
+            p.push("routing.overflow is empty: name the overflow edge, or leave it out".to_owned());
+        }
         p
     }
 }
@@ -480,6 +508,30 @@ mod tests {
         let dbg = format!("{c:?}");
         assert!(!dbg.contains("SECRET"), "{dbg}");
         assert!(c.problems().is_empty(), "{:?}", c.problems());
+    }
+
+    #[test]
+    fn the_queue_is_on_by_default_and_bounded_by_the_ring_window() {
+        let c = Config::from_toml_str(FULL).unwrap();
+        assert_eq!(c.routing.queue_timeout_s, 25);
+        assert_eq!(c.routing.overflow, None);
+        let long = FULL.replace("max_calls = 3", "max_calls = 3\nqueue_timeout_s = 90");
+        let c = Config::from_toml_str(&long).unwrap();
+        let p = c.problems();
+        assert!(
+            p.iter()
+                .any(|m| m.contains("routing.queue_timeout_s = 90") && m.contains("at most 40")),
+            "{p:?}"
+        );
+        let vm = FULL.replace("max_calls = 3", "max_calls = 3\noverflow = \"voicemail\"");
+        assert_eq!(
+            Config::from_toml_str(&vm)
+                .unwrap()
+                .routing
+                .overflow
+                .as_deref(),
+            Some("voicemail")
+        );
     }
 
     #[test]

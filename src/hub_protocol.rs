@@ -135,6 +135,11 @@ pub enum HubMessage {
         message: String,
         permanent: bool,
     },
+    /// Callers waiting for a free edge (sent to edges whenever it changes).
+    Queue {
+        waiting: usize,
+        longest_wait_s: u64,
+    },
 }
 
 impl EdgeMessage {
@@ -156,7 +161,7 @@ impl HubMessage {
             | HubMessage::Status { call_id, .. }
             | HubMessage::Ended { call_id, .. } => Some(call_id),
             HubMessage::Error { call_id, .. } => call_id.as_deref(),
-            HubMessage::Welcome { .. } => None,
+            HubMessage::Welcome { .. } | HubMessage::Queue { .. } => None,
         }
     }
 

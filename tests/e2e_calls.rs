@@ -1235,3 +1235,138 @@ async fn a_half_open_edge_is_dropped_and_a_live_one_kept() {
     bridge.shutdown().await;
     sandbox.shutdown().await;
 }
+
+/// The queue: one agent, five callers. The first talks; the second and third wait and reach
+/// the agent in order; the fourth hangs up while waiting; the fifth's wait runs out and the
+/// voicemail bot (the overflow edge) records its message. Waits are read from history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_wait_in_order_abandon_or_overflow_to_voicemail() {
+    use wacall::bridge::identity::{EdgeIdentity, Role};
+    use wacall::secret::Secret;
+    let dir = std::env::temp_dir().join(format!("wacall-e2e-queue-{}", rand::random::<u32>()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (sandbox, bridge) = common::sandbox_and_bridge(Some(dir.join("h.db")), |cfg| {
+        cfg.timeouts.queue = Duration::from_secs(10);
+        cfg.overflow = Some("voicemail".into());
+        cfg.edges = ["agent", "voicemail"]
+            .into_iter()
+            .map(|name| EdgeIdentity {
+                name: name.into(),
+                role: if name == "agent" {
+                    Role::Agent
+                } else {
+                    Role::Bot
+                },
+                token: Secret::new(format!("tok-{name}")),
+                may_dial: false,
+                max_calls: Some(if name == "agent" { 1 } else { 10 }),
+            })
+            .collect();
+    })
+    .await;
+    let bridge = bridge.unwrap();
+    let (stop, _) = tokio::sync::watch::channel(false);
+    let mut tasks = Vec::new();
+    for (name, hz) in [("agent", 880.0), ("voicemail", 660.0)] {
+        let mut bot = bot_config(&dir.join(name));
+        bot.name = name.into();
+        bot.tone_hz = Some(hz);
+        let (hub, stop_rx) = (bridge.hub_url(), stop.subscribe());
+        let (_cmd, cmd_rx) = tokio::sync::mpsc::channel(1);
+        tasks.push(tokio::spawn(async move {
+            let _keep = _cmd;
+            wacall::bot::runner::run(bot, &hub, &format!("tok-{name}"), cmd_rx, stop_rx)
+                .await
+                .unwrap()
+        }));
+    }
+    bridge
+        .wait_for_edges(2, Duration::from_secs(5))
+        .await
+        .unwrap();
+    // (placed at, hangs up after placement): 1 talks 0–4 s; 2 and 3 queue; 4 gives up at 3 s;
+    // 5's 10 s wait runs out at ~11.8 s while 3 still talks (to ~13.5 s).
+    let plan: [(u64, u64, f32); 5] = [
+        (0, 4_000, 440.0),
+        (500, 7_500, 450.0),
+        (1_000, 12_500, 460.0),
+        (1_500, 1_500, 470.0),
+        (1_800, 16_000, 700.0),
+    ];
+    let t0 = tokio::time::Instant::now();
+    let mut ids = Vec::new();
+    for (i, (at, hangup, hz)) in plan.iter().enumerate() {
+        tokio::time::sleep_until(t0 + Duration::from_millis(*at)).await;
+        let id = sandbox
+            .world
+            .place_user_call(UserCall {
+                user: format!("52155000007{i:02}"),
+                name: format!("Caller {}", i + 1),
+                tone_hz: *hz,
+                hangup_after: Some(Duration::from_millis(*hangup)),
+            })
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    let mut rows = Vec::new();
+    for id in &ids {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let row = loop {
+            if let Some(r) = bridge.history_row(id).filter(|r| {
+                r.end_reason.is_some() && (r.pre_accepted_at.is_none() || r.recording.is_some())
+            }) {
+                break r;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{id} never finished"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        rows.push(row);
+    }
+    let edge = |r: &wacall::call_record::CallRecord| r.edge.clone().unwrap_or_default();
+    // 1 straight to the agent; 2 and 3 after waiting, in order.
+    assert!(edge(&rows[0]).starts_with("agent"), "{:?}", rows[0]);
+    assert_eq!(rows[0].queue_wait_s, None);
+    for r in &rows[1..3] {
+        assert!(edge(r).starts_with("agent"), "{r:?}");
+        assert_eq!(r.end_reason.as_deref(), Some("customer_hangup"), "{r:?}");
+    }
+    let (w2, w3) = (rows[1].queue_wait_s.unwrap(), rows[2].queue_wait_s.unwrap());
+    assert!(
+        (2..=6).contains(&w2) && (5..=9).contains(&w3),
+        "waits {w2} s, {w3} s"
+    );
+    assert!(
+        rows[1].accepted_at < rows[2].accepted_at,
+        "served out of order"
+    );
+    // 4 hung up in the queue: never answered, nothing recorded.
+    assert_eq!(rows[3].end_reason.as_deref(), Some("caller_abandoned"));
+    assert_eq!(rows[3].pre_accepted_at, None);
+    // 5 overflowed to the voicemail bot, which recorded the caller's 700 Hz.
+    assert!(edge(&rows[4]).starts_with("voicemail"), "{:?}", rows[4]);
+    assert!(rows[4].overflow.is_some(), "{:?}", rows[4]);
+    let (left, _) = read_stereo(std::path::Path::new(rows[4].recording.as_deref().unwrap()));
+    assert!(near(dominant_frequency(middle(&left), RATE), 700.0));
+    let url = bridge.url();
+    assert_eq!(
+        common::metric_value(&url, "wacall_queue_abandoned_total").await,
+        1.0
+    );
+    assert_eq!(
+        common::metric_value(&url, "wacall_queue_overflowed_total").await,
+        1.0
+    );
+    assert_eq!(common::metric_value(&url, "wacall_queue_length").await, 0.0);
+    eprintln!("queue waits: caller 2 {w2} s, caller 3 {w3} s");
+    let _ = stop.send(true);
+    for t in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+    }
+    bridge.shutdown().await;
+    sandbox.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

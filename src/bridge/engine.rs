@@ -17,6 +17,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::history::HistoryWriter;
 use super::metrics::Metrics;
+use super::queue::{CallQueue, Left};
 use super::routing::Router;
 use crate::api::{ApiError, BspClient};
 use crate::call::{Action, Call, CallTimeouts, Command, Input, Progress, Registry, Timer};
@@ -110,6 +111,10 @@ pub struct EngineConfig {
     pub bot_max_calls: usize,
     /// Connect webhooks stamped further than this from now are not answered.
     pub max_offer_age: Duration,
+    /// The edge (by name) that takes queued calls whose wait ran out (`routing.overflow`).
+    pub overflow: Option<String>,
+    /// Answered within this of arriving counts toward the service level.
+    pub service_level: Duration,
 }
 
 struct EdgeInfo {
@@ -143,6 +148,8 @@ pub struct Engine {
     /// `connect`s whose reply never came (request id = our `biz_opaque_callback_data` → the
     /// number and when): a webhook echoing one is a call nobody carries, ended at once.
     lost_connects: HashMap<String, (String, Instant)>,
+    /// Callers waiting for a free edge, in order.
+    queue: CallQueue,
 }
 
 /// How long shutdown waits for the BSP to confirm the ends of live calls: longer than one
@@ -181,6 +188,7 @@ impl Engine {
             known: Default::default(),
             known_order: Default::default(),
             lost_connects: HashMap::new(),
+            queue: CallQueue::default(),
         }
     }
 
@@ -277,6 +285,8 @@ impl Engine {
                 break;
             }
             self.step(input);
+            // Whatever the input, an edge may have become free for a waiting caller.
+            self.drain_queue();
         }
         sweeper.abort();
         // The server is gone: end what is still up so WhatsApp does not keep ringing. The calls
@@ -306,7 +316,10 @@ impl Engine {
                     }
                     Command::ToEdge { edge, msg } => self.send_edge(&edge, msg),
                     Command::Finished { .. } | Command::RecordUpdated => self.write_history(&id),
-                    Command::Route | Command::SetTimer { .. } => {}
+                    Command::Route
+                    | Command::Enqueue
+                    | Command::Overflow
+                    | Command::SetTimer { .. } => {}
                 }
             }
         }
@@ -343,9 +356,10 @@ impl Engine {
                 } else {
                     1
                 });
-                self.router.join(&edge_id, max, Instant::now());
+                let overflow = self.cfg.overflow.as_deref() == Some(name.as_str());
+                self.router.join_as(&edge_id, max, overflow, Instant::now());
                 info!(%edge_id, %name, ?kind, may_dial, max_calls = max, "edge joined");
-                let limits = super::rate::EdgeLimits::new(Instant::now());
+                let limits = super::rate::EdgeLimits::new(max, Instant::now());
                 self.edges.insert(
                     edge_id,
                     EdgeInfo {
@@ -788,6 +802,26 @@ impl Engine {
                     };
                     self.feed(call_id, input, Utc::now());
                 }
+                Command::Enqueue => {
+                    info!(
+                        call_id,
+                        waiting = self.queue.len() + 1,
+                        "no edge free: the caller waits in the queue"
+                    );
+                    self.queue.push(call_id, Instant::now());
+                    self.queue_changed();
+                }
+                Command::Overflow => {
+                    self.leave_queue(call_id, Left::Overflowed);
+                    let input = match self.router.pick_overflow() {
+                        Some(edge) => {
+                            info!(call_id, %edge, "the queue time ran out: to the overflow edge");
+                            Input::Assigned { edge }
+                        }
+                        None => Input::NoEdge,
+                    };
+                    self.feed(call_id, input, Utc::now());
+                }
                 Command::Submit(action) => {
                     let to = self
                         .registry
@@ -798,6 +832,11 @@ impl Engine {
                         && let Some(ms) = self.registry.get(call_id).and_then(|c| c.setup_ms)
                     {
                         self.metrics.setup_latency.observe(ms as f64 / 1000.0);
+                        // From the webhook to the answer, queue wait included.
+                        self.metrics.inbound_answered.inc();
+                        if u128::from(ms) <= self.cfg.service_level.as_millis() {
+                            self.metrics.inbound_answered_in_time.inc();
+                        }
                     }
                     self.submit(call_id, &to, action);
                 }
@@ -818,6 +857,9 @@ impl Engine {
                 }
                 Command::Finished { reason } => {
                     info!(call_id, %reason, "call finished");
+                    if self.queue.contains(call_id) {
+                        self.leave_queue(call_id, Left::Abandoned);
+                    }
                     self.metrics.ended(&reason);
                     self.registry.mark_ended(call_id, Instant::now());
                     self.write_history(call_id);
@@ -896,6 +938,55 @@ impl Engine {
             now.dropped_in_queue,
             before.dropped_in_queue,
         );
+    }
+
+    /// Offers waiting calls, longest-waiting first, to edges that have become free. A call
+    /// no free edge may take (they all declined it) keeps its place; the next is tried.
+    fn drain_queue(&mut self) {
+        while !self.queue.is_empty() {
+            let next = self.queue.in_order().find(|id| {
+                self.registry
+                    .get(id)
+                    .is_some_and(|c| self.router.pick(&c.tried).is_some())
+            });
+            let Some(call_id) = next.map(str::to_owned) else {
+                return;
+            };
+            self.leave_queue(&call_id, Left::Taken);
+            self.feed(&call_id, Input::Dequeued, Utc::now());
+        }
+    }
+
+    fn leave_queue(&mut self, call_id: &str, why: Left) {
+        let Some(waited) = self.queue.remove(call_id, Instant::now()) else {
+            return;
+        };
+        self.metrics.queue_wait.0.observe(waited.as_secs_f64());
+        match why {
+            Left::Abandoned => self.metrics.queue_abandoned.inc(),
+            Left::Overflowed => self.metrics.queue_overflowed.inc(),
+            Left::Taken => {}
+        }
+        info!(call_id, ?why, waited = ?waited, "left the queue");
+        self.queue_changed();
+    }
+
+    /// The queue's length and longest wait, to `/metrics` and to every agent's phone.
+    fn queue_changed(&self) {
+        let now = Instant::now();
+        self.metrics.queue_length.store(
+            self.queue.len() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        let msg = HubMessage::Queue {
+            waiting: self.queue.len(),
+            longest_wait_s: self.queue.longest_wait(now).map_or(0, |d| d.as_secs()),
+        };
+        for (id, e) in &self.edges {
+            if self.cfg.overflow.as_deref() != Some(e.name.as_str()) {
+                deliver(&e.tx, msg.clone(), id, &e.name);
+            }
+        }
     }
 
     fn send_edge(&self, edge: &str, msg: HubMessage) {

@@ -43,6 +43,10 @@ CREATE TABLE IF NOT EXISTS calls (
 CREATE INDEX IF NOT EXISTS calls_offered ON calls(offered_at);
 ";
 
+/// Columns added after the first release: (name, type). A history file from before gets them
+/// on open (`ALTER TABLE ... ADD COLUMN`), its rows keep NULL there.
+const ADDED_COLUMNS: &[(&str, &str)] = &[("queue_wait_s", "INTEGER"), ("overflow", "TEXT")];
+
 fn err_at(path: &Path, source: rusqlite::Error) -> HistoryError {
     HistoryError {
         path: path.to_path_buf(),
@@ -76,6 +80,19 @@ impl History {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
+        let have: Vec<String> = conn
+            .prepare("SELECT name FROM pragma_table_info('calls')")
+            .and_then(|mut st| {
+                st.query_map([], |r| r.get::<_, String>(0))?
+                    .collect::<Result<_, _>>()
+            })
+            .map_err(err)?;
+        for (name, kind) in ADDED_COLUMNS {
+            if !have.iter().any(|h| h == name) {
+                conn.execute_batch(&format!("ALTER TABLE calls ADD COLUMN {name} {kind}"))
+                    .map_err(err)?;
+            }
+        }
         Ok(History {
             conn,
             path: path.to_path_buf(),
@@ -99,8 +116,8 @@ impl History {
                 .prepare_cached(
                     "INSERT INTO calls (call_id, direction, customer, business, caller_name, edge, answered_by,
                     offered_at, pre_accepted_at, accepted_at, ended_at, end_reason, duration_s, quality,
-                    recording, dtmf)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+                    recording, dtmf, queue_wait_s, overflow)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
                  ON CONFLICT(call_id) DO UPDATE SET
                     direction=excluded.direction, customer=excluded.customer, business=excluded.business,
                     caller_name=excluded.caller_name, edge=excluded.edge, answered_by=excluded.answered_by,
@@ -108,7 +125,8 @@ impl History {
                     accepted_at=excluded.accepted_at, ended_at=excluded.ended_at,
                     end_reason=excluded.end_reason, duration_s=excluded.duration_s,
                     quality=COALESCE(excluded.quality, calls.quality),
-                    recording=COALESCE(excluded.recording, calls.recording), dtmf=excluded.dtmf",
+                    recording=COALESCE(excluded.recording, calls.recording), dtmf=excluded.dtmf,
+                    queue_wait_s=excluded.queue_wait_s, overflow=excluded.overflow",
                 )
                 .map_err(|e| err_at(&self.path, e))?;
             for r in records {
@@ -132,6 +150,8 @@ impl History {
                     quality,
                     r.recording,
                     r.dtmf,
+                    r.queue_wait_s.map(|d| d as i64),
+                    r.overflow,
                 ])
                 .map_err(|e| err_at(&self.path, e))?;
             }
@@ -143,6 +163,7 @@ impl History {
         let direction: String = row.get(1)?;
         let quality: Option<String> = row.get(13)?;
         let duration: Option<i64> = row.get(12)?;
+        let waited: Option<i64> = row.get(16)?;
         Ok(CallRecord {
             call_id: row.get(0)?,
             direction: if direction == "outbound" {
@@ -164,12 +185,15 @@ impl History {
             quality: quality.and_then(|q| serde_json::from_str::<QualitySummary>(&q).ok()),
             recording: row.get(14)?,
             dtmf: row.get(15)?,
+            queue_wait_s: waited.map(|d| d.max(0) as u64),
+            overflow: row.get(17)?,
         })
     }
 
     const COLUMNS: &'static str =
         "call_id, direction, customer, business, caller_name, edge, answered_by, offered_at,
-        pre_accepted_at, accepted_at, ended_at, end_reason, duration_s, quality, recording, dtmf";
+        pre_accepted_at, accepted_at, ended_at, end_reason, duration_s, quality, recording, dtmf,
+        queue_wait_s, overflow";
 
     pub fn get(&self, call_id: &str) -> Result<Option<CallRecord>, HistoryError> {
         self.conn
@@ -296,6 +320,37 @@ impl HistoryWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A history file from before the queue columns existed opens, gains them, keeps its rows,
+    /// and stores the new fields.
+    #[test]
+    fn an_older_history_file_gains_the_new_columns() {
+        let path =
+            std::env::temp_dir().join(format!("wacall-hist-{}.sqlite3", rand::random::<u64>()));
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(SCHEMA).unwrap();
+            conn.execute(
+                "INSERT INTO calls (call_id, direction, customer, business, offered_at) VALUES ('wacid.OLD', 'inbound', '521', '522', '2026-01-01T00:00:00.000Z')",
+                [],
+            )
+            .unwrap();
+        }
+        let mut h = History::open(&path).unwrap();
+        let old = h.get("wacid.OLD").unwrap().unwrap();
+        assert_eq!((old.queue_wait_s, old.overflow), (None, None));
+        let mut r = CallRecord::new("wacid.NEW", Direction::Inbound, "521", "522");
+        r.queue_wait_s = Some(7);
+        r.overflow = Some("to voicemail".into());
+        h.upsert(&r).unwrap();
+        let back = h.get("wacid.NEW").unwrap().unwrap();
+        assert_eq!(back.queue_wait_s, Some(7));
+        assert_eq!(back.overflow.as_deref(), Some("to voicemail"));
+        drop(h);
+        // Opening again adds nothing twice.
+        History::open(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+    }
 
     #[test]
     fn rows_round_trip_and_update_in_place() {

@@ -24,18 +24,45 @@ impl Counter {
 /// Seconds buckets for webhook → pre_accept latency: the target is 15 ms p50, 50 ms p99.
 const BUCKETS: [f64; 10] = [0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
 
-#[derive(Debug, Default)]
+/// Seconds buckets for a caller's wait in the queue (WhatsApp rings for 30–60 s).
+const WAIT_BUCKETS: [f64; 9] = [1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0];
+
+#[derive(Debug)]
 pub struct Histogram {
+    bounds: &'static [f64],
     inner: Mutex<(Vec<u64>, u64, f64)>,
 }
 
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram::with_bounds(&BUCKETS)
+    }
+}
+
+/// Queue waits: a histogram with its own buckets.
+#[derive(Debug)]
+pub struct WaitHistogram(pub Histogram);
+
+impl Default for WaitHistogram {
+    fn default() -> Self {
+        WaitHistogram(Histogram::with_bounds(&WAIT_BUCKETS))
+    }
+}
+
 impl Histogram {
+    pub fn with_bounds(bounds: &'static [f64]) -> Self {
+        Histogram {
+            bounds,
+            inner: Mutex::new((Vec::new(), 0, 0.0)),
+        }
+    }
+
     pub fn observe(&self, secs: f64) {
         if let Ok(mut h) = self.inner.lock() {
             if h.0.is_empty() {
-                h.0 = vec![0; BUCKETS.len()];
+                h.0 = vec![0; self.bounds.len()];
             }
-            for (i, b) in BUCKETS.iter().enumerate() {
+            for (i, b) in self.bounds.iter().enumerate() {
                 if secs <= *b {
                     h.0[i] += 1;
                 }
@@ -48,7 +75,7 @@ impl Histogram {
     fn render(&self, name: &str, help: &str, out: &mut String) {
         let (buckets, count, sum) = self.inner.lock().map(|h| h.clone()).unwrap_or_default();
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-        for (i, b) in BUCKETS.iter().enumerate() {
+        for (i, b) in self.bounds.iter().enumerate() {
             let _ = writeln!(
                 out,
                 "{name}_bucket{{le=\"{b}\"}} {}",
@@ -89,6 +116,15 @@ pub struct Metrics {
     pub edge_frames_concealed: Counter,
     pub edge_packets_dropped: Counter,
     pub setup_latency: Histogram,
+    /// The queue: callers waiting now, their waits when they left it, how they left.
+    pub queue_length: AtomicU64,
+    pub queue_wait: WaitHistogram,
+    pub queue_abandoned: Counter,
+    pub queue_overflowed: Counter,
+    /// Inbound calls answered (pre-accepted), and of those within `routing.service_level_s` of
+    /// arriving: their ratio is the service level.
+    pub inbound_answered: Counter,
+    pub inbound_answered_in_time: Counter,
     ended: Mutex<BTreeMap<String, u64>>,
 }
 
@@ -251,6 +287,40 @@ impl Metrics {
             "Webhook received to pre_accept submitted",
             &mut out,
         );
+        let _ = writeln!(
+            out,
+            "# HELP wacall_queue_length Callers waiting for a free edge\n# TYPE wacall_queue_length gauge\nwacall_queue_length {}",
+            self.queue_length.load(Ordering::Relaxed)
+        );
+        self.queue_wait.0.render(
+            "wacall_queue_wait_seconds",
+            "How long callers waited in the queue (taken, abandoned or overflowed)",
+            &mut out,
+        );
+        for (name, help, c) in [
+            (
+                "wacall_queue_abandoned_total",
+                "Callers who hung up while waiting in the queue",
+                &self.queue_abandoned,
+            ),
+            (
+                "wacall_queue_overflowed_total",
+                "Queued calls whose wait ran out (sent to the overflow edge, or rejected)",
+                &self.queue_overflowed,
+            ),
+            (
+                "wacall_inbound_answered_total",
+                "Inbound calls answered (pre-accepted)",
+                &self.inbound_answered,
+            ),
+            (
+                "wacall_inbound_answered_in_time_total",
+                "Inbound calls answered within routing.service_level_s of arriving",
+                &self.inbound_answered_in_time,
+            ),
+        ] {
+            counter(&mut out, name, help, c.get());
+        }
         out
     }
 }

@@ -8,6 +8,7 @@ pub mod hub;
 pub mod identity;
 pub mod listener;
 pub mod metrics;
+pub mod queue;
 pub mod rate;
 pub mod routing;
 pub mod server;

@@ -11,6 +11,8 @@ struct Presence {
     idle_since: Instant,
     calls: usize,
     max_calls: usize,
+    /// Takes only calls nobody else could (`routing.overflow`): never picked in normal routing.
+    overflow: bool,
 }
 
 #[derive(Debug, Default)]
@@ -21,6 +23,11 @@ pub struct Router {
 impl Router {
     /// A new edge; bots take many calls at once, agents one.
     pub fn join(&mut self, edge: &str, max_calls: usize, now: Instant) {
+        self.join_as(edge, max_calls, false, now);
+    }
+
+    /// `overflow`: the edge only takes calls whose wait ran out ([`Router::pick_overflow`]).
+    pub fn join_as(&mut self, edge: &str, max_calls: usize, overflow: bool, now: Instant) {
         self.edges.insert(
             edge.to_string(),
             Presence {
@@ -28,8 +35,18 @@ impl Router {
                 idle_since: now,
                 calls: 0,
                 max_calls: max_calls.max(1),
+                overflow,
             },
         );
+    }
+
+    /// A free overflow edge, if one is connected.
+    pub fn pick_overflow(&self) -> Option<String> {
+        self.edges
+            .iter()
+            .filter(|(_, p)| p.overflow && p.available && p.calls < p.max_calls)
+            .min_by(|(a_id, a), (b_id, b)| (a.calls, a_id.as_str()).cmp(&(b.calls, b_id.as_str())))
+            .map(|(id, _)| id.clone())
     }
 
     pub fn leave(&mut self, edge: &str) {
@@ -61,7 +78,9 @@ impl Router {
     pub fn pick(&self, tried: &HashSet<String>) -> Option<String> {
         self.edges
             .iter()
-            .filter(|(id, p)| p.available && p.calls < p.max_calls && !tried.contains(*id))
+            .filter(|(id, p)| {
+                !p.overflow && p.available && p.calls < p.max_calls && !tried.contains(*id)
+            })
             .min_by(|(a_id, a), (b_id, b)| {
                 (a.calls, a.idle_since, a_id.as_str()).cmp(&(b.calls, b.idle_since, b_id.as_str()))
             })
@@ -123,5 +142,18 @@ mod tests {
         r.call_started("bot2");
         r.call_started("bot2");
         assert_eq!(r.pick(&HashSet::new()).as_deref(), Some("bot1"));
+    }
+
+    #[test]
+    fn an_overflow_edge_is_never_picked_in_normal_routing() {
+        let t0 = Instant::now();
+        let mut r = Router::default();
+        r.join_as("voicemail", 10, true, t0);
+        assert_eq!(r.pick(&HashSet::new()), None);
+        assert_eq!(r.pick_overflow().as_deref(), Some("voicemail"));
+        r.join("agent", 1, t0);
+        assert_eq!(r.pick(&HashSet::new()).as_deref(), Some("agent"));
+        r.set_available("voicemail", false);
+        assert_eq!(r.pick_overflow(), None);
     }
 }

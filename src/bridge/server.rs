@@ -49,6 +49,10 @@ pub struct BridgeConfig {
     pub bot_max_calls: usize,
     /// Older (or further ahead) connect webhooks are not answered (`webhook.max_offer_age_s`).
     pub max_offer_age: Duration,
+    /// The edge name that takes queued calls whose wait ran out (`routing.overflow`).
+    pub overflow: Option<String>,
+    /// Answered within this counts toward the service level (`routing.service_level_s`).
+    pub service_level: Duration,
     /// TLS on the listener: (certificate chain, private key) PEM files.
     pub tls: Option<(PathBuf, PathBuf)>,
     pub max_connections: usize,
@@ -102,9 +106,12 @@ impl BridgeConfig {
                 ring: Duration::from_secs(c.routing.ring_timeout_s),
                 answer: Duration::from_secs(c.routing.accept_timeout_s),
                 max_call: Duration::from_secs(c.routing.max_call_s),
+                queue: Duration::from_secs(c.routing.queue_timeout_s),
             },
             bot_max_calls: c.routing.max_calls,
             max_offer_age: Duration::from_secs(c.webhook.max_offer_age_s),
+            overflow: c.routing.overflow.clone(),
+            service_level: Duration::from_secs(c.routing.service_level_s),
             tls: c.server.tls_cert.clone().zip(c.server.tls_key.clone()),
             max_connections: c.server.max_connections,
             header_timeout: Duration::from_secs(c.server.header_timeout_s),
@@ -143,6 +150,8 @@ impl BridgeConfig {
             timeouts: CallTimeouts::default(),
             bot_max_calls: 1000,
             max_offer_age: Duration::from_secs(60),
+            overflow: None,
+            service_level: Duration::from_secs(20),
             tls: None,
             max_connections: 1024,
             header_timeout: Duration::from_secs(30),
@@ -245,6 +254,8 @@ impl Bridge {
                 timeouts: cfg.timeouts,
                 bot_max_calls: cfg.bot_max_calls,
                 max_offer_age: cfg.max_offer_age,
+                overflow: cfg.overflow.clone(),
+                service_level: cfg.service_level,
             },
             bsp,
             history,

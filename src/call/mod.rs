@@ -57,7 +57,12 @@ pub enum Timer {
     MaxLength,
     /// Time to try ending the call at the BSP again (the last terminate or reject failed).
     RetryEnd,
+    /// A queued caller has waited `routing.queue_timeout_s`: overflow, or reject.
+    Queue,
 }
+
+/// Deadline kinds, for the per-kind arming table.
+const TIMERS: usize = 5;
 
 /// Retries of a failed terminate (or reject): 1, 2, 4 … 64 s apart, some four minutes in all.
 pub const END_RETRIES: u32 = 8;
@@ -93,6 +98,8 @@ pub enum Input {
     },
     /// No edge is left to take it.
     NoEdge,
+    /// The call left the queue: an edge may be free for it (route it again).
+    Dequeued,
     // -- edge decisions --
     EdgeAnswer {
         edge: String,
@@ -145,6 +152,12 @@ pub enum Command {
     /// Ask the router for an edge (excluding those already tried) and answer with `Assigned` or
     /// `NoEdge`.
     Route,
+    /// No edge is free: put the call in the queue (it keeps ringing at WhatsApp). The engine
+    /// feeds `Dequeued` when an edge may take it.
+    Enqueue,
+    /// The wait is over with nobody to take the call: offer it to the overflow edge
+    /// (`routing.overflow`), answering `Assigned` or `NoEdge`.
+    Overflow,
     Submit(Action),
     ToEdge {
         edge: String,
@@ -184,6 +197,9 @@ pub struct CallTimeouts {
     /// The longest a call may last once answered (`routing.max_call_s`): a call an edge
     /// forgot, or a stuck peer, still ends.
     pub max_call: Duration,
+    /// How long an inbound call with no free edge waits in the queue (`routing.queue_timeout_s`);
+    /// zero = no queue, such a call is rejected at once.
+    pub queue: Duration,
 }
 
 impl Default for CallTimeouts {
@@ -192,6 +208,7 @@ impl Default for CallTimeouts {
             ring: Duration::from_secs(20),
             answer: Duration::from_secs(45),
             max_call: Duration::from_secs(4 * 3600),
+            queue: Duration::ZERO,
         }
     }
 }
@@ -200,6 +217,8 @@ impl Default for CallTimeouts {
 pub enum Phase {
     /// Inbound, waiting for the router.
     Routing,
+    /// Inbound, no edge free: waiting in the queue, still ringing at WhatsApp.
+    Queued,
     /// Inbound, offered to `edge`, no SDP answer from it yet.
     Ringing,
     /// Inbound, our pre_accept is on its way to the BSP.
@@ -219,6 +238,7 @@ impl Phase {
     pub fn as_str(&self) -> &'static str {
         match self {
             Phase::Routing => "routing",
+            Phase::Queued => "queued",
             Phase::Ringing => "ringing",
             Phase::PreAccepting => "pre_accepting",
             Phase::PreAccepted => "pre_accepted",
@@ -255,8 +275,14 @@ pub struct Call {
     pub setup_ms: Option<u64>,
     /// The arming of each deadline kind that counts ([`Timer`] as index), and the last number
     /// given out.
-    armed: [Option<u32>; 4],
+    armed: [Option<u32>; TIMERS],
     timer_seq: u32,
+    /// When the call first entered the queue (its wait counts from there, across re-queues).
+    queued_at: Option<DateTime<Utc>>,
+    /// The queue's deadline passed: the next `NoEdge` overflows.
+    queue_expired: bool,
+    /// Offered to the overflow edge: a `NoEdge` now ends the call.
+    overflowing: bool,
     /// How we ended the call at the BSP and how many retries that took, until it is confirmed.
     end_retry: Option<(Action, u32)>,
 }
@@ -289,8 +315,11 @@ impl Call {
             timeouts,
             started: now,
             setup_ms: None,
-            armed: [None; 4],
+            armed: [None; TIMERS],
             timer_seq: 0,
+            queued_at: None,
+            queue_expired: false,
+            overflowing: false,
             end_retry: None,
         }
     }
@@ -423,7 +452,7 @@ impl Call {
     /// an answered (or pre-accepted) one is terminated.
     fn hangup_action(&self) -> Action {
         match (self.direction, &self.phase) {
-            (Direction::Inbound, Phase::Routing | Phase::Ringing) => Action::Reject,
+            (Direction::Inbound, Phase::Routing | Phase::Queued | Phase::Ringing) => Action::Reject,
             _ => Action::Terminate,
         }
     }
@@ -506,6 +535,7 @@ impl Call {
                     (_, Some("FAILED")) => "failed".to_string(),
                     (Phase::Active, _) => "customer_hangup".to_string(),
                     (Phase::Dialing, _) => "not_answered".to_string(),
+                    (Phase::Queued, _) => "caller_abandoned".to_string(),
                     _ => "caller_cancelled".to_string(),
                 };
                 if !errors.is_empty() {
@@ -517,6 +547,16 @@ impl Call {
             Assigned { edge } => {
                 if self.phase != Phase::Routing {
                     return Err(self.err(&Assigned { edge }));
+                }
+                // From the first entry into the queue to the edge that has the call now.
+                if let Some(q) = self.queued_at {
+                    self.record.queue_wait_s = Some((now - q).num_seconds().max(0) as u64);
+                }
+                if self.overflowing {
+                    self.record.overflow = Some(format!(
+                        "to {edge}: nobody free within the queue time ({} s)",
+                        self.timeouts.queue.as_secs()
+                    ));
                 }
                 self.tried.insert(edge.clone());
                 self.edge = Some(edge.clone());
@@ -540,7 +580,32 @@ impl Call {
                 if self.phase != Phase::Routing {
                     return Err(self.err(&NoEdge));
                 }
+                if self.overflowing {
+                    return Ok(self.end("queue_timeout", Some(Action::Reject), now));
+                }
+                if self.queue_expired {
+                    self.overflowing = true;
+                    return Ok(vec![Command::Overflow]);
+                }
+                if self.direction == Direction::Inbound && !self.timeouts.queue.is_zero() {
+                    // Keeps ringing at WhatsApp while it waits; the deadline is armed once, at
+                    // the first entry, however often the call comes back to the queue.
+                    self.phase = Phase::Queued;
+                    let mut cmds = vec![Command::Enqueue];
+                    if self.queued_at.is_none() {
+                        self.queued_at = Some(now);
+                        cmds.push(self.arm(Timer::Queue, self.timeouts.queue));
+                    }
+                    return Ok(cmds);
+                }
                 Ok(self.end("no_edge_available", Some(Action::Reject), now))
+            }
+            Dequeued => {
+                if self.phase != Phase::Queued {
+                    return Ok(vec![]);
+                }
+                self.phase = Phase::Routing;
+                Ok(vec![Command::Route])
             }
             EdgeAnswer { edge, sdp } => {
                 if !self.holder(&edge) || self.phase != Phase::Ringing {
@@ -747,6 +812,17 @@ impl Call {
                 }
                 (Timer::Ring, Phase::PreAccepting | Phase::PreAccepted | Phase::Accepting) => {
                     Ok(self.end("not_answered", Some(Action::Terminate), now))
+                }
+                (Timer::Queue, phase) => {
+                    self.queue_expired = true;
+                    if *phase == Phase::Queued {
+                        self.overflowing = true;
+                        self.phase = Phase::Routing;
+                        return Ok(vec![Command::Overflow]);
+                    }
+                    // Offered to an edge meanwhile: if it gives the call back, the next
+                    // `NoEdge` overflows.
+                    Ok(vec![])
                 }
                 (Timer::MaxLength, Phase::Active) => {
                     Ok(self.end("max_call_length", Some(Action::Terminate), now))

@@ -811,3 +811,148 @@ fn a_failed_terminate_is_retried_until_confirmed() {
             .is_empty()
     );
 }
+
+fn queued_inbound(queue_s: u64) -> Call {
+    let (call, _) = Call::inbound(
+        "wacid.Q",
+        "5215500000002",
+        "5215500000001",
+        None,
+        "offer-sdp".into(),
+        CallTimeouts {
+            queue: Duration::from_secs(queue_s),
+            ..CallTimeouts::default()
+        },
+        t(0),
+    );
+    call
+}
+
+fn queue_timer(c: &[Command]) -> Option<u32> {
+    c.iter().find_map(|c| match c {
+        Command::SetTimer {
+            timer: Timer::Queue,
+            seq,
+            ..
+        } => Some(*seq),
+        _ => None,
+    })
+}
+
+/// No edge free: the call waits (nothing is submitted, WhatsApp keeps ringing), then an edge
+/// frees up and takes it; the wait is in the record.
+#[test]
+fn a_call_with_no_free_edge_waits_then_goes_to_the_first_free_one() {
+    let mut call = queued_inbound(25);
+    let c = call.handle(Input::NoEdge, t(1)).unwrap();
+    assert!(c.contains(&Command::Enqueue), "{c:?}");
+    assert!(queue_timer(&c).is_some());
+    assert!(submits(&c).is_empty());
+    assert_eq!(call.phase, Phase::Queued);
+    let c = call.handle(Input::Dequeued, t(8_001)).unwrap();
+    assert_eq!(c, vec![Command::Route]);
+    call.handle(
+        Input::Assigned {
+            edge: "agent".into(),
+        },
+        t(8_002),
+    )
+    .unwrap();
+    assert_eq!(call.phase, Phase::Ringing);
+    assert_eq!(call.record.queue_wait_s, Some(8));
+    assert_eq!(call.record.overflow, None);
+}
+
+/// The caller hangs up while waiting: abandoned, nothing to submit.
+#[test]
+fn a_caller_who_hangs_up_in_the_queue_is_abandoned() {
+    let mut call = queued_inbound(25);
+    call.handle(Input::NoEdge, t(1)).unwrap();
+    let c = call
+        .handle(
+            Input::Terminated {
+                status: Some("COMPLETED".into()),
+                duration_s: None,
+                errors: vec![],
+            },
+            t(5_000),
+        )
+        .unwrap();
+    assert!(submits(&c).is_empty());
+    assert_eq!(finished(&c).as_deref(), Some("caller_abandoned"));
+}
+
+/// The wait runs out: the overflow edge is asked for; without one the call is rejected with
+/// the reason in history. The queue's deadline is armed once, however often the call comes
+/// back (an agent that declines it puts it back in the queue, not at its end).
+#[test]
+fn the_queue_time_runs_out_into_overflow_or_a_reject() {
+    let mut call = queued_inbound(25);
+    let c = call.handle(Input::NoEdge, t(1)).unwrap();
+    let seq = queue_timer(&c).unwrap();
+    call.handle(Input::Dequeued, t(2_000)).unwrap();
+    call.handle(Input::Assigned { edge: "a".into() }, t(2_001))
+        .unwrap();
+    call.handle(Input::EdgeReject { edge: "a".into() }, t(3_000))
+        .unwrap();
+    let c = call.handle(Input::NoEdge, t(3_001)).unwrap();
+    assert_eq!(c, vec![Command::Enqueue], "no second deadline");
+    let c = call
+        .handle(Input::Timeout(Timer::Queue, seq), t(25_001))
+        .unwrap();
+    assert_eq!(c, vec![Command::Overflow]);
+    // A voicemail bot takes it.
+    call.handle(
+        Input::Assigned {
+            edge: "voicemail".into(),
+        },
+        t(25_002),
+    )
+    .unwrap();
+    assert!(
+        call.record
+            .overflow
+            .as_deref()
+            .unwrap()
+            .contains("voicemail")
+    );
+    assert_eq!(call.record.queue_wait_s, Some(25));
+
+    // Without an overflow edge: rejected.
+    let mut call = queued_inbound(25);
+    let c = call.handle(Input::NoEdge, t(1)).unwrap();
+    let seq = queue_timer(&c).unwrap();
+    call.handle(Input::Timeout(Timer::Queue, seq), t(25_001))
+        .unwrap();
+    let c = call.handle(Input::NoEdge, t(25_002)).unwrap();
+    assert_eq!(submits(&c), vec!["reject"]);
+    assert_eq!(finished(&c).as_deref(), Some("queue_timeout"));
+}
+
+/// The deadline passes while an edge is ringing: when that edge gives the call back, it
+/// overflows at once instead of queueing again.
+#[test]
+fn a_deadline_passed_while_ringing_overflows_when_the_call_comes_back() {
+    let mut call = queued_inbound(25);
+    let c = call.handle(Input::NoEdge, t(1)).unwrap();
+    let seq = queue_timer(&c).unwrap();
+    call.handle(Input::Dequeued, t(20_000)).unwrap();
+    call.handle(Input::Assigned { edge: "a".into() }, t(20_001))
+        .unwrap();
+    let c = call
+        .handle(Input::Timeout(Timer::Queue, seq), t(25_001))
+        .unwrap();
+    assert!(c.is_empty());
+    call.handle(Input::EdgeReject { edge: "a".into() }, t(26_000))
+        .unwrap();
+    let c = call.handle(Input::NoEdge, t(26_001)).unwrap();
+    assert_eq!(c, vec![Command::Overflow]);
+}
+
+/// Without a queue (`queue` zero) no edge means an immediate reject, as before.
+#[test]
+fn without_a_queue_no_edge_is_a_reject() {
+    let mut call = queued_inbound(0);
+    let c = call.handle(Input::NoEdge, t(1)).unwrap();
+    assert_eq!(finished(&c).as_deref(), Some("no_edge_available"));
+}

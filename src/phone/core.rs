@@ -201,6 +201,9 @@ pub struct PhoneView {
     pub history_error: Option<String>,
     /// Counts calls that ended, so tests and the UI can notice a new end.
     pub calls_ended: u64,
+    /// Callers waiting in the bridge's queue, and since when the longest has waited.
+    pub queue_waiting: usize,
+    pub queue_oldest_since: Option<Instant>,
 }
 
 impl PhoneView {
@@ -235,6 +238,8 @@ impl Default for PhoneView {
             history: Vec::new(),
             history_error: None,
             calls_ended: 0,
+            queue_waiting: 0,
+            queue_oldest_since: None,
         }
     }
 }
@@ -874,6 +879,16 @@ impl Phone {
         itx: &mpsc::UnboundedSender<Internal>,
     ) {
         match m {
+            HubMessage::Queue {
+                waiting,
+                longest_wait_s,
+            } => {
+                let since = Instant::now().checked_sub(Duration::from_secs(longest_wait_s));
+                self.update(|v| {
+                    v.queue_waiting = waiting;
+                    v.queue_oldest_since = since.filter(|_| waiting > 0);
+                });
+            }
             HubMessage::Incoming {
                 call_id,
                 from,

@@ -243,12 +243,34 @@ fn connecting(ui: &mut Ui, _st: &mut PhoneUi, v: &PhoneView, attempt: u32, error
     }
 }
 
+/// "2 callers waiting, longest 0:35", or nothing when nobody waits.
+pub fn queue_line(v: &PhoneView) -> Option<String> {
+    if v.queue_waiting == 0 {
+        return None;
+    }
+    let who = if v.queue_waiting == 1 {
+        "1 caller waiting".to_string()
+    } else {
+        format!("{} callers waiting", v.queue_waiting)
+    };
+    Some(match v.queue_oldest_since {
+        Some(t) => {
+            let s = t.elapsed().as_secs();
+            format!("{who}, longest {}:{:02}", s / 60, s % 60)
+        }
+        None => who,
+    })
+}
+
 fn dialer(ui: &mut Ui, st: &mut PhoneUi, v: &PhoneView) {
     ui.add_space(6.0);
     if v.available {
         ui.label(RichText::new("Available: waiting for calls").color(GREEN));
     } else {
         ui.label(RichText::new("Away: calls will not ring here").color(AMBER));
+    }
+    if let Some(q) = queue_line(v) {
+        ui.label(RichText::new(q).color(AMBER));
     }
     ui.add_space(8.0);
     ui.heading("Call a customer");
@@ -364,6 +386,10 @@ fn in_call(
     direction: Direction,
 ) {
     ui.add_space(6.0);
+    // The agent on a call sees the queue building up behind it.
+    if let Some(q) = queue_line(v) {
+        ui.label(RichText::new(q).color(AMBER));
+    }
     ui.horizontal(|ui| {
         ui.label(
             RichText::new(match direction {
@@ -667,5 +693,24 @@ pub fn outcome(r: &CallRecord) -> String {
         (Some(_), false) if r.direction == Direction::Inbound => "Missed".into(),
         (Some(_), false) => "Not answered".into(),
         (Some(reason), true) => format!("Answered, {}", super::core::plain_end_reason(reason)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_queue_line_says_how_many_wait_and_for_how_long() {
+        let mut v = PhoneView::default();
+        assert_eq!(queue_line(&v), None);
+        v.queue_waiting = 2;
+        v.queue_oldest_since = Instant::now().checked_sub(std::time::Duration::from_secs(95));
+        assert_eq!(
+            queue_line(&v).as_deref(),
+            Some("2 callers waiting, longest 1:35")
+        );
+        v.queue_waiting = 1;
+        assert!(queue_line(&v).unwrap().starts_with("1 caller waiting"));
     }
 }
