@@ -254,7 +254,8 @@ async fn burst(
     bridge: std::net::SocketAddr,
 ) -> Burst {
     let http = reqwest::Client::new();
-    let refills_before = refills(&http, bridge).await.map_or(0, |r| r.1);
+    // None: a wacall from before the refill metrics (an A/B run); then nothing is waited for.
+    let refills_before = refills(&http, bridge).await.map(|r| r.1);
     // Both processes' CPU time, sampled every 5 ms through the burst (schedstat, ns).
     let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let sampler = {
@@ -303,10 +304,12 @@ async fn burst(
     // Then the bot rebuilds the ready sessions the burst used (a refill that has finished).
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut refilled_at = None;
-    while Instant::now() < deadline {
+    while let Some(before) = refills_before
+        && Instant::now() < deadline
+    {
         if let Some((running, done)) = refills(&http, bridge).await
             && running == 0
-            && done > refills_before
+            && done > before
         {
             refilled_at = Some(Instant::now());
             break;
