@@ -191,6 +191,26 @@ pub struct RoutingConfig {
     /// Calls answered within this many seconds of arriving count toward the service level
     /// (`/metrics`: wacall_inbound_answered_in_time_total / wacall_inbound_answered_total).
     pub service_level_s: u64,
+    /// Which edges take which callers (none: every edge takes any caller).
+    pub groups: Vec<GroupConfig>,
+    /// The number's call settings (the JSON given to `wacall settings set`): outside their
+    /// `call_hours` a call goes straight to the overflow edge (or is rejected, `outside_hours`).
+    pub hours_file: Option<PathBuf>,
+}
+
+/// `[[routing.groups]]`: a set of edges and the callers they take.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupConfig {
+    pub name: String,
+    /// Edge names: `[[server.edges]]` names, or the names bots and phones sign in with.
+    pub members: Vec<String>,
+    /// Country calling codes (`52`, `1`): callers whose number starts with one come here.
+    #[serde(default)]
+    pub countries: Vec<String>,
+    /// Takes the callers no group's countries match.
+    #[serde(default)]
+    pub default: bool,
 }
 
 impl Default for RoutingConfig {
@@ -203,6 +223,8 @@ impl Default for RoutingConfig {
             queue_timeout_s: 25,
             overflow: None,
             service_level_s: 20,
+            groups: Vec::new(),
+            hours_file: None,
         }
     }
 }
@@ -445,6 +467,35 @@ impl Config {
             && o.trim().is_empty()
         {
             p.push("routing.overflow is empty: name the overflow edge, or leave it out".to_owned());
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, g) in r.groups.iter().enumerate() {
+            let at = format!("routing.groups[{i}]");
+            if g.name.trim().is_empty() || !names.insert(g.name.as_str()) {
+                p.push(format!("{at}.name = {:?}: empty or used twice", g.name));
+            }
+            if g.members.is_empty() {
+                p.push(format!(
+                    "{at}.members is empty: group {:?} could take no call",
+                    g.name
+                ));
+            }
+            for c in &g.countries {
+                if c.is_empty() || c.len() > 3 || !c.bytes().all(|b| b.is_ascii_digit()) {
+                    p.push(format!(
+                        "{at}.countries: {c:?} is not a country calling code (1 to 3 digits)"
+                    ));
+                }
+            }
+            if !g.default && g.countries.is_empty() {
+                p.push(format!(
+                    "{at}: group {:?} has no countries and is not the default: no call would reach it",
+                    g.name
+                ));
+            }
+        }
+        if r.groups.iter().filter(|g| g.default).count() > 1 {
+            p.push("routing.groups: more than one group has default = true".to_owned());
         }
         p
     }

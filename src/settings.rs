@@ -148,6 +148,43 @@ pub struct CallHours {
     pub holiday_schedule: Option<Vec<Holiday>>,
 }
 
+impl CallHours {
+    /// Whether calls are within the hours at `at`: hours switched off count as always open; a
+    /// holiday window closes its date's hours; with weekly hours, one of that day's windows must
+    /// hold the local time (in `timezone_id`, UTC when absent). Values that do not parse match
+    /// nothing (`validate` reports them before the settings are used).
+    pub fn is_open(&self, at: chrono::DateTime<chrono::Utc>) -> bool {
+        use chrono::{Datelike, Timelike};
+        if self.status != Toggle::Enabled {
+            return true;
+        }
+        let tz: chrono_tz::Tz = self
+            .timezone_id
+            .as_deref()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(chrono_tz::UTC);
+        let local = at.with_timezone(&tz);
+        let minute = local.hour() * 60 + local.minute();
+        let within = |from: &str, to: &str| matches!((parse_hhmm(from), parse_hhmm(to)), (Some(a), Some(b)) if a <= minute && minute < b);
+        let today = local.date_naive();
+        let holiday = self
+            .holiday_schedule
+            .iter()
+            .flatten()
+            .any(|h| parse_date(&h.date) == Some(today) && within(&h.start_time, &h.end_time));
+        if holiday {
+            return false;
+        }
+        let Some(weekly) = &self.weekly_operating_hours else {
+            return true;
+        };
+        let day = DayOfWeek::ALL[local.weekday().num_days_from_monday() as usize];
+        weekly
+            .iter()
+            .any(|w| w.day_of_week == day && within(&w.open_time, &w.close_time))
+    }
+}
+
 /// One `weekly_operating_hours` entry; times are `HHMM` strings as on the wire.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WeeklyHours {
@@ -722,6 +759,40 @@ pub fn warnings(s: &CallSettings) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn business_hours_in_the_numbers_own_timezone_with_holidays() {
+        use chrono::TimeZone;
+        let hours = CallHours {
+            status: Toggle::Enabled,
+            timezone_id: Some("America/Mexico_City".into()),
+            weekly_operating_hours: Some(vec![WeeklyHours {
+                day_of_week: DayOfWeek::Monday,
+                open_time: "0900".into(),
+                close_time: "1800".into(),
+            }]),
+            holiday_schedule: Some(vec![Holiday {
+                date: "2026-12-07".into(),
+                start_time: "0000".into(),
+                end_time: "2359".into(),
+            }]),
+        };
+        // Monday 2026-11-30, 10:00 in Mexico City = 16:00 UTC.
+        let utc = |d, h, m| chrono::Utc.with_ymd_and_hms(2026, 11, d, h, m, 0).unwrap();
+        assert!(hours.is_open(utc(30, 16, 0)));
+        assert!(!hours.is_open(utc(30, 14, 59)), "08:59 local");
+        assert!(hours.is_open(utc(30, 23, 59)), "17:59 local");
+        let six_pm = chrono::Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap();
+        assert!(!hours.is_open(six_pm), "18:00 local closes");
+        assert!(!hours.is_open(utc(29, 16, 0)), "Sunday");
+        let holiday = chrono::Utc.with_ymd_and_hms(2026, 12, 7, 16, 0, 0).unwrap();
+        assert!(!hours.is_open(holiday), "a Monday that is a holiday");
+        let off = CallHours {
+            status: Toggle::Disabled,
+            ..hours
+        };
+        assert!(off.is_open(utc(29, 3, 0)));
+    }
+
     use super::*;
 
     fn today() -> NaiveDate {

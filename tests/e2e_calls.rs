@@ -1370,3 +1370,136 @@ async fn callers_wait_in_order_abandon_or_overflow_to_voicemail() {
     sandbox.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Groups and hours: a caller from Mexico (52) reaches the Mexico group's agent, anyone else
+/// the default group's; a caller whose group has nobody signed in, and every caller outside the
+/// number's business hours, go straight to the voicemail bot, with the reason in history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_pick_the_agent_and_closed_hours_send_callers_to_voicemail() {
+    use chrono::Datelike;
+    use wacall::bridge::identity::{EdgeIdentity, Role};
+    use wacall::config::GroupConfig;
+    use wacall::secret::Secret;
+    let dir = std::env::temp_dir().join(format!("wacall-e2e-groups-{}", rand::random::<u32>()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let identity = |name: &str, role| EdgeIdentity {
+        name: name.into(),
+        role,
+        token: Secret::new(format!("tok-{name}")),
+        may_dial: false,
+        max_calls: Some(5),
+    };
+    let groups = vec![
+        GroupConfig {
+            name: "mx".into(),
+            members: vec!["ana".into()],
+            countries: vec!["52".into()],
+            default: false,
+        },
+        GroupConfig {
+            name: "uk".into(),
+            members: vec!["uma".into()],
+            countries: vec!["44".into()],
+            default: false,
+        },
+        GroupConfig {
+            name: "rest".into(),
+            members: vec!["ben".into()],
+            countries: vec![],
+            default: true,
+        },
+    ];
+    // Open only on a day that is not today (UTC): the second bridge is closed now.
+    let other_day = [
+        "TUESDAY",
+        "WEDNESDAY",
+        "THURSDAY",
+        "FRIDAY",
+        "SATURDAY",
+        "SUNDAY",
+        "MONDAY",
+    ][chrono::Utc::now().weekday().num_days_from_monday() as usize];
+    let hours = dir.join("hours.json");
+    std::fs::write(
+        &hours,
+        format!(
+            r#"{{"call_hours":{{"status":"ENABLED","timezone_id":"UTC","weekly_operating_hours":[{{"day_of_week":"{other_day}","open_time":"0000","close_time":"2359"}}]}}}}"#
+        ),
+    )
+    .unwrap();
+    for closed in [false, true] {
+        let (sandbox, bridge) = common::sandbox_and_bridge(None, |cfg| {
+            cfg.overflow = Some("voicemail".into());
+            cfg.groups = groups.clone();
+            cfg.hours_file = closed.then(|| hours.clone());
+            cfg.edges = vec![
+                identity("ana", Role::Agent),
+                identity("ben", Role::Agent),
+                identity("uma", Role::Agent),
+                identity("voicemail", Role::Bot),
+            ];
+        })
+        .await;
+        let bridge = bridge.unwrap();
+        let (stop, _) = tokio::sync::watch::channel(false);
+        // uma (the uk group) is not signed in.
+        for name in ["ana", "ben", "voicemail"] {
+            let mut bot = bot_config(&dir.join(name));
+            bot.name = name.into();
+            let (hub, stop_rx) = (bridge.hub_url(), stop.subscribe());
+            tokio::spawn(async move {
+                let (_cmd, cmd_rx) = tokio::sync::mpsc::channel(1);
+                let _keep = _cmd;
+                wacall::bot::runner::run(bot, &hub, &format!("tok-{name}"), cmd_rx, stop_rx).await
+            });
+        }
+        bridge
+            .wait_for_edges(3, Duration::from_secs(5))
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        for (i, user) in ["5215500000801", "5491100000802", "4420700000803"]
+            .iter()
+            .enumerate()
+        {
+            let id = sandbox
+                .world
+                .place_user_call(UserCall {
+                    user: user.to_string(),
+                    name: format!("Caller {i}"),
+                    tone_hz: 440.0,
+                    hangup_after: Some(Duration::from_millis(1500)),
+                })
+                .await
+                .unwrap();
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+            let r = loop {
+                if let Some(r) = bridge.record(&id).filter(|r| r.end_reason.is_some()) {
+                    break r;
+                }
+                assert!(tokio::time::Instant::now() < deadline, "{id} never ended");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            };
+            got.push((
+                r.edge.clone().unwrap_or_default(),
+                r.overflow.clone().unwrap_or_default(),
+            ));
+        }
+        let _ = stop.send(true);
+        let starts = |i: usize, who: &str| got[i].0.starts_with(who);
+        if closed {
+            for i in 0..3 {
+                assert!(starts(i, "voicemail"), "{got:?}");
+                assert!(got[i].1.contains("outside business hours"), "{got:?}");
+            }
+        } else {
+            assert!(starts(0, "ana") && got[0].1.is_empty(), "{got:?}");
+            assert!(starts(1, "ben") && got[1].1.is_empty(), "{got:?}");
+            assert!(starts(2, "voicemail"), "{got:?}");
+            assert!(got[2].1.contains("group signed in"), "{got:?}");
+        }
+        bridge.shutdown().await;
+        sandbox.shutdown().await;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -115,6 +115,10 @@ pub struct EngineConfig {
     pub overflow: Option<String>,
     /// Answered within this of arriving counts toward the service level.
     pub service_level: Duration,
+    /// `[[routing.groups]]`: which edges take which callers.
+    pub groups: Vec<crate::config::GroupConfig>,
+    /// Outside these hours calls overflow at once (`routing.hours_file`).
+    pub hours: Option<crate::settings::CallHours>,
 }
 
 struct EdgeInfo {
@@ -150,6 +154,8 @@ pub struct Engine {
     lost_connects: HashMap<String, (String, Instant)>,
     /// Callers waiting for a free edge, in order.
     queue: CallQueue,
+    /// The group (index in `cfg.groups`) of each inbound call that has one.
+    call_group: HashMap<String, usize>,
 }
 
 /// How long shutdown waits for the BSP to confirm the ends of live calls: longer than one
@@ -189,6 +195,7 @@ impl Engine {
             known_order: Default::default(),
             lost_connects: HashMap::new(),
             queue: CallQueue::default(),
+            call_group: HashMap::new(),
         }
     }
 
@@ -492,8 +499,24 @@ impl Engine {
                 received,
             );
             self.registry.insert(call);
+            if let Some(g) = self.group_for(customer) {
+                self.call_group.insert(call_id.clone(), g);
+            }
             drop(_g);
-            self.run_commands(&call_id, cmds);
+            match &self.cfg.hours {
+                // Closed: nobody is to ring; the overflow edge (voicemail) or a reject.
+                Some(h) if !h.is_open(received) => {
+                    info!(%call_id, "outside business hours");
+                    self.feed(
+                        &call_id,
+                        Input::Overflow {
+                            reason: "outside_hours".into(),
+                        },
+                        received,
+                    );
+                }
+                _ => self.run_commands(&call_id, cmds),
+            }
             self.replay_orphans(&call_id);
             return;
         }
@@ -792,12 +815,11 @@ impl Engine {
         for cmd in cmds {
             match cmd {
                 Command::Route => {
-                    let pick = self
-                        .registry
-                        .get(call_id)
-                        .and_then(|c| self.router.pick(&c.tried));
-                    let input = match pick {
+                    let input = match self.pick_for(call_id) {
                         Some(edge) => Input::Assigned { edge },
+                        None if !self.group_signed_in(call_id) => Input::Overflow {
+                            reason: "group_empty".into(),
+                        },
                         None => Input::NoEdge,
                     };
                     self.feed(call_id, input, Utc::now());
@@ -860,6 +882,7 @@ impl Engine {
                     if self.queue.contains(call_id) {
                         self.leave_queue(call_id, Left::Abandoned);
                     }
+                    self.call_group.remove(call_id);
                     self.metrics.ended(&reason);
                     self.registry.mark_ended(call_id, Instant::now());
                     self.write_history(call_id);
@@ -944,17 +967,47 @@ impl Engine {
     /// no free edge may take (they all declined it) keeps its place; the next is tried.
     fn drain_queue(&mut self) {
         while !self.queue.is_empty() {
-            let next = self.queue.in_order().find(|id| {
-                self.registry
-                    .get(id)
-                    .is_some_and(|c| self.router.pick(&c.tried).is_some())
-            });
+            let next = self.queue.in_order().find(|id| self.pick_for(id).is_some());
             let Some(call_id) = next.map(str::to_owned) else {
                 return;
             };
             self.leave_queue(&call_id, Left::Taken);
             self.feed(&call_id, Input::Dequeued, Utc::now());
         }
+    }
+
+    /// The group a caller belongs to: the first whose country codes prefix the number, else
+    /// the default group, else none (every edge may take the call).
+    fn group_for(&self, customer: &str) -> Option<usize> {
+        let groups = &self.cfg.groups;
+        groups
+            .iter()
+            .position(|g| g.countries.iter().any(|c| customer.starts_with(c.as_str())))
+            .or_else(|| groups.iter().position(|g| g.default))
+    }
+
+    /// Whether `edge_id` may take `call_id`: a member of the call's group, if it has one.
+    fn in_group(&self, call_id: &str, edge_id: &str) -> bool {
+        match self.call_group.get(call_id) {
+            None => true,
+            Some(&g) => self
+                .edges
+                .get(edge_id)
+                .is_some_and(|e| self.cfg.groups[g].members.contains(&e.name)),
+        }
+    }
+
+    /// The edge to offer a call to now: free, not tried for it, in its group.
+    fn pick_for(&self, call_id: &str) -> Option<String> {
+        let call = self.registry.get(call_id)?;
+        self.router
+            .pick_where(&call.tried, |edge_id| self.in_group(call_id, edge_id))
+    }
+
+    /// Whether anyone of the call's group is connected at all (busy or not).
+    fn group_signed_in(&self, call_id: &str) -> bool {
+        !self.call_group.contains_key(call_id)
+            || self.edges.keys().any(|id| self.in_group(call_id, id))
     }
 
     fn leave_queue(&mut self, call_id: &str, why: Left) {

@@ -76,10 +76,23 @@ impl Router {
 
     /// The next edge to offer a call to, skipping those already tried for it.
     pub fn pick(&self, tried: &HashSet<String>) -> Option<String> {
+        self.pick_where(tried, |_| true)
+    }
+
+    /// [`Router::pick`] among the edges `allowed` accepts (a call's group).
+    pub fn pick_where(
+        &self,
+        tried: &HashSet<String>,
+        allowed: impl Fn(&str) -> bool,
+    ) -> Option<String> {
         self.edges
             .iter()
             .filter(|(id, p)| {
-                !p.overflow && p.available && p.calls < p.max_calls && !tried.contains(*id)
+                !p.overflow
+                    && p.available
+                    && p.calls < p.max_calls
+                    && !tried.contains(*id)
+                    && allowed(id)
             })
             .min_by(|(a_id, a), (b_id, b)| {
                 (a.calls, a.idle_since, a_id.as_str()).cmp(&(b.calls, b.idle_since, b_id.as_str()))

@@ -53,6 +53,10 @@ pub struct BridgeConfig {
     pub overflow: Option<String>,
     /// Answered within this counts toward the service level (`routing.service_level_s`).
     pub service_level: Duration,
+    /// `[[routing.groups]]`.
+    pub groups: Vec<crate::config::GroupConfig>,
+    /// The call settings whose `call_hours` decide when calls are taken (`routing.hours_file`).
+    pub hours_file: Option<std::path::PathBuf>,
     /// TLS on the listener: (certificate chain, private key) PEM files.
     pub tls: Option<(PathBuf, PathBuf)>,
     pub max_connections: usize,
@@ -112,6 +116,8 @@ impl BridgeConfig {
             max_offer_age: Duration::from_secs(c.webhook.max_offer_age_s),
             overflow: c.routing.overflow.clone(),
             service_level: Duration::from_secs(c.routing.service_level_s),
+            groups: c.routing.groups.clone(),
+            hours_file: c.routing.hours_file.clone(),
             tls: c.server.tls_cert.clone().zip(c.server.tls_key.clone()),
             max_connections: c.server.max_connections,
             header_timeout: Duration::from_secs(c.server.header_timeout_s),
@@ -152,6 +158,8 @@ impl BridgeConfig {
             max_offer_age: Duration::from_secs(60),
             overflow: None,
             service_level: Duration::from_secs(20),
+            groups: Vec::new(),
+            hours_file: None,
             tls: None,
             max_connections: 1024,
             header_timeout: Duration::from_secs(30),
@@ -206,6 +214,31 @@ pub enum BridgeError {
     NoAppSecret,
     #[error("{0}")]
     Tls(String),
+    #[error("routing.hours_file {path}: {message}")]
+    Hours { path: String, message: String },
+}
+
+/// Reads the `call_hours` of a call-settings file.
+fn load_hours(path: &std::path::Path) -> Result<crate::settings::CallHours, BridgeError> {
+    let err = |message: String| BridgeError::Hours {
+        path: path.display().to_string(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    let hint = path.extension().and_then(|e| e.to_str());
+    let settings = crate::settings::parse_settings(&text, hint).map_err(|e| err(e.to_string()))?;
+    // Not the whole `validate`: a holiday already past must not stop the bridge.
+    let hours = settings
+        .call_hours
+        .ok_or_else(|| err("has no call_hours".to_owned()))?;
+    if let Some(tz) = &hours.timezone_id
+        && tz.parse::<chrono_tz::Tz>().is_err()
+    {
+        return Err(err(format!(
+            "call_hours.timezone_id {tz:?} is not a time zone"
+        )));
+    }
+    Ok(hours)
 }
 
 impl Bridge {
@@ -224,6 +257,10 @@ impl Bridge {
         if cfg.app_secret.is_empty() {
             return Err(BridgeError::NoAppSecret);
         }
+        let hours = match &cfg.hours_file {
+            Some(path) => Some(load_hours(path)?),
+            None => None,
+        };
         let tls = match &cfg.tls {
             Some((cert, key)) => {
                 Some(super::listener::tls_config(cert, key).map_err(BridgeError::Tls)?)
@@ -256,6 +293,8 @@ impl Bridge {
                 max_offer_age: cfg.max_offer_age,
                 overflow: cfg.overflow.clone(),
                 service_level: cfg.service_level,
+                groups: cfg.groups.clone(),
+                hours,
             },
             bsp,
             history,

@@ -100,6 +100,11 @@ pub enum Input {
     NoEdge,
     /// The call left the queue: an edge may be free for it (route it again).
     Dequeued,
+    /// Nobody is to take this call in the normal way (`reason`: `outside_hours`, or
+    /// `group_empty`): straight to the overflow edge, or rejected with that reason.
+    Overflow {
+        reason: String,
+    },
     // -- edge decisions --
     EdgeAnswer {
         edge: String,
@@ -281,8 +286,9 @@ pub struct Call {
     queued_at: Option<DateTime<Utc>>,
     /// The queue's deadline passed: the next `NoEdge` overflows.
     queue_expired: bool,
-    /// Offered to the overflow edge: a `NoEdge` now ends the call.
-    overflowing: bool,
+    /// Offered to the overflow edge, and why (`queue_timeout`, `outside_hours`, `group_empty`):
+    /// a `NoEdge` now ends the call with that reason.
+    overflowing: Option<String>,
     /// How we ended the call at the BSP and how many retries that took, until it is confirmed.
     end_retry: Option<(Action, u32)>,
 }
@@ -319,7 +325,7 @@ impl Call {
             timer_seq: 0,
             queued_at: None,
             queue_expired: false,
-            overflowing: false,
+            overflowing: None,
             end_retry: None,
         }
     }
@@ -552,11 +558,17 @@ impl Call {
                 if let Some(q) = self.queued_at {
                     self.record.queue_wait_s = Some((now - q).num_seconds().max(0) as u64);
                 }
-                if self.overflowing {
-                    self.record.overflow = Some(format!(
-                        "to {edge}: nobody free within the queue time ({} s)",
-                        self.timeouts.queue.as_secs()
-                    ));
+                if let Some(why) = &self.overflowing {
+                    let detail = match why.as_str() {
+                        "queue_timeout" => format!(
+                            "nobody free within the queue time ({} s)",
+                            self.timeouts.queue.as_secs()
+                        ),
+                        "outside_hours" => "outside business hours".to_owned(),
+                        "group_empty" => "nobody of the caller's group signed in".to_owned(),
+                        other => other.to_owned(),
+                    };
+                    self.record.overflow = Some(format!("to {edge}: {detail}"));
                 }
                 self.tried.insert(edge.clone());
                 self.edge = Some(edge.clone());
@@ -580,11 +592,11 @@ impl Call {
                 if self.phase != Phase::Routing {
                     return Err(self.err(&NoEdge));
                 }
-                if self.overflowing {
-                    return Ok(self.end("queue_timeout", Some(Action::Reject), now));
+                if let Some(why) = self.overflowing.clone() {
+                    return Ok(self.end(&why, Some(Action::Reject), now));
                 }
                 if self.queue_expired {
-                    self.overflowing = true;
+                    self.overflowing = Some("queue_timeout".into());
                     return Ok(vec![Command::Overflow]);
                 }
                 if self.direction == Direction::Inbound && !self.timeouts.queue.is_zero() {
@@ -606,6 +618,14 @@ impl Call {
                 }
                 self.phase = Phase::Routing;
                 Ok(vec![Command::Route])
+            }
+            Overflow { reason } => {
+                if !matches!(self.phase, Phase::Routing | Phase::Queued) {
+                    return Err(self.err(&Overflow { reason }));
+                }
+                self.phase = Phase::Routing;
+                self.overflowing = Some(reason);
+                Ok(vec![Command::Overflow])
             }
             EdgeAnswer { edge, sdp } => {
                 if !self.holder(&edge) || self.phase != Phase::Ringing {
@@ -816,7 +836,7 @@ impl Call {
                 (Timer::Queue, phase) => {
                     self.queue_expired = true;
                     if *phase == Phase::Queued {
-                        self.overflowing = true;
+                        self.overflowing = Some("queue_timeout".into());
                         self.phase = Phase::Routing;
                         return Ok(vec![Command::Overflow]);
                     }

@@ -956,3 +956,36 @@ fn without_a_queue_no_edge_is_a_reject() {
     let c = call.handle(Input::NoEdge, t(1)).unwrap();
     assert_eq!(finished(&c).as_deref(), Some("no_edge_available"));
 }
+
+/// Outside business hours (or with nobody of its group signed in) a call overflows at once;
+/// without an overflow edge it is rejected with that reason.
+#[test]
+fn outside_hours_a_call_overflows_at_once_or_is_rejected_with_the_reason() {
+    let mut call = queued_inbound(25);
+    let c = call
+        .handle(
+            Input::Overflow {
+                reason: "outside_hours".into(),
+            },
+            t(1),
+        )
+        .unwrap();
+    assert_eq!(c, vec![Command::Overflow]);
+    call.handle(Input::Assigned { edge: "vm".into() }, t(2))
+        .unwrap();
+    assert_eq!(
+        call.record.overflow.as_deref(),
+        Some("to vm: outside business hours")
+    );
+    let mut call = queued_inbound(25);
+    call.handle(
+        Input::Overflow {
+            reason: "group_empty".into(),
+        },
+        t(1),
+    )
+    .unwrap();
+    let c = call.handle(Input::NoEdge, t(2)).unwrap();
+    assert_eq!(submits(&c), vec!["reject"]);
+    assert_eq!(finished(&c).as_deref(), Some("group_empty"));
+}
