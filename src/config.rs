@@ -211,6 +211,10 @@ pub struct GroupConfig {
     /// Takes the callers no group's countries match.
     #[serde(default)]
     pub default: bool,
+    /// Takes calls only outside business hours (`routing.hours_file`), a night team say; the
+    /// other groups then only inside them. Outside hours with no such group, calls overflow.
+    #[serde(default)]
+    pub outside_hours: bool,
 }
 
 impl Default for RoutingConfig {
@@ -487,7 +491,7 @@ impl Config {
                     ));
                 }
             }
-            if !g.default && g.countries.is_empty() {
+            if !g.default && g.countries.is_empty() && !g.outside_hours {
                 p.push(format!(
                     "{at}: group {:?} has no countries and is not the default: no call would reach it",
                     g.name

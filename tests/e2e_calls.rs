@@ -1373,7 +1373,8 @@ async fn callers_wait_in_order_abandon_or_overflow_to_voicemail() {
 
 /// Groups and hours: a caller from Mexico (52) reaches the Mexico group's agent, anyone else
 /// the default group's; a caller whose group has nobody signed in, and every caller outside the
-/// number's business hours, go straight to the voicemail bot, with the reason in history.
+/// number's business hours, go straight to the voicemail bot, with the reason in history; with
+/// a night team (an `outside_hours` group) the closed hours go to it instead.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn groups_pick_the_agent_and_closed_hours_send_callers_to_voicemail() {
     use chrono::Datelike;
@@ -1395,18 +1396,21 @@ async fn groups_pick_the_agent_and_closed_hours_send_callers_to_voicemail() {
             members: vec!["ana".into()],
             countries: vec!["52".into()],
             default: false,
+            outside_hours: false,
         },
         GroupConfig {
             name: "uk".into(),
             members: vec!["uma".into()],
             countries: vec!["44".into()],
             default: false,
+            outside_hours: false,
         },
         GroupConfig {
             name: "rest".into(),
             members: vec!["ben".into()],
             countries: vec![],
             default: true,
+            outside_hours: false,
         },
     ];
     // Open only on a day that is not today (UTC): the second bridge is closed now.
@@ -1427,10 +1431,21 @@ async fn groups_pick_the_agent_and_closed_hours_send_callers_to_voicemail() {
         ),
     )
     .unwrap();
-    for closed in [false, true] {
+    // (closed, with a night team): open; closed; closed with ben as the night team.
+    for (closed, night) in [(false, false), (true, false), (true, true)] {
+        let mut groups = groups.clone();
+        if night {
+            groups.push(GroupConfig {
+                name: "night".into(),
+                members: vec!["ben".into()],
+                countries: vec![],
+                default: false,
+                outside_hours: true,
+            });
+        }
         let (sandbox, bridge) = common::sandbox_and_bridge(None, |cfg| {
             cfg.overflow = Some("voicemail".into());
-            cfg.groups = groups.clone();
+            cfg.groups = groups;
             cfg.hours_file = closed.then(|| hours.clone());
             cfg.edges = vec![
                 identity("ana", Role::Agent),
@@ -1487,7 +1502,11 @@ async fn groups_pick_the_agent_and_closed_hours_send_callers_to_voicemail() {
         }
         let _ = stop.send(true);
         let starts = |i: usize, who: &str| got[i].0.starts_with(who);
-        if closed {
+        if night {
+            for i in 0..3 {
+                assert!(starts(i, "ben") && got[i].1.is_empty(), "{got:?}");
+            }
+        } else if closed {
             for i in 0..3 {
                 assert!(starts(i, "voicemail"), "{got:?}");
                 assert!(got[i].1.contains("outside business hours"), "{got:?}");

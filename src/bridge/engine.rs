@@ -499,13 +499,17 @@ impl Engine {
                 received,
             );
             self.registry.insert(call);
-            if let Some(g) = self.group_for(customer) {
+            let open = self.cfg.hours.as_ref().is_none_or(|h| h.is_open(received));
+            let group = self.group_for(customer, open);
+            if let Some(g) = group {
                 self.call_group.insert(call_id.clone(), g);
             }
+            let night_team = group.is_some_and(|g| self.cfg.groups[g].outside_hours);
             drop(_g);
-            match &self.cfg.hours {
-                // Closed: nobody is to ring; the overflow edge (voicemail) or a reject.
-                Some(h) if !h.is_open(received) => {
+            match open || night_team {
+                // Closed and no group for it: nobody is to ring; the overflow edge (voicemail)
+                // or a reject.
+                false => {
                     info!(%call_id, "outside business hours");
                     self.feed(
                         &call_id,
@@ -515,7 +519,7 @@ impl Engine {
                         received,
                     );
                 }
-                _ => self.run_commands(&call_id, cmds),
+                true => self.run_commands(&call_id, cmds),
             }
             self.replay_orphans(&call_id);
             return;
@@ -976,14 +980,19 @@ impl Engine {
         }
     }
 
-    /// The group a caller belongs to: the first whose country codes prefix the number, else
-    /// the default group, else none (every edge may take the call).
-    fn group_for(&self, customer: &str) -> Option<usize> {
+    /// The group a caller belongs to. Outside business hours an `outside_hours` group takes
+    /// everyone; otherwise (and inside hours) the first group whose country codes prefix the
+    /// number, else the default group, else none (every edge may take the call).
+    fn group_for(&self, customer: &str, open: bool) -> Option<usize> {
         let groups = &self.cfg.groups;
+        if !open && let Some(night) = groups.iter().position(|g| g.outside_hours) {
+            return Some(night);
+        }
+        let day = |g: &&crate::config::GroupConfig| !g.outside_hours;
         groups
             .iter()
-            .position(|g| g.countries.iter().any(|c| customer.starts_with(c.as_str())))
-            .or_else(|| groups.iter().position(|g| g.default))
+            .position(|g| day(&g) && g.countries.iter().any(|c| customer.starts_with(c.as_str())))
+            .or_else(|| groups.iter().position(|g| day(&g) && g.default))
     }
 
     /// Whether `edge_id` may take `call_id`: a member of the call's group, if it has one.
