@@ -36,6 +36,39 @@ pub struct Playout {
     pub fec_recovered: u64,
 }
 
+/// One point of a call's quality over time: what its edge reported at `at` (every 2 s), so a
+/// report can show when a call went bad. Loss and jitter are the running figures of the call
+/// so far; levels are what was heard and said in the last 20 ms.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QualitySample {
+    pub at: String,
+    pub packets_received: u64,
+    pub packets_lost: u64,
+    pub loss_pct: f64,
+    pub jitter_ms: f64,
+    pub rtt_ms: Option<f64>,
+    pub frames_concealed: u64,
+    /// The customer's audio as the edge heard it, and the edge's own, in dBFS.
+    pub level_in_dbfs: Option<f32>,
+    pub level_out_dbfs: Option<f32>,
+}
+
+impl QualitySample {
+    pub fn from_stats(s: &MediaStats, at: String) -> Self {
+        QualitySample {
+            at,
+            packets_received: s.received.packets,
+            packets_lost: s.received.lost,
+            loss_pct: s.received.loss_pct,
+            jitter_ms: s.received.jitter_ms,
+            rtt_ms: s.rtt_ms,
+            frames_concealed: s.playout.concealed,
+            level_in_dbfs: s.level_in_dbfs,
+            level_out_dbfs: s.level_out_dbfs,
+        }
+    }
+}
+
 /// Loss, jitter and RTT summarised for QA.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct QualitySummary {

@@ -280,6 +280,9 @@ struct HistoryArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// One call's quality over time (a line per 2 s report), instead of the list.
+    #[arg(long, value_name = "CALL_ID")]
+    quality: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -611,7 +614,20 @@ fn history(a: HistoryArgs) -> anyhow::Result<ExitCode> {
             a.db.display()
         );
     }
-    let rows = wacall::bridge::history::History::open(&a.db)?.recent(a.limit)?;
+    let history = wacall::bridge::history::History::open(&a.db)?;
+    if let Some(id) = &a.quality {
+        let samples = history.samples(id)?;
+        if samples.is_empty() && history.get(id)?.is_none() {
+            anyhow::bail!("no call {id} in {}", a.db.display());
+        }
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(&samples)?);
+        } else {
+            print!("{}", ops::quality_table(&samples));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows = history.recent(a.limit)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(ExitCode::SUCCESS);

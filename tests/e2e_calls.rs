@@ -120,6 +120,41 @@ async fn user_calls_the_bot(local: bool) {
     assert_eq!(sidecar.end_reason, row.end_reason);
     assert_eq!(sidecar.recording, row.recording);
     assert_eq!(sidecar.quality, row.quality);
+
+    // Quality over time: the bot's 2 s reports are kept per call, with the levels heard and
+    // said; its token reads them, a token that held no part of the call does not.
+    let http = reqwest::Client::new();
+    let url = format!("{}/calls/{call_id}/quality", rig.bridge.url());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let samples: Vec<wacall::call_record::QualitySample> = loop {
+        let got: Vec<wacall::call_record::QualitySample> = http
+            .get(&url)
+            .bearer_auth(EDGE_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if got.iter().any(|s| s.packets_received > 0) {
+            break got;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no quality samples: {got:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        samples
+            .iter()
+            .any(|s| s.level_in_dbfs.is_some_and(|l| l > -50.0)
+                && s.level_out_dbfs.is_some_and(|l| l > -50.0)),
+        "{samples:?}"
+    );
+    assert!(samples.windows(2).all(|w| w[0].at <= w[1].at));
+    let anonymous = http.get(&url).send().await.unwrap();
+    assert_eq!(anonymous.status().as_u16(), 401);
     rig.stop().await;
 }
 
@@ -850,6 +885,26 @@ async fn tokens_decide_identity_and_what_calls_an_edge_can_read() {
         "the bot's own"
     );
     assert_eq!(calls("nope").await.0, 401);
+    // A call's quality timeline: the same rule (another agent learns nothing, not even that
+    // the call exists).
+    let quality = |token: &'static str| {
+        let (http, url) = (
+            http.clone(),
+            format!("{}/calls/{call_id}/quality", bridge.url()),
+        );
+        async move {
+            http.get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(quality("tok-qa").await, 200, "supervisor");
+    assert_eq!(quality(EDGE_TOKEN).await, 200, "the bot's own");
+    assert_eq!(quality("tok-ana").await, 404, "another agent's call");
     let _ = stop.send(true);
     let _ = bot_task.await;
     bridge.shutdown().await;

@@ -357,6 +357,8 @@ async fn talk(
             _ = stats_tick.tick() => {
                 let mut stats = media.stats().await;
                 stats.playout = audio.playout();
+                let (heard, said) = audio.levels();
+                (stats.level_in_dbfs, stats.level_out_dbfs) = (Some(heard), Some(said));
                 let _ = tx.send(EdgeMessage::Stats { call_id: call_id.to_string(), stats }).await;
             }
             msg = rx.recv() => match msg {

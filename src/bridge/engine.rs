@@ -665,6 +665,13 @@ impl Engine {
             EdgeMessage::Stats { call_id, stats } => {
                 let quality = (&stats).into();
                 self.count_quality(&call_id, &quality);
+                if let Some(h) = &self.history {
+                    let at = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                    h.sample(
+                        &call_id,
+                        crate::call_record::QualitySample::from_stats(&stats, at),
+                    );
+                }
                 if let Ok(mut s) = self.shared.lock()
                     && let Some(r) = s.records.get_mut(&call_id)
                 {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::call_record::{CallRecord, Direction, QualitySummary};
+use crate::call_record::{CallRecord, Direction, QualitySample, QualitySummary};
 
 #[derive(Debug, thiserror::Error)]
 #[error("call history {path}: {source}")]
@@ -41,6 +41,12 @@ CREATE TABLE IF NOT EXISTS calls (
     dtmf TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS calls_offered ON calls(offered_at);
+CREATE TABLE IF NOT EXISTS quality_samples (
+    call_id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    sample TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS quality_samples_call ON quality_samples(call_id, at);
 ";
 
 /// Columns added after the first release: (name, type). A history file from before gets them
@@ -195,6 +201,47 @@ impl History {
         pre_accepted_at, accepted_at, ended_at, end_reason, duration_s, quality, recording, dtmf,
         queue_wait_s, overflow";
 
+    /// Appends quality samples in one transaction.
+    pub fn append_samples(
+        &mut self,
+        samples: &[(String, QualitySample)],
+    ) -> Result<(), HistoryError> {
+        let tx = self.conn.transaction().map_err(|e| err_at(&self.path, e))?;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT INTO quality_samples (call_id, at, sample) VALUES (?1, ?2, ?3)",
+                )
+                .map_err(|e| err_at(&self.path, e))?;
+            for (id, s) in samples {
+                let json = serde_json::to_string(s).unwrap_or_default();
+                stmt.execute(params![id, s.at, json])
+                    .map_err(|e| err_at(&self.path, e))?;
+            }
+        }
+        tx.commit().map_err(|e| err_at(&self.path, e))
+    }
+
+    /// A call's quality over time, oldest first.
+    pub fn samples(&self, call_id: &str) -> Result<Vec<QualitySample>, HistoryError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT sample FROM quality_samples WHERE call_id = ?1 ORDER BY at")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([call_id], |r| r.get::<_, String>(0))
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for json in rows {
+            let json = json.map_err(|e| self.err(e))?;
+            // A row this version cannot read is skipped, not an error for the whole call.
+            if let Ok(s) = serde_json::from_str(&json) {
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+
     pub fn get(&self, call_id: &str) -> Result<Option<CallRecord>, HistoryError> {
         self.conn
             .query_row(
@@ -267,14 +314,20 @@ const MAX_BATCH: usize = 256;
 
 /// Serialises writes on a thread of their own.
 #[derive(Clone)]
+/// What the writer thread stores.
+enum Write {
+    Record(Box<CallRecord>),
+    Sample(String, QualitySample),
+}
+
 pub struct HistoryWriter {
-    tx: std::sync::mpsc::Sender<CallRecord>,
+    tx: std::sync::mpsc::Sender<Write>,
     thread: std::sync::Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
 impl HistoryWriter {
     pub fn start(mut history: History) -> HistoryWriter {
-        let (tx, rx) = std::sync::mpsc::channel::<CallRecord>();
+        let (tx, rx) = std::sync::mpsc::channel::<Write>();
         let thread = std::thread::Builder::new()
             .name("wacall-history".into())
             .spawn(move || {
@@ -282,14 +335,26 @@ impl HistoryWriter {
                 crate::thread_priority::step_back();
                 // Whatever queued while the last batch was written goes in the next one: fifty
                 // calls arriving at once cost a few commits, not a hundred.
-                let mut batch = Vec::new();
+                let (mut batch, mut samples) = (Vec::new(), Vec::new());
                 while let Ok(first) = rx.recv() {
-                    batch.push(first);
-                    batch.extend(rx.try_iter().take(MAX_BATCH - 1));
-                    if let Err(e) = history.upsert_all(&batch) {
+                    for w in std::iter::once(first).chain(rx.try_iter().take(MAX_BATCH - 1)) {
+                        match w {
+                            Write::Record(r) => batch.push(*r),
+                            Write::Sample(id, s) => samples.push((id, s)),
+                        }
+                    }
+                    if !batch.is_empty()
+                        && let Err(e) = history.upsert_all(&batch)
+                    {
                         tracing::error!(calls = batch.len(), error = %e, "history write failed");
                     }
+                    if !samples.is_empty()
+                        && let Err(e) = history.append_samples(&samples)
+                    {
+                        tracing::error!(samples = samples.len(), error = %e, "quality samples not written");
+                    }
                     batch.clear();
+                    samples.clear();
                 }
             })
             .ok();
@@ -313,7 +378,12 @@ impl HistoryWriter {
     }
 
     pub fn upsert(&self, r: CallRecord) {
-        let _ = self.tx.send(r);
+        let _ = self.tx.send(Write::Record(Box::new(r)));
+    }
+
+    /// Adds a point to a call's quality over time.
+    pub fn sample(&self, call_id: &str, s: QualitySample) {
+        let _ = self.tx.send(Write::Sample(call_id.to_string(), s));
     }
 }
 
@@ -349,6 +419,35 @@ mod tests {
         drop(h);
         // Opening again adds nothing twice.
         History::open(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn quality_samples_are_kept_per_call_in_order() {
+        let path =
+            std::env::temp_dir().join(format!("wacall-hist-{}.sqlite3", rand::random::<u64>()));
+        let mut h = History::open(&path).unwrap();
+        let sample = |at: &str, lost| QualitySample {
+            at: at.into(),
+            packets_lost: lost,
+            level_in_dbfs: Some(-20.0),
+            ..Default::default()
+        };
+        h.append_samples(&[
+            ("a".into(), sample("2026-12-02T10:00:02.000Z", 0)),
+            ("b".into(), sample("2026-12-02T10:00:02.000Z", 9)),
+            ("a".into(), sample("2026-12-02T10:00:04.000Z", 3)),
+        ])
+        .unwrap();
+        let a = h.samples("a").unwrap();
+        assert_eq!(a.iter().map(|s| s.packets_lost).collect::<Vec<_>>(), [0, 3]);
+        assert_eq!(a[0].level_in_dbfs, Some(-20.0));
+        assert!(h.samples("nobody").unwrap().is_empty());
+        let table = crate::cli::ops::quality_table(&a);
+        assert!(
+            table.lines().nth(2).unwrap().contains("      3 "),
+            "{table}"
+        );
         let _ = std::fs::remove_file(&path);
     }
 

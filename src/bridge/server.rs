@@ -337,6 +337,7 @@ impl Bridge {
             .route("/health", get(health))
             .route("/metrics", get(metrics_text))
             .route("/calls", get(calls))
+            .route("/calls/{call_id}/quality", get(call_quality))
             .layer(DefaultBodyLimit::max(cfg.max_body_bytes))
             .with_state(state);
         let (stop, stopped) = watch::channel(false);
@@ -538,6 +539,55 @@ async fn metrics_text(State(s): State<AppState>) -> Response {
 #[derive(Deserialize)]
 struct CallsParams {
     limit: Option<usize>,
+}
+
+/// One call's quality over time (`[{at, loss_pct, jitter_ms, rtt_ms, levels...}]`, every 2 s):
+/// a supervisor's token reads any call, an agent's or a bot's only the calls its edges held.
+async fn call_quality(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path(call_id): axum::extract::Path<String>,
+) -> Response {
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let Some(readable) = s.identities.readable(token) else {
+        return (StatusCode::UNAUTHORIZED, "edge token required").into_response();
+    };
+    let Some(history) = s.history.clone() else {
+        return (StatusCode::NOT_FOUND, "no history").into_response();
+    };
+    let got = tokio::task::spawn_blocking(move || {
+        let h = match history.lock() {
+            Ok(h) => h,
+            Err(p) => p.into_inner(),
+        };
+        let Some(record) = h.get(&call_id)? else {
+            return Ok(None);
+        };
+        let edge = record.edge.unwrap_or_default();
+        let mine = match &readable {
+            super::identity::Readable::All => true,
+            super::identity::Readable::Names(names) => names.iter().any(|n| {
+                edge.strip_prefix(n.as_str())
+                    .is_some_and(|r| r.starts_with('-'))
+            }),
+        };
+        // Someone else's call answers like an unknown one: no hint that it exists.
+        if !mine {
+            return Ok(None);
+        }
+        h.samples(&call_id).map(Some)
+    })
+    .await;
+    match got {
+        Ok(Ok(Some(samples))) => axum::Json(samples).into_response(),
+        Ok(Ok(None)) => (StatusCode::NOT_FOUND, "no such call").into_response(),
+        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
 }
 
 /// Recent calls from the history (edges show it; needs an edge token as Bearer).

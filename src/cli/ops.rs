@@ -184,6 +184,39 @@ fn explain(e: &ApiError) -> String {
     }
 }
 
+/// A call's quality over time as a table: one line per report, loss and concealment as they
+/// grew since the previous line, so the moment a call went bad stands out.
+pub fn quality_table(samples: &[crate::call_record::QualitySample]) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<24} {:>8} {:>6} {:>7} {:>9} {:>7} {:>8} {:>8}",
+        "at", "received", "lost+", "loss%", "jitter ms", "rtt ms", "heard dB", "said dB"
+    );
+    let mut lost_before = 0;
+    for s in samples {
+        let db = |v: Option<f32>| v.map_or("-".to_owned(), |v| format!("{v:.0}"));
+        let _ = writeln!(
+            out,
+            "{:<24} {:>8} {:>6} {:>7.2} {:>9.1} {:>7} {:>8} {:>8}",
+            s.at.get(..23).unwrap_or(&s.at),
+            s.packets_received,
+            s.packets_lost.saturating_sub(lost_before),
+            s.loss_pct,
+            s.jitter_ms,
+            s.rtt_ms.map_or("-".to_owned(), |r| format!("{r:.0}")),
+            db(s.level_in_dbfs),
+            db(s.level_out_dbfs),
+        );
+        lost_before = s.packets_lost;
+    }
+    if samples.is_empty() {
+        out.push_str("(no quality reports for this call)\n");
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

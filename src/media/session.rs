@@ -198,6 +198,11 @@ pub struct MediaStats {
     /// Filled by the audio engine that plays the call out (the session does not see it).
     #[serde(default)]
     pub playout: crate::call_record::Playout,
+    /// Levels of the last 20 ms heard and sent, in dBFS (also from the audio engine).
+    #[serde(default)]
+    pub level_in_dbfs: Option<f32>,
+    #[serde(default)]
+    pub level_out_dbfs: Option<f32>,
 }
 
 /// State shared between the session and the WebRTC driver's callbacks.
@@ -946,6 +951,8 @@ impl MediaSession {
             dropped_in_queue: self.shared.dropped.load(Ordering::Relaxed),
             unknown_payload_type: self.shared.unknown_pt.load(Ordering::Relaxed),
             playout: Default::default(),
+            level_in_dbfs: None,
+            level_out_dbfs: None,
         }
     }
 

@@ -1384,6 +1384,8 @@ impl Phone {
             let mut stats = media.stats().await;
             if let Some(a) = call.audio.as_ref() {
                 stats.playout = a.playout();
+                let (heard, said) = a.levels();
+                (stats.level_in_dbfs, stats.level_out_dbfs) = (Some(heard), Some(said));
             }
             quality = Some(Quality::from_stats(&stats));
             let _ = hub.send(EdgeMessage::Stats { call_id: id, stats }).await;
