@@ -1584,3 +1584,195 @@ async fn groups_pick_the_agent_and_closed_hours_send_callers_to_voicemail() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The supervisor console: only a supervisor's token signs in (an HttpOnly, SameSite cookie
+/// after that); the live view shows a call in progress with its bot, pushed over SSE within a
+/// second; history is searched by number and exported as CSV.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_supervisor_console_shows_live_calls_and_searches_history() {
+    use wacall::bridge::identity::{EdgeIdentity, Role};
+    use wacall::secret::Secret;
+    let dir = std::env::temp_dir().join(format!("wacall-e2e-console-{}", rand::random::<u32>()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (sandbox, bridge) = common::sandbox_and_bridge(Some(dir.join("h.db")), |cfg| {
+        cfg.edges = vec![
+            EdgeIdentity {
+                name: "qa-lead".into(),
+                role: Role::Supervisor,
+                token: Secret::new("tok-qa"),
+                may_dial: false,
+                max_calls: None,
+            },
+            EdgeIdentity {
+                name: "ana".into(),
+                role: Role::Agent,
+                token: Secret::new("tok-ana"),
+                may_dial: false,
+                max_calls: None,
+            },
+        ];
+    })
+    .await;
+    let bridge = bridge.unwrap();
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let (_cmd, cmd_rx) = tokio::sync::mpsc::channel(1);
+    let hub = bridge.hub_url();
+    let bot = bot_config(&dir);
+    let bot_task = tokio::spawn(async move {
+        wacall::bot::runner::run(bot, &hub, EDGE_TOKEN, cmd_rx, stop_rx).await
+    });
+    bridge
+        .wait_for_edges(1, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let base = bridge.url();
+    let http = reqwest::Client::new();
+    // The page itself, with its script from the same origin and a strict policy.
+    let page = http.get(format!("{base}/console")).send().await.unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"));
+    assert!(page.text().await.unwrap().contains("wacall console"));
+    // Sign-in: agents' tokens and unknown ones cannot.
+    let sign_in = |token: &'static str| {
+        let (http, url) = (http.clone(), format!("{base}/console/session"));
+        async move {
+            http.post(url)
+                .json(&serde_json::json!({ "token": token }))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(sign_in("tok-ana").await.status().as_u16(), 403);
+    assert_eq!(sign_in(EDGE_TOKEN).await.status().as_u16(), 403);
+    assert_eq!(sign_in("nope").await.status().as_u16(), 401);
+    let ok = sign_in("tok-qa").await;
+    assert_eq!(ok.status().as_u16(), 200);
+    let set_cookie = ok.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"));
+    let cookie = set_cookie.split(';').next().unwrap().to_owned();
+    let get = |path: String| {
+        let (http, cookie) = (http.clone(), cookie.clone());
+        async move {
+            http.get(path)
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        http.get(format!("{base}/console/api/live"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        401,
+        "no cookie"
+    );
+    // A call in progress appears in the live view, pushed over SSE.
+    let call_id = sandbox
+        .world
+        .place_user_call(UserCall {
+            user: "5215500000901".into(),
+            name: "Zoe".into(),
+            tone_hz: 440.0,
+            hangup_after: Some(Duration::from_secs(4)),
+        })
+        .await
+        .unwrap();
+    let mut sse = get(format!("{base}/console/api/events")).await;
+    assert_eq!(sse.status().as_u16(), 200);
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !(seen.contains(&call_id) && seen.contains("e2e-bot") && seen.contains("\"active\"")) {
+        let chunk = tokio::time::timeout_at(deadline, sse.chunk())
+            .await
+            .expect("the live view never showed the active call")
+            .unwrap()
+            .expect("the event stream ended");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let live: serde_json::Value = get(format!("{base}/console/api/live"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        live["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "e2e-bot" && e["calls"] == 1),
+        "{live}"
+    );
+    drop(sse);
+    // After the end: history finds it by number, and exports it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while bridge
+        .history_row(&call_id)
+        .is_none_or(|r| r.end_reason.is_none())
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the call never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let found: serde_json::Value = get(format!(
+        "{base}/console/api/history?q=00000901&direction=inbound&outcome=customer_hangup"
+    ))
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(found["total"], 1, "{found}");
+    assert_eq!(found["rows"][0]["call_id"], call_id.as_str());
+    let none: serde_json::Value = get(format!("{base}/console/api/history?q=nobody-like-this"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(none["total"], 0);
+    let csv = get(format!("{base}/console/api/history?q=Zoe&format=csv"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let mut lines = csv.lines();
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("call_id,direction,customer")
+    );
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with(&format!("{call_id},inbound,5215500000901,Zoe"))
+    );
+    // Signed out: the cookie no longer opens anything.
+    http.post(format!("{base}/console/logout"))
+        .header("cookie", cookie.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        get(format!("{base}/console/api/live"))
+            .await
+            .status()
+            .as_u16(),
+        401
+    );
+    let _ = stop.send(true);
+    let _ = bot_task.await;
+    bridge.shutdown().await;
+    sandbox.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -66,8 +66,57 @@ pub enum EngineInput {
         seq: u32,
     },
     Sweep,
+    /// What is happening now, for the supervisor console.
+    Snapshot {
+        reply: tokio::sync::oneshot::Sender<LiveView>,
+    },
     /// Stop: end live calls at the BSP and return.
     Shutdown,
+}
+
+/// The console's live view: calls in progress, the edges with their presence, the queue.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct LiveView {
+    pub calls: Vec<LiveCall>,
+    pub edges: Vec<LiveEdge>,
+    pub queue_waiting: usize,
+    pub queue_longest_s: u64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LiveCall {
+    pub call_id: String,
+    pub direction: &'static str,
+    pub customer: String,
+    pub caller_name: Option<String>,
+    pub edge: Option<String>,
+    pub state: &'static str,
+    /// RFC 3339: when it was offered (or dialled), and answered.
+    pub offered_at: String,
+    pub accepted_at: Option<String>,
+    /// good, fair or poor, from the edge's last report (none yet: `None`).
+    pub grade: Option<&'static str>,
+    pub loss_pct: Option<f64>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LiveEdge {
+    pub edge_id: String,
+    pub name: String,
+    pub available: bool,
+    pub calls: usize,
+    pub call_ids: Vec<String>,
+}
+
+/// A coarse grade for a supervisor's glance: loss and jitter as the softphone grades them.
+fn grade(q: &QualitySummary) -> &'static str {
+    if q.loss_pct >= 5.0 || q.jitter_ms >= 60.0 {
+        "poor"
+    } else if q.loss_pct >= 1.0 || q.jitter_ms >= 30.0 {
+        "fair"
+    } else {
+        "good"
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -431,6 +480,9 @@ impl Engine {
                 seq,
             } => self.feed(&call_id, Input::Timeout(timer, seq), Utc::now()),
             EngineInput::Shutdown => {}
+            EngineInput::Snapshot { reply } => {
+                let _ = reply.send(self.live_view());
+            }
             EngineInput::Sweep => {
                 let now = Instant::now();
                 self.registry.sweep(now);
@@ -1082,6 +1134,65 @@ impl Engine {
             }
         }
         self.publish();
+    }
+
+    fn live_view(&self) -> LiveView {
+        let records = self.shared.lock().ok();
+        let calls: Vec<LiveCall> = self
+            .registry
+            .live()
+            .map(|c| {
+                let r = records
+                    .as_ref()
+                    .and_then(|s| s.records.get(&c.id).cloned())
+                    .unwrap_or_else(|| c.record.clone());
+                LiveCall {
+                    call_id: c.id.clone(),
+                    direction: r.direction.as_str(),
+                    customer: r.customer.clone(),
+                    caller_name: r.caller_name.clone(),
+                    edge: c
+                        .edge
+                        .as_ref()
+                        .and_then(|e| self.edges.get(e).map(|i| i.name.clone())),
+                    state: c.phase.as_str(),
+                    offered_at: r.offered_at.clone(),
+                    accepted_at: r.accepted_at.clone(),
+                    grade: r.quality.as_ref().map(grade),
+                    loss_pct: r.quality.map(|q| q.loss_pct),
+                }
+            })
+            .collect();
+        drop(records);
+        let mut edges: Vec<LiveEdge> = self
+            .edges
+            .iter()
+            .map(|(id, e)| {
+                let (available, calls) = self.router.presence(id).unwrap_or((false, 0));
+                LiveEdge {
+                    edge_id: id.clone(),
+                    name: e.name.clone(),
+                    available,
+                    calls,
+                    call_ids: self
+                        .slots
+                        .iter()
+                        .filter(|(_, holder)| *holder == id)
+                        .map(|(c, _)| c.clone())
+                        .collect(),
+                }
+            })
+            .collect();
+        edges.sort_by(|a, b| a.name.cmp(&b.name).then(a.edge_id.cmp(&b.edge_id)));
+        LiveView {
+            calls,
+            edges,
+            queue_waiting: self.queue.len(),
+            queue_longest_s: self
+                .queue
+                .longest_wait(Instant::now())
+                .map_or(0, |d| d.as_secs()),
+        }
     }
 
     fn publish(&self) {

@@ -201,6 +201,126 @@ impl History {
         pre_accepted_at, accepted_at, ended_at, end_reason, duration_s, quality, recording, dtmf,
         queue_wait_s, overflow";
 
+    /// Calls matching `f`, newest first, and how many match in all (for paging).
+    pub fn search(&self, f: &Search) -> Result<(Vec<CallRecord>, u64), HistoryError> {
+        let mut cond = vec!["1=1".to_owned()];
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        // Each `?` of `sql` takes the next of `vals`, numbered in order.
+        fn arg(
+            cond: &mut Vec<String>,
+            args: &mut Vec<rusqlite::types::Value>,
+            sql: &str,
+            vals: Vec<rusqlite::types::Value>,
+        ) {
+            let mut out = String::new();
+            let mut vals = vals.into_iter();
+            for part in sql.split('?').enumerate() {
+                if part.0 > 0 {
+                    if let Some(v) = vals.next() {
+                        args.push(v);
+                    }
+                    out.push_str(&format!("?{}", args.len()));
+                }
+                out.push_str(part.1);
+            }
+            cond.push(out);
+        }
+        if let Some(q) = f.text.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+            // Literal text: LIKE's wildcards in it are escaped.
+            let like = format!(
+                "%{}%",
+                q.replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            );
+            arg(
+                &mut cond,
+                &mut args,
+                "(customer LIKE ? ESCAPE '\\' OR caller_name LIKE ? ESCAPE '\\' OR call_id LIKE ? ESCAPE '\\' OR edge LIKE ? ESCAPE '\\')",
+                vec![
+                    like.clone().into(),
+                    like.clone().into(),
+                    like.clone().into(),
+                    like.into(),
+                ],
+            );
+        }
+        if let Some(from) = &f.from {
+            arg(
+                &mut cond,
+                &mut args,
+                "offered_at >= ?",
+                vec![from.clone().into()],
+            );
+        }
+        if let Some(to) = &f.to {
+            arg(
+                &mut cond,
+                &mut args,
+                "offered_at < ?",
+                vec![to.clone().into()],
+            );
+        }
+        if let Some(d) = f.direction {
+            arg(
+                &mut cond,
+                &mut args,
+                "direction = ?",
+                vec![d.as_str().to_owned().into()],
+            );
+        }
+        if let Some(o) = f.outcome.as_deref().filter(|o| !o.is_empty()) {
+            // By the reason's first word (`media_failed: ...` is `media_failed`).
+            arg(
+                &mut cond,
+                &mut args,
+                "(end_reason = ? OR end_reason LIKE ?)",
+                vec![o.to_owned().into(), format!("{o}:%").into()],
+            );
+        }
+        if let Some(s) = f.min_duration_s {
+            arg(
+                &mut cond,
+                &mut args,
+                "duration_s >= ?",
+                vec![(s as i64).into()],
+            );
+        }
+        if let Some(s) = f.max_duration_s {
+            arg(
+                &mut cond,
+                &mut args,
+                "duration_s <= ?",
+                vec![(s as i64).into()],
+            );
+        }
+        let wh = cond.join(" AND ");
+        let total: i64 = self
+            .conn
+            .query_row(
+                &format!("SELECT COUNT(*) FROM calls WHERE {wh}"),
+                rusqlite::params_from_iter(args.iter()),
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))?;
+        let per_page = f.per_page.clamp(1, 1000);
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT {} FROM calls WHERE {wh} ORDER BY offered_at DESC LIMIT {per_page} OFFSET {}",
+                Self::COLUMNS,
+                f.page.saturating_mul(per_page)
+            ))
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(args.iter()), Self::row)
+            .map_err(|e| self.err(e))?;
+        let rows = rows
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.err(e))?;
+        Ok((rows, total.max(0) as u64))
+    }
+
     /// Appends quality samples in one transaction.
     pub fn append_samples(
         &mut self,
@@ -312,14 +432,71 @@ impl History {
 
 const MAX_BATCH: usize = 256;
 
-/// Serialises writes on a thread of their own.
-#[derive(Clone)]
+/// A history search (the console's History page). Text matches number, name, call id or
+/// edge; dates are RFC 3339 prefixes compared as text (`2026-12-01` works).
+#[derive(Debug, Clone, Default)]
+pub struct Search {
+    pub text: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub direction: Option<Direction>,
+    pub outcome: Option<String>,
+    pub min_duration_s: Option<u64>,
+    pub max_duration_s: Option<u64>,
+    pub page: usize,
+    pub per_page: usize,
+}
+
+/// One row of the CSV export. A cell starting with `=`, `+`, `-` or `@` is prefixed with `'`
+/// so a spreadsheet does not run it as a formula (a caller's name is the customer's to choose).
+pub fn csv(rows: &[CallRecord]) -> String {
+    fn cell(s: &str) -> String {
+        let s = if s.starts_with(['=', '+', '-', '@']) {
+            format!("'{s}")
+        } else {
+            s.to_owned()
+        };
+        if s.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s
+        }
+    }
+    let mut out = String::from(
+        "call_id,direction,customer,caller_name,edge,offered_at,accepted_at,ended_at,end_reason,duration_s,queue_wait_s,loss_pct\r\n",
+    );
+    for r in rows {
+        let fields = [
+            r.call_id.clone(),
+            r.direction.as_str().to_owned(),
+            r.customer.clone(),
+            r.caller_name.clone().unwrap_or_default(),
+            r.edge.clone().unwrap_or_default(),
+            r.offered_at.clone(),
+            r.accepted_at.clone().unwrap_or_default(),
+            r.ended_at.clone().unwrap_or_default(),
+            r.end_reason.clone().unwrap_or_default(),
+            r.duration_s.map(|d| d.to_string()).unwrap_or_default(),
+            r.queue_wait_s.map(|d| d.to_string()).unwrap_or_default(),
+            r.quality
+                .map(|q| format!("{:.2}", q.loss_pct))
+                .unwrap_or_default(),
+        ];
+        let line: Vec<String> = fields.iter().map(|f| cell(f)).collect();
+        out.push_str(&line.join(","));
+        out.push_str("\r\n");
+    }
+    out
+}
+
 /// What the writer thread stores.
 enum Write {
     Record(Box<CallRecord>),
     Sample(String, QualitySample),
 }
 
+/// Serialises writes on a thread of their own.
+#[derive(Clone)]
 pub struct HistoryWriter {
     tx: std::sync::mpsc::Sender<Write>,
     thread: std::sync::Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
@@ -419,6 +596,88 @@ mod tests {
         drop(h);
         // Opening again adds nothing twice.
         History::open(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn search_filters_pages_and_exports_safely() {
+        let path =
+            std::env::temp_dir().join(format!("wacall-hist-{}.sqlite3", rand::random::<u64>()));
+        let mut h = History::open(&path).unwrap();
+        for i in 0..5u64 {
+            let mut r = CallRecord::new(
+                &format!("wacid.S{i}"),
+                Direction::Inbound,
+                &format!("52155{i:04}"),
+                "b",
+            );
+            r.offered_at = format!("2026-12-0{}T10:00:00.000Z", i + 1);
+            r.end_reason = Some(if i == 2 {
+                "media_failed: no RTP".into()
+            } else {
+                "customer_hangup".into()
+            });
+            r.duration_s = Some(i * 10);
+            r.caller_name = Some(if i == 4 {
+                "=HYPERLINK(\"x\")".into()
+            } else {
+                format!("Caller_{i}")
+            });
+            h.upsert(&r).unwrap();
+        }
+        let find = |f: Search| h.search(&Search { per_page: 50, ..f }).unwrap();
+        assert_eq!(find(Search::default()).1, 5);
+        assert_eq!(
+            find(Search {
+                text: Some("0003".into()),
+                ..Default::default()
+            })
+            .0[0]
+                .call_id,
+            "wacid.S3"
+        );
+        // `_` is literal, not LIKE's any-character.
+        assert_eq!(
+            find(Search {
+                text: Some("r_1".into()),
+                ..Default::default()
+            })
+            .1,
+            1
+        );
+        assert_eq!(
+            find(Search {
+                outcome: Some("media_failed".into()),
+                ..Default::default()
+            })
+            .1,
+            1
+        );
+        let window = Search {
+            from: Some("2026-12-02".into()),
+            to: Some("2026-12-04".into()),
+            ..Default::default()
+        };
+        assert_eq!(find(window).1, 2);
+        assert_eq!(
+            find(Search {
+                min_duration_s: Some(20),
+                max_duration_s: Some(30),
+                ..Default::default()
+            })
+            .1,
+            2
+        );
+        let (page, total) = h
+            .search(&Search {
+                per_page: 2,
+                page: 2,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!((page.len(), total), (1, 5));
+        let out = csv(&find(Search::default()).0);
+        assert!(out.contains(",\"'=HYPERLINK(\"\"x\"\")\","), "{out}");
         let _ = std::fs::remove_file(&path);
     }
 

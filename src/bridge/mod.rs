@@ -2,6 +2,8 @@
 //! registry driven by the state machine, the hub where edges connect, history and metrics.
 //! It never touches audio.
 
+pub mod console;
+pub mod console_sessions;
 pub mod engine;
 pub mod history;
 pub mod hub;

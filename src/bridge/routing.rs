@@ -100,6 +100,11 @@ impl Router {
             .map(|(id, _)| id.clone())
     }
 
+    /// (available, calls held) of an edge.
+    pub fn presence(&self, edge: &str) -> Option<(bool, usize)> {
+        self.edges.get(edge).map(|p| (p.available, p.calls))
+    }
+
     pub fn len(&self) -> usize {
         self.edges.len()
     }

@@ -170,17 +170,21 @@ impl BridgeConfig {
 }
 
 #[derive(Clone)]
-struct AppState {
-    engine: mpsc::Sender<EngineInput>,
+pub(super) struct AppState {
+    pub(super) engine: mpsc::Sender<EngineInput>,
     app_secret: Secret,
     verify_token: Secret,
-    identities: Arc<super::identity::Identities>,
+    pub(super) identities: Arc<super::identity::Identities>,
     liveness: super::hub::Liveness,
     shared: Arc<Mutex<Shared>>,
     metrics: Arc<Metrics>,
     /// A reading connection, opened once (the writer thread has its own).
-    history: Option<Arc<Mutex<History>>>,
+    pub(super) history: Option<Arc<Mutex<History>>>,
     ready: Readiness,
+    /// Supervisors signed in to `/console`.
+    pub(super) sessions: Arc<Mutex<super::console_sessions::Sessions>>,
+    /// The listener serves TLS itself (session cookies get `Secure`).
+    pub(super) secure: bool,
 }
 
 /// A running bridge.
@@ -330,6 +334,8 @@ impl Bridge {
             shared: shared.clone(),
             metrics: metrics.clone(),
             history: reader.clone(),
+            sessions: Arc::default(),
+            secure: tls.is_some(),
         };
         let app = Router::new()
             .route(&cfg.webhook_path, get(verify).post(webhook_post))
@@ -338,6 +344,7 @@ impl Bridge {
             .route("/metrics", get(metrics_text))
             .route("/calls", get(calls))
             .route("/calls/{call_id}/quality", get(call_quality))
+            .merge(super::console::routes())
             .layer(DefaultBodyLimit::max(cfg.max_body_bytes))
             .with_state(state);
         let (stop, stopped) = watch::channel(false);

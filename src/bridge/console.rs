@@ -1,0 +1,300 @@
+//! The supervisor console at `/console`: a page embedded in the binary (no CDN: deployments are
+//! often offline), signed in with a supervisor's token, showing what happens now (calls, edges,
+//! the queue: pushed every second over server-sent events) and the call history (search,
+//! filters, paging, CSV export).
+
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+
+use super::console_sessions::{COOKIE, cookie_session, set_cookie};
+use super::engine::{EngineInput, LiveView};
+use super::history::{Search, csv};
+use super::identity::{Role, Who};
+use super::server::AppState;
+use crate::call_record::Direction;
+
+const PAGE: &str = include_str!("console/index.html");
+const SCRIPT: &str = include_str!("console/app.js");
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/console", get(page))
+        .route("/console/app.js", get(script))
+        .route("/console/session", post(sign_in))
+        .route("/console/logout", post(sign_out))
+        .route("/console/api/me", get(me))
+        .route("/console/api/live", get(live))
+        .route("/console/api/events", get(events))
+        .route("/console/api/history", get(history))
+}
+
+/// Headers every console response carries: no framing, no sniffing, scripts only from here.
+fn hardened(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'",
+        ),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+async fn page() -> Response {
+    hardened(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], PAGE).into_response())
+}
+
+async fn script() -> Response {
+    hardened(
+        (
+            [(
+                header::CONTENT_TYPE,
+                "application/javascript; charset=utf-8",
+            )],
+            SCRIPT,
+        )
+            .into_response(),
+    )
+}
+
+#[derive(Deserialize)]
+struct SignIn {
+    token: String,
+}
+
+async fn sign_in(State(s): State<AppState>, axum::Json(req): axum::Json<SignIn>) -> Response {
+    let name = match s.identities.who(req.token.trim()) {
+        Some(Who::Named(id)) if id.role == Role::Supervisor => id.name,
+        Some(_) => {
+            return hardened(
+                (
+                    StatusCode::FORBIDDEN,
+                    "this is an agent's or a bot's token: the console needs a supervisor's",
+                )
+                    .into_response(),
+            );
+        }
+        None => return hardened((StatusCode::UNAUTHORIZED, "unknown token").into_response()),
+    };
+    let id = match s.sessions.lock() {
+        Ok(mut sessions) => sessions.open(&name, Instant::now()),
+        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    };
+    tracing::info!(supervisor = %name, "console sign-in");
+    hardened(
+        (
+            [(header::SET_COOKIE, set_cookie(&id, s.secure))],
+            axum::Json(serde_json::json!({ "name": name })),
+        )
+            .into_response(),
+    )
+}
+
+async fn sign_out(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(id) = session_id(&headers)
+        && let Ok(mut sessions) = s.sessions.lock()
+    {
+        sessions.close(&id);
+    }
+    let expired = format!("{COOKIE}=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0");
+    hardened(([(header::SET_COOKIE, expired)], StatusCode::NO_CONTENT).into_response())
+}
+
+fn session_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(cookie_session)
+        .map(str::to_owned)
+}
+
+/// The signed-in supervisor, if the request carries a current session.
+fn supervisor(s: &AppState, headers: &HeaderMap) -> Option<String> {
+    let id = session_id(headers)?;
+    let sessions = s.sessions.lock().ok()?;
+    sessions.who(&id, Instant::now()).map(str::to_owned)
+}
+
+fn sign_in_first() -> Response {
+    hardened((StatusCode::UNAUTHORIZED, "sign in first").into_response())
+}
+
+async fn me(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    match supervisor(&s, &headers) {
+        Some(name) => hardened(axum::Json(serde_json::json!({ "name": name })).into_response()),
+        None => sign_in_first(),
+    }
+}
+
+async fn snapshot(s: &AppState) -> Option<LiveView> {
+    let (reply, rx) = tokio::sync::oneshot::channel();
+    s.engine.send(EngineInput::Snapshot { reply }).await.ok()?;
+    tokio::time::timeout(Duration::from_secs(2), rx)
+        .await
+        .ok()?
+        .ok()
+}
+
+async fn live(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    if supervisor(&s, &headers).is_none() {
+        return sign_in_first();
+    }
+    match snapshot(&s).await {
+        Some(v) => hardened(axum::Json(v).into_response()),
+        None => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    }
+}
+
+/// The live view once a second while something changes (and a keep-alive meanwhile), for as
+/// long as the page is open and the session lasts.
+async fn events(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    if supervisor(&s, &headers).is_none() {
+        return sign_in_first();
+    }
+    let session = session_id(&headers).unwrap_or_default();
+    let stream = futures_util::stream::unfold(
+        (s, session, None::<String>, true),
+        |(s, session, last, mut first)| async move {
+            loop {
+                if !first {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                first = false;
+                // A signed-out (or expired) session stops its stream.
+                let valid = s
+                    .sessions
+                    .lock()
+                    .map(|x| x.who(&session, Instant::now()).is_some())
+                    .unwrap_or(false);
+                if !valid {
+                    return None;
+                }
+                let view = snapshot(&s).await?;
+                let json = serde_json::to_string(&view).ok()?;
+                if last.as_deref() != Some(json.as_str()) {
+                    let ev = Event::default().event("live").data(json.clone());
+                    let next = (s, session, Some(json), false);
+                    return Some((Ok::<_, std::convert::Infallible>(ev), next));
+                }
+            }
+        },
+    );
+    hardened(
+        Sse::new(stream)
+            .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+            .into_response(),
+    )
+}
+
+#[derive(Deserialize)]
+struct HistoryQuery {
+    q: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    direction: Option<String>,
+    outcome: Option<String>,
+    min_s: Option<u64>,
+    max_s: Option<u64>,
+    page: Option<usize>,
+    per_page: Option<usize>,
+    format: Option<String>,
+}
+
+async fn history(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HistoryQuery>,
+) -> Response {
+    if supervisor(&s, &headers).is_none() {
+        return sign_in_first();
+    }
+    let direction = match q.direction.as_deref().unwrap_or("") {
+        "" => None,
+        "inbound" => Some(Direction::Inbound),
+        "outbound" => Some(Direction::Outbound),
+        other => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("direction {other:?}: inbound or outbound"),
+            )
+                .into_response();
+        }
+    };
+    let csv_out = q.format.as_deref() == Some("csv");
+    let search = Search {
+        text: q.q,
+        from: q.from.filter(|s| !s.is_empty()),
+        // A plain date is inclusive: up to the start of the next day.
+        to: q.to.filter(|s| !s.is_empty()).map(|t| {
+            chrono::NaiveDate::parse_from_str(&t, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.succ_opt())
+                .map_or(t, |d| d.to_string())
+        }),
+        direction,
+        outcome: q.outcome,
+        min_duration_s: q.min_s,
+        max_duration_s: q.max_s,
+        page: q.page.unwrap_or(0),
+        // An export takes everything that matches (bounded), a page 50.
+        per_page: if csv_out {
+            100_000
+        } else {
+            q.per_page.unwrap_or(50)
+        },
+    };
+    let Some(h) = s.history.clone() else {
+        return (StatusCode::NOT_FOUND, "no history").into_response();
+    };
+    let found = tokio::task::spawn_blocking(move || {
+        let h = match h.lock() {
+            Ok(h) => h,
+            Err(p) => p.into_inner(),
+        };
+        h.search(&search).map(|r| (r, search))
+    })
+    .await;
+    match found {
+        Ok(Ok(((rows, total), search))) if csv_out => hardened(
+            (
+                [
+                    (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        "attachment; filename=\"wacall-calls.csv\"",
+                    ),
+                ],
+                {
+                    let _ = (total, search);
+                    csv(&rows)
+                },
+            )
+                .into_response(),
+        ),
+        Ok(Ok(((rows, total), search))) => hardened(
+            axum::Json(serde_json::json!({
+                "total": total,
+                "page": search.page,
+                "per_page": search.per_page.clamp(1, 1000),
+                "rows": rows,
+            }))
+            .into_response(),
+        ),
+        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
