@@ -269,3 +269,195 @@ async fn chromium_calls_the_bot_tones_cross_and_its_keypad_lands_in_history() {
     rig.stop().await;
     drop(ns);
 }
+
+impl Netns {
+    /// [`Netns::create`] under other names and on another /30 (10.203.220..249.0): cargo runs
+    /// this file's tests at once in one process, so the console test needs a namespace of its
+    /// own beside the call test's.
+    fn create_for_console() -> Result<Netns, String> {
+        let n = std::process::id() % 30 + 220;
+        let name = format!("wacall-con-{n}");
+        let (h, p) = (format!("wco{n}"), format!("wcq{n}"));
+        let host = std::net::Ipv4Addr::new(10, 203, n as u8, 1);
+        let peer = std::net::Ipv4Addr::new(10, 203, n as u8, 2);
+        let _ = ip(&["netns", "del", &name]);
+        let ns = Netns { name, host, peer };
+        let (hc, pc) = (format!("{host}/30"), format!("{peer}/30"));
+        ip(&["netns", "add", &ns.name])?;
+        ip(&["link", "add", &h, "type", "veth", "peer", "name", &p])?;
+        ip(&["link", "set", &p, "netns", &ns.name])?;
+        ip(&["addr", "add", &hc, "dev", &h])?;
+        ip(&["link", "set", &h, "up"])?;
+        for cmd in [
+            vec!["addr", "add", pc.as_str(), "dev", p.as_str()],
+            vec!["link", "set", p.as_str(), "up"],
+            vec!["link", "set", "lo", "up"],
+        ] {
+            let mut args = vec!["netns", "exec", ns.name.as_str(), "ip"];
+            args.extend(cmd);
+            ip(&args)?;
+        }
+        Ok(ns)
+    }
+}
+
+/// The supervisor console in a real browser (`tests/browser/console_check.js`): Chromium, in
+/// its own network namespace, opens `/console` on the bridge (listening on the host's end of
+/// the veth link), is refused a wrong token, signs in with a supervisor's, sees the live call
+/// and the bot, and finds an earlier call in the history; the page must log no error and break
+/// no rule of its Content-Security-Policy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_signs_in_to_the_console_sees_the_live_call_and_searches_history() {
+    use wacall::bridge::identity::{EdgeIdentity, Role};
+    use wacall::sandbox::{Sandbox, UserCall};
+    use wacall::secret::Secret;
+    const SUPERVISOR_TOKEN: &str = "tok-console-supervisor";
+    const LIVE_USER: &str = "5215500000802";
+    const EARLIER_USER: &str = "5215500000801";
+
+    if let Some(what) = missing() {
+        if std::env::var_os("CI").is_some() {
+            panic!("CI must run the browser test, but {what} is missing");
+        }
+        // Straight to stderr: cargo test captures eprintln! of passing tests.
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "\n*** SKIPPED chromium_signs_in_to_the_console...: {what} is missing; run `bash scripts/setup.sh` ***\n"
+        );
+        return;
+    }
+    let ns = match Netns::create_for_console() {
+        Ok(ns) => ns,
+        Err(e) if std::env::var_os("CI").is_some() => panic!("network namespace: {e}"),
+        Err(e) => {
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "\n*** SKIPPED chromium_signs_in_to_the_console...: no network namespace: {e} ***\n"
+            );
+            return;
+        }
+    };
+    common::init_logs();
+    let dir = std::env::temp_dir().join(format!("wacall-chromium-console-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+
+    // The bridge listens on the host's end of the link, the one address Chromium can reach;
+    // the sandbox and the bot reach it there too.
+    let listener = tokio::net::TcpListener::bind((ns.host, 0)).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let sandbox = Sandbox::start_for_bridge(addr, common::APP_SECRET)
+        .await
+        .unwrap();
+    let mut cfg = sandbox.bridge_config(
+        vec![Secret::new(common::EDGE_TOKEN)],
+        Some(dir.join("history.sqlite3")),
+    );
+    cfg.edges = vec![EdgeIdentity {
+        name: "qa-lead".into(),
+        role: Role::Supervisor,
+        token: Secret::new(SUPERVISOR_TOKEN),
+        may_dial: false,
+        max_calls: None,
+    }];
+    let bridge = wacall::bridge::Bridge::start_on(listener, cfg)
+        .await
+        .expect("the bridge starts");
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let (_cmd, cmd_rx) = tokio::sync::mpsc::channel(1);
+    let hub = bridge.hub_url();
+    let bot = bot_config(&dir);
+    let bot_task = tokio::spawn(async move {
+        wacall::bot::runner::run(bot, &hub, common::EDGE_TOKEN, cmd_rx, stop_rx).await
+    });
+    bridge
+        .wait_for_edges(1, Duration::from_secs(5))
+        .await
+        .unwrap();
+
+    // An earlier call, over before the browser opens: the history has a row to find (a call
+    // gets its row when it ends).
+    let earlier = sandbox
+        .world
+        .place_user_call(UserCall {
+            user: EARLIER_USER.into(),
+            name: "Earlier".into(),
+            tone_hz: 440.0,
+            hangup_after: Some(Duration::from_secs(2)),
+        })
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while bridge
+        .history_row(&earlier)
+        .is_none_or(|r| r.end_reason.is_none())
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the earlier call never reached the history: {:?}",
+            bridge.record(&earlier)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The call the console shows live; it outlasts the browser's visit.
+    let live = sandbox
+        .world
+        .place_user_call(UserCall {
+            user: LIVE_USER.into(),
+            name: "Live".into(),
+            tone_hz: 440.0,
+            hangup_after: Some(Duration::from_secs(15)),
+        })
+        .await
+        .unwrap();
+
+    let node = tokio::process::Command::new("ip")
+        .args(["netns", "exec", &ns.name, "node"])
+        .arg(browser_dir().join("console_check.js"))
+        .args(["--url", &format!("http://{addr}")])
+        .args(["--token", SUPERVISOR_TOKEN])
+        .args(["--expect-call", &live, "--expect-text", LIVE_USER])
+        .args(["--expect-bot", "e2e-bot", "--supervisor", "qa-lead"])
+        .args(["--history-call", &earlier, "--history-text", EARLIER_USER])
+        .args(["--max-secs", "40"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(60), node)
+        .await
+        .expect("console_check.js did not finish within 60 s")
+        .expect("starting node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let verdict: serde_json::Value = stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("no JSON from console_check.js ({}): {stdout}", out.status));
+    assert!(
+        out.status.success() && verdict["ok"] == true,
+        "console_check.js ({}): {verdict}",
+        out.status
+    );
+    let _ = writeln!(std::io::stderr().lock(), "console_check.js: {verdict}");
+    assert!(
+        verdict["wrong_token_error"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty()),
+        "{verdict}"
+    );
+    assert_eq!(verdict["me"], "qa-lead", "{verdict}");
+    assert_eq!(verdict["call_row"][0], LIVE_USER, "{verdict}");
+    assert_eq!(verdict["call_row"][2], "e2e-bot", "{verdict}");
+    assert_eq!(verdict["bot_row"][0], "e2e-bot", "{verdict}");
+    assert_eq!(verdict["history_found"][2], EARLIER_USER, "{verdict}");
+    assert_eq!(verdict["csv"], true, "{verdict}");
+
+    sandbox.world.user_hangs_up(&live).await;
+    let _ = stop.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(5), bot_task).await;
+    bridge.shutdown().await;
+    sandbox.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    drop(ns);
+}
