@@ -91,7 +91,7 @@ async fn sign_in(State(s): State<AppState>, axum::Json(req): axum::Json<SignIn>)
     };
     let id = match s.sessions.lock() {
         Ok(mut sessions) => sessions.open(&name, Instant::now()),
-        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        Err(_) => return hardened(StatusCode::INTERNAL_SERVER_ERROR.into_response()),
     };
     tracing::info!(supervisor = %name, "console sign-in");
     hardened(
@@ -134,10 +134,9 @@ fn sign_in_first() -> Response {
 }
 
 async fn me(State(s): State<AppState>, headers: HeaderMap) -> Response {
-    match supervisor(&s, &headers) {
-        Some(name) => hardened(axum::Json(serde_json::json!({ "name": name })).into_response()),
-        None => sign_in_first(),
-    }
+    // Not signed in is an answer here (`null`), not an error: the page asks on every load.
+    let name = supervisor(&s, &headers);
+    hardened(axum::Json(serde_json::json!({ "name": name })).into_response())
 }
 
 async fn snapshot(s: &AppState) -> Option<LiveView> {
@@ -155,7 +154,7 @@ async fn live(State(s): State<AppState>, headers: HeaderMap) -> Response {
     }
     match snapshot(&s).await {
         Some(v) => hardened(axum::Json(v).into_response()),
-        None => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+        None => hardened(StatusCode::SERVICE_UNAVAILABLE.into_response()),
     }
 }
 
@@ -227,11 +226,13 @@ async fn history(
         "inbound" => Some(Direction::Inbound),
         "outbound" => Some(Direction::Outbound),
         other => {
-            return (
-                StatusCode::BAD_REQUEST,
-                format!("direction {other:?}: inbound or outbound"),
-            )
-                .into_response();
+            return hardened(
+                (
+                    StatusCode::BAD_REQUEST,
+                    format!("direction {other:?}: inbound or outbound"),
+                )
+                    .into_response(),
+            );
         }
     };
     let csv_out = q.format.as_deref() == Some("csv");
@@ -258,7 +259,7 @@ async fn history(
         },
     };
     let Some(h) = s.history.clone() else {
-        return (StatusCode::NOT_FOUND, "no history").into_response();
+        return hardened((StatusCode::NOT_FOUND, "no history").into_response());
     };
     let found = tokio::task::spawn_blocking(move || {
         let h = match h.lock() {
@@ -294,7 +295,7 @@ async fn history(
             }))
             .into_response(),
         ),
-        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        Ok(Err(e)) => hardened((StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()),
+        Err(_) => hardened(StatusCode::INTERNAL_SERVER_ERROR.into_response()),
     }
 }

@@ -20,8 +20,12 @@ async function api(path, opts) {
   if (r.status === 401) { showSignIn(); throw new Error("signed out"); }
   return r;
 }
+// History stores the edge's id (`ana-1a2b3c4d`); people know the name.
+const edgeName = (e) => (e || "").replace(/-[0-9a-f]{8}$/, "");
 function showSignIn() {
   if (events) { events.close(); events = null; }
+  lastLive = null;
+  $("calls").replaceChildren(); $("edges").replaceChildren(); $("rows").replaceChildren();
   $("app").classList.add("hidden"); $("signin").classList.remove("hidden");
 }
 function showApp(name) {
@@ -82,7 +86,7 @@ async function searchHistory() {
     const tr = document.createElement("tr");
     cell(tr, (c.offered_at || "").replace("T", " ").slice(0, 19));
     cell(tr, c.direction === "inbound" ? "in" : "out");
-    cell(tr, c.customer); cell(tr, c.caller_name); cell(tr, c.edge);
+    cell(tr, c.customer); cell(tr, c.caller_name); cell(tr, edgeName(c.edge));
     cell(tr, c.duration_s != null ? c.duration_s + " s" : "");
     cell(tr, c.queue_wait_s != null ? c.queue_wait_s + " s" : "");
     cell(tr, c.end_reason || "(live)");
@@ -90,7 +94,7 @@ async function searchHistory() {
     rows.appendChild(tr);
   }
   const pages = Math.max(1, Math.ceil(total / perPage));
-  $("page").textContent = "Page " + (page + 1) + " of " + pages + " · " + total + " calls";
+  $("page").textContent = "Page " + (page + 1) + " of " + pages + " · " + total + (total === 1 ? " call" : " calls");
   $("prev").disabled = page === 0; $("next").disabled = page + 1 >= pages;
   $("csv").href = "/console/api/history?" + query({ format: "csv" });
 }
@@ -106,6 +110,9 @@ $("signin-form").addEventListener("submit", async (e) => {
   $("token").value = "";
   if (r.ok) showApp((await r.json()).name);
   else $("signin-error").textContent = await r.text();
+}, false);
+window.addEventListener("unhandledrejection", () => {
+  if (!$("signin").classList.contains("hidden")) $("signin-error").textContent = "The bridge did not answer; try again.";
 });
 $("logout").addEventListener("click", async () => {
   await fetch("/console/logout", { method: "POST", credentials: "same-origin" });
@@ -125,5 +132,6 @@ $("prev").addEventListener("click", () => { if (page > 0) { page--; searchHistor
 $("next").addEventListener("click", () => { page++; searchHistory(); });
 
 fetch("/console/api/me", { credentials: "same-origin" })
-  .then((r) => (r.ok ? r.json().then((d) => showApp(d.name)) : showSignIn()))
+  .then((r) => r.json())
+  .then((d) => (d.name ? showApp(d.name) : showSignIn()))
   .catch(showSignIn);
