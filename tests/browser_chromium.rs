@@ -304,8 +304,9 @@ impl Netns {
 /// The supervisor console in a real browser (`tests/browser/console_check.js`): Chromium, in
 /// its own network namespace, opens `/console` on the bridge (listening on the host's end of
 /// the veth link), is refused a wrong token, signs in with a supervisor's, sees the live call
-/// and the bot, and finds an earlier call in the history; the page must log no error and break
-/// no rule of its Content-Security-Policy.
+/// and the bot, finds an earlier call in the history and opens its page (both waveforms drawn,
+/// the recording loads, seeks and plays, the timeline has pre_accept and accept); the page
+/// must log no error and break no rule of its Content-Security-Policy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_signs_in_to_the_console_sees_the_live_call_and_searches_history() {
     use wacall::bridge::identity::{EdgeIdentity, Role};
@@ -410,6 +411,9 @@ async fn chromium_signs_in_to_the_console_sees_the_live_call_and_searches_histor
         .await
         .unwrap();
 
+    // Screenshots of the Live view and the call page (docs/ has copies of these).
+    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
     let node = tokio::process::Command::new("ip")
         .args(["netns", "exec", &ns.name, "node"])
         .arg(browser_dir().join("console_check.js"))
@@ -419,6 +423,8 @@ async fn chromium_signs_in_to_the_console_sees_the_live_call_and_searches_histor
         .args(["--expect-bot", "e2e-bot", "--supervisor", "qa-lead"])
         .args(["--history-call", &earlier, "--history-text", EARLIER_USER])
         .args(["--max-secs", "40"])
+        .arg("--screenshots")
+        .arg(&shots)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -450,8 +456,22 @@ async fn chromium_signs_in_to_the_console_sees_the_live_call_and_searches_histor
     assert_eq!(verdict["call_row"][0], LIVE_USER, "{verdict}");
     assert_eq!(verdict["call_row"][2], "e2e-bot", "{verdict}");
     assert_eq!(verdict["bot_row"][0], "e2e-bot", "{verdict}");
-    assert_eq!(verdict["history_found"][2], EARLIER_USER, "{verdict}");
+    assert_eq!(verdict["history_found"][3], EARLIER_USER, "{verdict}");
     assert_eq!(verdict["csv"], true, "{verdict}");
+    // The earlier call's page: its recording loaded (duration > 0), seeked and played.
+    let page = &verdict["call_page"];
+    assert!(
+        page["audio"]["duration"].as_f64().is_some_and(|d| d > 1.0),
+        "{verdict}"
+    );
+    assert!(
+        page["audio"]["at"].as_f64().is_some_and(|t| t > 0.4),
+        "{verdict}"
+    );
+    assert!(
+        page["played_s"].as_f64().is_some_and(|p| p > 0.1),
+        "{verdict}"
+    );
 
     sandbox.world.user_hangs_up(&live).await;
     let _ = stop.send(true);

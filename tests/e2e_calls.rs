@@ -1757,6 +1757,43 @@ async fn the_supervisor_console_shows_live_calls_and_searches_history() {
             .unwrap()
             .starts_with(&format!("{call_id},inbound,5215500000901,Zoe"))
     );
+    // Its page: the row and quality, the recording in ranges, the waveform's peaks.
+    let page: serde_json::Value = get(format!("{base}/console/api/calls/{call_id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["record"]["call_id"], call_id.as_str());
+    assert_eq!(page["has_recording"], true, "{page}");
+    let part = http
+        .get(format!("{base}/console/api/calls/{call_id}/recording"))
+        .header("cookie", cookie.clone())
+        .header("range", "bytes=0-99")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status().as_u16(), 206);
+    assert!(
+        part.headers()["content-range"]
+            .to_str()
+            .unwrap()
+            .starts_with("bytes 0-99/")
+    );
+    assert_eq!(&part.bytes().await.unwrap()[..4], b"RIFF");
+    let peaks: serde_json::Value = get(format!("{base}/console/api/calls/{call_id}/peaks?n=100"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(peaks["seconds"].as_f64().unwrap() > 1.0, "{peaks}");
+    let loud = |ch: &str| {
+        peaks[ch]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p[1].as_i64().unwrap() > 1000)
+    };
+    assert!(loud("customer") && loud("business"), "{peaks}");
     // Signed out: the cookie no longer opens anything.
     http.post(format!("{base}/console/logout"))
         .header("cookie", cookie.clone())

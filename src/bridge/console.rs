@@ -33,6 +33,223 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/console/api/live", get(live))
         .route("/console/api/events", get(events))
         .route("/console/api/history", get(history))
+        .route("/console/api/calls/{call_id}", get(call_page))
+        .route("/console/api/calls/{call_id}/recording", get(recording))
+        .route("/console/api/calls/{call_id}/peaks", get(peaks))
+}
+
+/// Min/max of each channel in `n` slices of a two-channel WAV (the waveform the call page
+/// draws), read on a blocking thread so an hour-long file never reaches the browser whole.
+pub fn wav_peaks(path: &std::path::Path, n: usize) -> Result<serde_json::Value, String> {
+    let mut r = hound::WavReader::open(path).map_err(|e| e.to_string())?;
+    let spec = r.spec();
+    let channels = usize::from(spec.channels.max(1));
+    let frames = (r.duration() as usize).max(1);
+    let n = n.clamp(1, 4000);
+    let per = frames.div_ceil(n);
+    let mut peaks = vec![vec![(0i16, 0i16); n]; 2];
+    for (i, s) in r.samples::<i16>().enumerate() {
+        let s = s.map_err(|e| e.to_string())?;
+        let (frame, ch) = (i / channels, i % channels);
+        if ch > 1 {
+            continue;
+        }
+        let p = &mut peaks[ch][(frame / per).min(n - 1)];
+        p.0 = p.0.min(s);
+        p.1 = p.1.max(s);
+    }
+    Ok(serde_json::json!({
+        "seconds": frames as f64 / f64::from(spec.sample_rate.max(1)),
+        "customer": peaks[0],
+        "business": peaks[1],
+    }))
+}
+
+#[derive(Deserialize)]
+struct PeaksQuery {
+    n: Option<usize>,
+}
+
+async fn peaks(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path(call_id): axum::extract::Path<String>,
+    Query(q): Query<PeaksQuery>,
+) -> Response {
+    if supervisor(&s, &headers).is_none() {
+        return sign_in_first();
+    }
+    let Some(h) = s.history.clone() else {
+        return hardened((StatusCode::NOT_FOUND, "no history").into_response());
+    };
+    let got = tokio::task::spawn_blocking(move || {
+        let path = {
+            let h = match h.lock() {
+                Ok(h) => h,
+                Err(p) => p.into_inner(),
+            };
+            h.get(&call_id).ok().flatten().and_then(|r| r.recording)
+        };
+        path.map(|p| wav_peaks(std::path::Path::new(&p), q.n.unwrap_or(800)))
+    })
+    .await;
+    match got {
+        Ok(Some(Ok(v))) => hardened(axum::Json(v).into_response()),
+        Ok(Some(Err(e))) => hardened((StatusCode::NOT_FOUND, e).into_response()),
+        Ok(None) => hardened((StatusCode::NOT_FOUND, "no recording for this call").into_response()),
+        Err(_) => hardened(StatusCode::INTERNAL_SERVER_ERROR.into_response()),
+    }
+}
+
+/// One call for its page: the history row (the sidecar's fields) and its quality over time.
+async fn call_page(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path(call_id): axum::extract::Path<String>,
+) -> Response {
+    if supervisor(&s, &headers).is_none() {
+        return sign_in_first();
+    }
+    let Some(h) = s.history.clone() else {
+        return hardened((StatusCode::NOT_FOUND, "no history").into_response());
+    };
+    let got = tokio::task::spawn_blocking(move || {
+        let h = match h.lock() {
+            Ok(h) => h,
+            Err(p) => p.into_inner(),
+        };
+        let Some(record) = h.get(&call_id)? else {
+            return Ok(None);
+        };
+        let samples = h.samples(&call_id)?;
+        Ok::<_, super::history::HistoryError>(Some((record, samples)))
+    })
+    .await;
+    match got {
+        Ok(Ok(Some((record, samples)))) => {
+            let has_recording = record
+                .recording
+                .as_deref()
+                .is_some_and(|p| std::path::Path::new(p).is_file());
+            hardened(
+                axum::Json(serde_json::json!({
+                    "record": record,
+                    "quality": samples,
+                    "has_recording": has_recording,
+                }))
+                .into_response(),
+            )
+        }
+        Ok(Ok(None)) => hardened((StatusCode::NOT_FOUND, "no such call").into_response()),
+        Ok(Err(e)) => hardened((StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()),
+        Err(_) => hardened(StatusCode::INTERNAL_SERVER_ERROR.into_response()),
+    }
+}
+
+/// `Range: bytes=a-b` (or `a-`, or `-n`) over a body of `len` bytes: the inclusive span to send,
+/// or `None` when it cannot be satisfied (416). One range only, as browsers ask for audio.
+pub fn byte_range(header: &str, len: u64) -> Option<(u64, u64)> {
+    let spec = header.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') || len == 0 {
+        return None;
+    }
+    let (a, b) = spec.split_once('-')?;
+    let (a, b) = (a.trim(), b.trim());
+    let (start, end) = match (a.is_empty(), b.is_empty()) {
+        (true, false) => {
+            let n: u64 = b.parse().ok()?;
+            (len.saturating_sub(n), len - 1)
+        }
+        (false, _) => {
+            let start: u64 = a.parse().ok()?;
+            let end = if b.is_empty() {
+                len - 1
+            } else {
+                b.parse::<u64>().ok()?.min(len - 1)
+            };
+            (start, end)
+        }
+        (true, true) => return None,
+    };
+    (start <= end && start < len).then_some((start, end))
+}
+
+/// The call's recording (the WAV its history row names), with range requests so the player
+/// seeks without downloading the whole file.
+async fn recording(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path(call_id): axum::extract::Path<String>,
+) -> Response {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    if supervisor(&s, &headers).is_none() {
+        return sign_in_first();
+    }
+    let Some(h) = s.history.clone() else {
+        return hardened((StatusCode::NOT_FOUND, "no history").into_response());
+    };
+    // Only a path from the call's own history row is ever opened.
+    let path = tokio::task::spawn_blocking(move || {
+        let h = match h.lock() {
+            Ok(h) => h,
+            Err(p) => p.into_inner(),
+        };
+        h.get(&call_id).ok().flatten().and_then(|r| r.recording)
+    })
+    .await
+    .ok()
+    .flatten();
+    let Some(path) = path else {
+        return hardened((StatusCode::NOT_FOUND, "no recording for this call").into_response());
+    };
+    let Ok(mut file) = tokio::fs::File::open(&path).await else {
+        return hardened(
+            (StatusCode::NOT_FOUND, "the recording is not on this host").into_response(),
+        );
+    };
+    let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+    let range = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map(|r| byte_range(r, len));
+    let (status, start, end) = match range {
+        None => (StatusCode::OK, 0, len.saturating_sub(1)),
+        Some(Some((a, b))) => (StatusCode::PARTIAL_CONTENT, a, b),
+        Some(None) => {
+            return hardened(
+                (
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    [(header::CONTENT_RANGE, format!("bytes */{len}"))],
+                )
+                    .into_response(),
+            );
+        }
+    };
+    // A range is read whole into memory: cap it, the player asks again for the rest.
+    let end = end.min(start + 8 * 1024 * 1024 - 1);
+    let mut body = vec![
+        0u8;
+        if len == 0 {
+            0
+        } else {
+            (end - start + 1) as usize
+        }
+    ];
+    if file.seek(std::io::SeekFrom::Start(start)).await.is_err()
+        || file.read_exact(&mut body).await.is_err()
+    {
+        return hardened(StatusCode::INTERNAL_SERVER_ERROR.into_response());
+    }
+    let mut r = (status, body).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("audio/wav"));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if status == StatusCode::PARTIAL_CONTENT
+        && let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{end}/{len}"))
+    {
+        h.insert(header::CONTENT_RANGE, v);
+    }
+    hardened(r)
 }
 
 /// Headers every console response carries: no framing, no sniffing, scripts only from here.
@@ -41,7 +258,7 @@ fn hardened(mut r: Response) -> Response {
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'",
+            "default-src 'none'; script-src 'self'; connect-src 'self'; media-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'",
         ),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
@@ -297,5 +514,23 @@ async fn history(
         ),
         Ok(Err(e)) => hardened((StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()),
         Err(_) => hardened(StatusCode::INTERNAL_SERVER_ERROR.into_response()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::byte_range;
+
+    #[test]
+    fn ranges_as_browsers_send_them() {
+        assert_eq!(byte_range("bytes=0-", 1000), Some((0, 999)));
+        assert_eq!(byte_range("bytes=100-199", 1000), Some((100, 199)));
+        assert_eq!(byte_range("bytes=900-5000", 1000), Some((900, 999)));
+        assert_eq!(byte_range("bytes=-100", 1000), Some((900, 999)));
+        assert_eq!(byte_range("bytes=1000-", 1000), None);
+        assert_eq!(byte_range("bytes=5-1", 1000), None);
+        assert_eq!(byte_range("bytes=0-1,5-6", 1000), None);
+        assert_eq!(byte_range("items=0-1", 1000), None);
+        assert_eq!(byte_range("bytes=x-", 1000), None);
     }
 }

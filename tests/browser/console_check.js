@@ -36,6 +36,7 @@ function parseArgs(argv) {
     historyCall: null,
     historyText: null,
     maxSecs: 40,
+    screenshots: null,
     chromium: process.env.CHROMIUM || '/usr/bin/chromium',
   };
   for (let i = 0; i < argv.length; i++) {
@@ -60,6 +61,7 @@ function parseArgs(argv) {
         break;
       }
       case '--chromium': opts.chromium = next(); break;
+      case '--screenshots': opts.screenshots = next(); break;
       default: throw new Error(`unknown argument: ${a}`);
     }
   }
@@ -235,6 +237,10 @@ async function main() {
     .map((tr) => [...tr.cells].map((c) => c.textContent))
     .find((cells) => cells[0] === name), opts.expectBot);
 
+  if (opts.screenshots) {
+    await page.screenshot({ path: `${opts.screenshots}/console-live.png`, fullPage: true });
+  }
+
   step = 'history';
   await page.click('#tab-history');
   await page.waitForSelector('#history', { state: 'visible', timeout: 2000 })
@@ -272,6 +278,61 @@ async function main() {
     if (!csvHasIt) throw new Error(`CSV export of the search: ${JSON.stringify(csv.text.slice(0, 400))}`);
   }
 
+  // The finished call's page: both waveforms drawn, the recording plays and seeks, the
+  // timeline has pre_accept and accept.
+  let callPage = null;
+  if (opts.historyCall !== null) {
+    step = 'call page';
+    await page.click(`a.call-link[data-call="${opts.historyCall}"]`);
+    await page.waitForSelector('#call', { state: 'visible', timeout: 5000 })
+      .catch(() => { throw new Error('the call link did not open the call page'); });
+    await waitFor('the waveform stayed blank', () => {
+      const cv = document.getElementById('wave');
+      const px = cv.getContext('2d').getImageData(0, 0, cv.width, cv.height).data;
+      // Coloured (non-white) pixels in each half: both channels drawn.
+      const coloured = (y0, y1) => {
+        let n = 0;
+        for (let y = y0; y < y1; y++) for (let x = 0; x < cv.width; x += 3) {
+          const i = (y * cv.width + x) * 4;
+          if (px[i] < 200 || px[i + 1] < 200 || px[i + 2] < 200) n++;
+        }
+        return n;
+      };
+      return coloured(0, cv.height / 2 - 2) > 50 && coloured(cv.height / 2 + 2, cv.height) > 50;
+    }, null, 10000);
+    const audio = await page.evaluate(() => new Promise((resolve, reject) => {
+      const a = document.getElementById('player');
+      const seek = () => {
+        if (!(a.duration > 0)) return reject(new Error(`audio duration ${a.duration}`));
+        const to = a.duration / 2;
+        a.addEventListener('seeked', () => resolve({ duration: a.duration, at: a.currentTime }), { once: true });
+        a.currentTime = to;
+      };
+      if (a.readyState >= 1) seek(); else a.addEventListener('loadedmetadata', seek, { once: true });
+      a.addEventListener('error', () => reject(new Error(`audio error ${a.error && a.error.code}`)), { once: true });
+      setTimeout(() => reject(new Error('the recording never loaded')), 10000);
+    }));
+    // It plays: muted, as headless has no user gesture for sound.
+    const played = await page.evaluate(async () => {
+      const a = document.getElementById('player');
+      a.muted = true;
+      await a.play();
+      const from = a.currentTime;
+      await new Promise((r) => setTimeout(r, 600));
+      a.pause();
+      return a.currentTime - from;
+    });
+    if (!(played > 0.1)) throw new Error(`the recording did not play (advanced ${played} s)`);
+    const timeline = await page.$$eval('#timeline li', (lis) => lis.map((l) => l.textContent));
+    for (const want of ['pre_accept', '· accept']) {
+      if (!timeline.some((t) => t.includes(want))) throw new Error(`timeline lacks ${want}: ${JSON.stringify(timeline)}`);
+    }
+    callPage = { audio, played_s: played, timeline };
+    if (opts.screenshots) {
+      await page.screenshot({ path: `${opts.screenshots}/console-call.png`, fullPage: true });
+    }
+  }
+
   step = 'sign out';
   await page.click('#logout');
   await page.waitForSelector('#signin', { state: 'visible', timeout: 5000 })
@@ -298,6 +359,7 @@ async function main() {
     history_page: pageInfo,
     history_found: found,
     csv: csvHasIt,
+    call_page: callPage,
     expected_401: expected401,
     chromium: version,
   });
