@@ -74,6 +74,9 @@ enum Cmd {
     Call(CallCmd),
     /// List the call history.
     History(HistoryArgs),
+    /// Write one call's report as a self-contained HTML file (history row, timeline, waveform,
+    /// quality over the call), from the history or from a recording and its sidecar.
+    Report(ReportArgs),
     /// Check this host's SDP without placing a call.
     #[command(subcommand)]
     Media(MediaCmd),
@@ -283,6 +286,18 @@ struct HistoryArgs {
     /// One call's quality over time (a line per 2 s report), instead of the list.
     #[arg(long, value_name = "CALL_ID")]
     quality: Option<String>,
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// A call id (looked up in --db), or a recording's .wav (its .json sidecar beside it).
+    call: String,
+    /// The history database (`server.history_db`).
+    #[arg(long, default_value = "wacall-history.sqlite3")]
+    db: PathBuf,
+    /// Where to write the report (default: wacall-report-CALL_ID.html here).
+    #[arg(long, short)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -607,6 +622,58 @@ async fn dial(a: DialArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+fn report(a: ReportArgs) -> anyhow::Result<ExitCode> {
+    use wacall::call_record::CallRecord;
+    let as_path = std::path::Path::new(&a.call);
+    let (record, samples) = if as_path.extension().is_some_and(|e| e == "wav") {
+        let sidecar = as_path.with_extension("json");
+        let text = std::fs::read_to_string(&sidecar).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: {e} (the recording's sidecar is needed)",
+                sidecar.display()
+            )
+        })?;
+        let mut record: CallRecord = serde_json::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}: not a call sidecar: {e}", sidecar.display()))?;
+        record.recording = Some(a.call.clone());
+        // The quality timeline lives in the bridge's history, when it is at hand.
+        let samples = match a.db.exists() {
+            true => wacall::bridge::history::History::open(&a.db)?.samples(&record.call_id)?,
+            false => Vec::new(),
+        };
+        (record, samples)
+    } else {
+        if !a.db.exists() {
+            anyhow::bail!(
+                "no call history at {} (set --db, or give a recording's .wav)",
+                a.db.display()
+            );
+        }
+        let h = wacall::bridge::history::History::open(&a.db)?;
+        let Some(record) = h.get(&a.call)? else {
+            anyhow::bail!("no call {} in {}", a.call, a.db.display());
+        };
+        (record, h.samples(&a.call)?)
+    };
+    let wav = record
+        .recording
+        .as_deref()
+        .map(std::path::Path::new)
+        .filter(|p| p.is_file());
+    let html = wacall::cli::report::render(&record, &samples, wav);
+    let out = a.out.unwrap_or_else(|| {
+        PathBuf::from(format!(
+            "wacall-report-{}.html",
+            wacall::audio::recorder::recording_stem(chrono::Utc::now(), &record.call_id)
+                .split_once('_')
+                .map_or(record.call_id.clone(), |(_, id)| id.to_owned())
+        ))
+    });
+    std::fs::write(&out, html).map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;
+    println!("report written to {}", out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
 fn history(a: HistoryArgs) -> anyhow::Result<ExitCode> {
     if !a.db.exists() {
         anyhow::bail!(
@@ -725,6 +792,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .map(|_| ExitCode::SUCCESS)
         }
         Cmd::History(a) => history(a),
+        Cmd::Report(a) => report(a),
         Cmd::Media(m) => media(m).await,
         Cmd::Devices => {
             let list = wacall::audio::device::list_devices()?;

@@ -142,6 +142,28 @@ fn sandbox_demo_passes_and_reports_every_call() {
         hist.contains("inbound") && hist.contains("outbound"),
         "{hist}"
     );
+    // A report for a ticket, from a recording (and the history for its quality timeline).
+    let wav = std::fs::read_dir(dir.join("rec"))
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "wav"))
+        .expect("a recording");
+    let html = dir.join("report.html");
+    let (ok, out, err) = run(wacall()
+        .arg("report")
+        .arg(&wav)
+        .arg("--db")
+        .arg(dir.join("h.sqlite3"))
+        .arg("--out")
+        .arg(&html));
+    assert!(ok, "{out}\n{err}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("data:image/png;base64,"), "no waveform image");
+    assert!(page.contains("offered") && page.contains("end: "), "no timeline");
+    let (ok, _, err) = run(wacall()
+        .args(["report", "wacid.NOPE", "--db"])
+        .arg(dir.join("h.sqlite3")));
+    assert!(!ok && err.contains("no call wacid.NOPE"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

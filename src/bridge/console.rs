@@ -38,33 +38,6 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/console/api/calls/{call_id}/peaks", get(peaks))
 }
 
-/// Min/max of each channel in `n` slices of a two-channel WAV (the waveform the call page
-/// draws), read on a blocking thread so an hour-long file never reaches the browser whole.
-pub fn wav_peaks(path: &std::path::Path, n: usize) -> Result<serde_json::Value, String> {
-    let mut r = hound::WavReader::open(path).map_err(|e| e.to_string())?;
-    let spec = r.spec();
-    let channels = usize::from(spec.channels.max(1));
-    let frames = (r.duration() as usize).max(1);
-    let n = n.clamp(1, 4000);
-    let per = frames.div_ceil(n);
-    let mut peaks = vec![vec![(0i16, 0i16); n]; 2];
-    for (i, s) in r.samples::<i16>().enumerate() {
-        let s = s.map_err(|e| e.to_string())?;
-        let (frame, ch) = (i / channels, i % channels);
-        if ch > 1 {
-            continue;
-        }
-        let p = &mut peaks[ch][(frame / per).min(n - 1)];
-        p.0 = p.0.min(s);
-        p.1 = p.1.max(s);
-    }
-    Ok(serde_json::json!({
-        "seconds": frames as f64 / f64::from(spec.sample_rate.max(1)),
-        "customer": peaks[0],
-        "business": peaks[1],
-    }))
-}
-
 #[derive(Deserialize)]
 struct PeaksQuery {
     n: Option<usize>,
@@ -90,11 +63,11 @@ async fn peaks(
             };
             h.get(&call_id).ok().flatten().and_then(|r| r.recording)
         };
-        path.map(|p| wav_peaks(std::path::Path::new(&p), q.n.unwrap_or(800)))
+        path.map(|p| crate::audio::peaks::wav_peaks(std::path::Path::new(&p), q.n.unwrap_or(800)))
     })
     .await;
     match got {
-        Ok(Some(Ok(v))) => hardened(axum::Json(v).into_response()),
+        Ok(Some(Ok(p))) => hardened(axum::Json(p).into_response()),
         Ok(Some(Err(e))) => hardened((StatusCode::NOT_FOUND, e).into_response()),
         Ok(None) => hardened((StatusCode::NOT_FOUND, "no recording for this call").into_response()),
         Err(_) => hardened(StatusCode::INTERNAL_SERVER_ERROR.into_response()),

@@ -2,6 +2,7 @@
 
 pub mod dial;
 pub mod ops;
+pub mod report;
 
 /// The error as one line for the terminal: the message, then each cause that the message does
 /// not already carry. Library errors name their cause in their own text (`cannot open WAV file
