@@ -396,6 +396,7 @@ fn bot_config(name: &str, b: &BotBehaviour) -> anyhow::Result<BotConfig> {
         },
         ready_sessions: b.ready_sessions,
         voice_ai,
+        uploads: None,
     })
 }
 

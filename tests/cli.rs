@@ -159,7 +159,10 @@ fn sandbox_demo_passes_and_reports_every_call() {
     assert!(ok, "{out}\n{err}");
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.contains("data:image/png;base64,"), "no waveform image");
-    assert!(page.contains("offered") && page.contains("end: "), "no timeline");
+    assert!(
+        page.contains("offered") && page.contains("end: "),
+        "no timeline"
+    );
     let (ok, _, err) = run(wacall()
         .args(["report", "wacid.NOPE", "--db"])
         .arg(dir.join("h.sqlite3")));

@@ -1813,3 +1813,180 @@ async fn the_supervisor_console_shows_live_calls_and_searches_history() {
     sandbox.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Recordings reach the bridge: a bot on a remote hub records a call and uploads the WAV and
+/// its sidecar (checked by SHA-256); the history row then points at the bridge's copy. The
+/// protocol resumes from the bridge's offset, refuses a bad checksum, and an edge that did not
+/// hold the call cannot upload to it. Recordings left unsent by an earlier run go on start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recordings_are_uploaded_to_the_bridge_resumably_by_their_holder() {
+    use sha2::Digest;
+    use wacall::bridge::identity::{EdgeIdentity, Role};
+    use wacall::secret::Secret;
+    let dir = std::env::temp_dir().join(format!("wacall-e2e-upload-{}", rand::random::<u32>()));
+    let store = dir.join("store");
+    std::fs::create_dir_all(&store).unwrap();
+    let (sandbox, bridge) = common::sandbox_and_bridge(Some(dir.join("h.db")), |cfg| {
+        cfg.store_dir = Some(store.clone());
+        cfg.edges = vec![EdgeIdentity {
+            name: "other".into(),
+            role: Role::Agent,
+            token: Secret::new("tok-other"),
+            may_dial: false,
+            max_calls: None,
+        }];
+    })
+    .await;
+    let bridge = bridge.unwrap();
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let (_cmd, cmd_rx) = tokio::sync::mpsc::channel(1);
+    let hub = bridge.hub_url();
+    let bot = bot_config(&dir.join("bot"));
+    let bot_task = tokio::spawn(async move {
+        wacall::bot::runner::run(bot, &hub, EDGE_TOKEN, cmd_rx, stop_rx).await
+    });
+    bridge
+        .wait_for_edges(1, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let call_id = sandbox
+        .world
+        .place_user_call(UserCall {
+            user: "5215500000951".into(),
+            name: "Ina".into(),
+            tone_hz: 440.0,
+            hangup_after: Some(Duration::from_secs(2)),
+        })
+        .await
+        .unwrap();
+    // The row ends up pointing into the bridge's store, with the same bytes as the edge's copy.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let row = loop {
+        if let Some(r) = bridge.history_row(&call_id).filter(|r| {
+            r.recording
+                .as_deref()
+                .is_some_and(|p| p.starts_with(store.to_str().unwrap()))
+        }) {
+            break r;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not uploaded: {:?}",
+            bridge.history_row(&call_id)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let stored = std::path::PathBuf::from(row.recording.unwrap());
+    let name = stored.file_name().unwrap().to_str().unwrap().to_owned();
+    let local = dir.join("bot/recordings").join(&name);
+    assert_eq!(
+        std::fs::read(&stored).unwrap(),
+        std::fs::read(&local).unwrap()
+    );
+    assert!(
+        local.with_extension("uploaded").exists(),
+        "no marker after the upload"
+    );
+    let sidecar_deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !store.join(name.replace(".wav", ".json")).exists() {
+        assert!(
+            tokio::time::Instant::now() < sidecar_deadline,
+            "sidecar not stored"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The protocol by hand: resume, a wrong offset, a bad checksum, a stranger.
+    let http = reqwest::Client::new();
+    let copy = name.replace(".wav", "-copy.wav");
+    let url = format!("{}/recordings/{call_id}/{copy}", bridge.url());
+    let data = std::fs::read(&local).unwrap();
+    let half = data.len() / 2;
+    let patch = |at: usize, body: Vec<u8>, sum: Option<String>, token: &'static str| {
+        let (http, url) = (http.clone(), url.clone());
+        async move {
+            let mut r = http
+                .patch(url)
+                .bearer_auth(token)
+                .header("upload-offset", at.to_string())
+                .body(body);
+            if let Some(s) = sum {
+                r = r.header("upload-checksum", format!("sha256 {s}"));
+            }
+            r.send().await.unwrap()
+        }
+    };
+    assert_eq!(
+        patch(0, data[..half].to_vec(), None, "tok-other")
+            .await
+            .status()
+            .as_u16(),
+        404,
+        "not its call"
+    );
+    assert_eq!(
+        patch(0, data[..half].to_vec(), None, EDGE_TOKEN)
+            .await
+            .status()
+            .as_u16(),
+        204
+    );
+    let head = http
+        .head(&url)
+        .bearer_auth(EDGE_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.headers()["upload-offset"], half.to_string().as_str());
+    let wrong = patch(0, data[..10].to_vec(), None, EDGE_TOKEN).await;
+    assert_eq!(wrong.status().as_u16(), 409);
+    assert_eq!(wrong.headers()["upload-offset"], half.to_string().as_str());
+    let bad = patch(
+        half,
+        data[half..].to_vec(),
+        Some("00".repeat(32)),
+        EDGE_TOKEN,
+    )
+    .await;
+    assert_eq!(bad.status().as_u16(), 422, "a bad checksum is refused");
+    let sum = hex::encode(sha2::Sha256::digest(&data));
+    assert_eq!(
+        patch(0, data[..half].to_vec(), None, EDGE_TOKEN)
+            .await
+            .status()
+            .as_u16(),
+        204
+    );
+    assert_eq!(
+        patch(half, data[half..].to_vec(), Some(sum), EDGE_TOKEN)
+            .await
+            .status()
+            .as_u16(),
+        201
+    );
+    assert_eq!(std::fs::read(store.join(&copy)).unwrap(), data);
+
+    // An earlier run's recording with no marker goes on the next pass.
+    let _ = stop.send(true);
+    let _ = bot_task.await;
+    std::fs::remove_file(local.with_extension("uploaded")).unwrap();
+    std::fs::remove_file(&stored).unwrap();
+    let n = wacall::edge::upload::upload_pending(
+        &http,
+        &bridge.url(),
+        EDGE_TOKEN,
+        &dir.join("bot/recordings"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(std::fs::read(&stored).unwrap(), data);
+    assert!(common::metric_value(&bridge.url(), "wacall_uploads_stored_total").await >= 4.0);
+    assert_eq!(
+        common::metric_value(&bridge.url(), "wacall_uploads_refused_total").await,
+        1.0
+    );
+    bridge.shutdown().await;
+    sandbox.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -570,3 +570,73 @@ fn a_call_whose_media_never_connects_is_ended() {
     drop(h);
     rt.block_on(sb.bridge.shutdown());
 }
+
+/// QA centre: a softphone call's recording ends up on the bridge (its history row points at
+/// the bridge's copy); a phone stopped before uploading (no marker) sends it when started again.
+#[test]
+fn the_phones_recordings_reach_the_bridge_even_after_a_restart() {
+    init_logs();
+    let rt = runtime();
+    let sb = rt
+        .block_on(PhoneSandbox::start(CallTimeouts::default()))
+        .unwrap();
+    let rec = sb.dir.join("agent-recordings");
+    let store = sb.dir.join("stored-recordings");
+    let start = |name: &str| {
+        let cfg = PhoneConfig {
+            name: name.into(),
+            media: MediaConfig::loopback(),
+            use_devices: false,
+            record_dir: Some(rec.clone()),
+            ..PhoneConfig::default()
+        };
+        let _g = rt.enter();
+        core::start(cfg, Arc::new(|| {}))
+    };
+    let t = Duration::from_secs(20);
+    let mut h = harness(start("upload-agent"));
+    h.step();
+    sign_in(&mut h, &sb.hub_url, &sb.edge_token);
+    wait_text(&mut h, "Available: waiting for calls", t);
+    let call = rt
+        .block_on(sb.place_call(0, Some(Duration::from_secs(3))))
+        .unwrap();
+    wait_text(&mut h, "Incoming call", t);
+    h.get_by_label("Answer").click();
+    let stored_row = |call: &str| {
+        sb.bridge
+            .history_row(call)
+            .and_then(|r| r.recording)
+            .filter(|p| p.starts_with(store.to_str().unwrap()))
+    };
+    wait_until(&mut h, "the recording stored on the bridge", t, |_| {
+        stored_row(&call).is_some()
+    });
+    let stored = std::path::PathBuf::from(stored_row(&call).unwrap());
+    let local = rec.join(stored.file_name().unwrap());
+    assert_eq!(
+        std::fs::read(&stored).unwrap(),
+        std::fs::read(&local).unwrap()
+    );
+    drop(h);
+
+    // As if the phone had been killed before its upload: no marker, nothing on the bridge.
+    std::fs::remove_file(local.with_extension("uploaded")).unwrap();
+    std::fs::remove_file(&stored).unwrap();
+    std::fs::remove_file(stored.with_extension("json")).unwrap();
+    let mut h = harness(start("upload-agent"));
+    h.step();
+    sign_in(&mut h, &sb.hub_url, &sb.edge_token);
+    wait_until(
+        &mut h,
+        "the earlier recording uploaded after the restart",
+        t,
+        |_| stored.exists() && local.with_extension("uploaded").exists(),
+    );
+    assert_eq!(
+        std::fs::read(&stored).unwrap(),
+        std::fs::read(&local).unwrap()
+    );
+    drop(h);
+    rt.block_on(sb.bridge.shutdown());
+}

@@ -56,6 +56,9 @@ pub struct BotConfig {
     pub media_deadlines: MediaDeadlines,
     /// Stream the call to a voice-AI server after the prompt (instead of echo or tone).
     pub voice_ai: Option<VoiceAiConfig>,
+    /// Told when a recording is finished, so the uploader sends it to the bridge at once (set
+    /// by [`run`] for a bot on a remote hub that records).
+    pub uploads: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl BotConfig {
@@ -112,6 +115,19 @@ pub async fn run(
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), HubError> {
     let conn = hub_client::connect(hub_url, token, &cfg.name, EdgeKind::Bot).await?;
+    let mut cfg = cfg;
+    // A bot elsewhere sends its recordings to the bridge (one in the bridge's process writes
+    // them where the bridge keeps them already).
+    if let Some(dir) = cfg.record_dir.clone() {
+        let more = Arc::new(tokio::sync::Notify::new());
+        crate::edge::upload::spawn(
+            crate::phone::core::http_base(hub_url),
+            token.to_owned(),
+            dir,
+            more.clone(),
+        );
+        cfg.uploads = Some(more);
+    }
     run_on(cfg, conn, commands, shutdown).await;
     Ok(())
 }
@@ -414,7 +430,12 @@ async fn talk(
         sidecar.recording = Some(path.clone());
         // File IO (and its fsync) runs off the async workers, which carry other calls' audio.
         match tokio::task::spawn_blocking(move || rec.finish(&sidecar)).await {
-            Ok(Ok(_)) => recording = Some(path),
+            Ok(Ok(_)) => {
+                recording = Some(path);
+                if let Some(more) = &cfg.uploads {
+                    more.notify_one();
+                }
+            }
             Ok(Err(e)) => warn!(error = %e, "finishing the recording"),
             Err(e) => warn!(error = %e, "finishing the recording"),
         }

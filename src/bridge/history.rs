@@ -51,7 +51,13 @@ CREATE INDEX IF NOT EXISTS quality_samples_call ON quality_samples(call_id, at);
 
 /// Columns added after the first release: (name, type). A history file from before gets them
 /// on open (`ALTER TABLE ... ADD COLUMN`), its rows keep NULL there.
-const ADDED_COLUMNS: &[(&str, &str)] = &[("queue_wait_s", "INTEGER"), ("overflow", "TEXT")];
+const ADDED_COLUMNS: &[(&str, &str)] = &[
+    ("queue_wait_s", "INTEGER"),
+    ("overflow", "TEXT"),
+    // The bridge's copy of an uploaded recording: read in place of the edge's path, and never
+    // overwritten by the edge's later reports.
+    ("stored_recording", "TEXT"),
+];
 
 fn err_at(path: &Path, source: rusqlite::Error) -> HistoryError {
     HistoryError {
@@ -198,8 +204,8 @@ impl History {
 
     const COLUMNS: &'static str =
         "call_id, direction, customer, business, caller_name, edge, answered_by, offered_at,
-        pre_accepted_at, accepted_at, ended_at, end_reason, duration_s, quality, recording, dtmf,
-        queue_wait_s, overflow";
+        pre_accepted_at, accepted_at, ended_at, end_reason, duration_s, quality,
+        COALESCE(stored_recording, recording), dtmf, queue_wait_s, overflow";
 
     /// Calls matching `f`, newest first, and how many match in all (for paging).
     pub fn search(&self, f: &Search) -> Result<(Vec<CallRecord>, u64), HistoryError> {
@@ -319,6 +325,17 @@ impl History {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| self.err(e))?;
         Ok((rows, total.max(0) as u64))
+    }
+
+    /// Points a call's row at its recording (the bridge's stored copy of an upload).
+    pub fn set_recording(&self, call_id: &str, path: &str) -> Result<(), HistoryError> {
+        self.conn
+            .execute(
+                "UPDATE calls SET stored_recording = ?2 WHERE call_id = ?1",
+                params![call_id, path],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
     }
 
     /// Appends quality samples in one transaction.

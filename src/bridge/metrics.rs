@@ -125,6 +125,12 @@ pub struct Metrics {
     /// arriving: their ratio is the service level.
     pub inbound_answered: Counter,
     pub inbound_answered_in_time: Counter,
+    /// Recordings edges uploaded: stored whole, failed their checksum, refused (not the
+    /// call's holder), and the bytes received.
+    pub uploads_stored: Counter,
+    pub uploads_failed: Counter,
+    pub uploads_refused: Counter,
+    pub upload_bytes: Counter,
     ended: Mutex<BTreeMap<String, u64>>,
 }
 
@@ -317,6 +323,26 @@ impl Metrics {
                 "wacall_inbound_answered_in_time_total",
                 "Inbound calls answered within routing.service_level_s of arriving",
                 &self.inbound_answered_in_time,
+            ),
+            (
+                "wacall_uploads_stored_total",
+                "Recordings and sidecars edges uploaded, checked and stored",
+                &self.uploads_stored,
+            ),
+            (
+                "wacall_uploads_failed_total",
+                "Uploads discarded for a checksum mismatch",
+                &self.uploads_failed,
+            ),
+            (
+                "wacall_uploads_refused_total",
+                "Uploads refused: the edge did not hold the call",
+                &self.uploads_refused,
+            ),
+            (
+                "wacall_upload_bytes_total",
+                "Bytes of recordings received from edges",
+                &self.upload_bytes,
             ),
         ] {
             counter(&mut out, name, help, c.get());

@@ -14,5 +14,6 @@ pub mod queue;
 pub mod rate;
 pub mod routing;
 pub mod server;
+pub mod uploads;
 
 pub use server::{Bridge, BridgeConfig};

@@ -57,6 +57,8 @@ pub struct BridgeConfig {
     pub groups: Vec<crate::config::GroupConfig>,
     /// The call settings whose `call_hours` decide when calls are taken (`routing.hours_file`).
     pub hours_file: Option<std::path::PathBuf>,
+    /// Where recordings uploaded by edges are stored (`recording.dir`); `None`: not taken.
+    pub store_dir: Option<PathBuf>,
     /// TLS on the listener: (certificate chain, private key) PEM files.
     pub tls: Option<(PathBuf, PathBuf)>,
     pub max_connections: usize,
@@ -118,6 +120,7 @@ impl BridgeConfig {
             service_level: Duration::from_secs(c.routing.service_level_s),
             groups: c.routing.groups.clone(),
             hours_file: c.routing.hours_file.clone(),
+            store_dir: Some(c.recording.dir.clone()),
             tls: c.server.tls_cert.clone().zip(c.server.tls_key.clone()),
             max_connections: c.server.max_connections,
             header_timeout: Duration::from_secs(c.server.header_timeout_s),
@@ -160,6 +163,7 @@ impl BridgeConfig {
             service_level: Duration::from_secs(20),
             groups: Vec::new(),
             hours_file: None,
+            store_dir: None,
             tls: None,
             max_connections: 1024,
             header_timeout: Duration::from_secs(30),
@@ -177,7 +181,7 @@ pub(super) struct AppState {
     pub(super) identities: Arc<super::identity::Identities>,
     liveness: super::hub::Liveness,
     shared: Arc<Mutex<Shared>>,
-    metrics: Arc<Metrics>,
+    pub(super) metrics: Arc<Metrics>,
     /// A reading connection, opened once (the writer thread has its own).
     pub(super) history: Option<Arc<Mutex<History>>>,
     ready: Readiness,
@@ -185,6 +189,8 @@ pub(super) struct AppState {
     pub(super) sessions: Arc<Mutex<super::console_sessions::Sessions>>,
     /// The listener serves TLS itself (session cookies get `Secure`).
     pub(super) secure: bool,
+    /// Where edges' uploaded recordings go (`recording.dir`); `None`: no uploads taken.
+    pub(super) store_dir: Option<PathBuf>,
 }
 
 /// A running bridge.
@@ -336,6 +342,7 @@ impl Bridge {
             history: reader.clone(),
             sessions: Arc::default(),
             secure: tls.is_some(),
+            store_dir: cfg.store_dir.clone(),
         };
         let app = Router::new()
             .route(&cfg.webhook_path, get(verify).post(webhook_post))
@@ -345,6 +352,7 @@ impl Bridge {
             .route("/calls", get(calls))
             .route("/calls/{call_id}/quality", get(call_quality))
             .merge(super::console::routes())
+            .merge(super::uploads::routes())
             .layer(DefaultBodyLimit::max(cfg.max_body_bytes))
             .with_state(state);
         let (stop, stopped) = watch::channel(false);

@@ -5,3 +5,4 @@ pub mod call_audio;
 pub mod hub_client;
 pub mod media_watch;
 pub mod tls;
+pub mod upload;

@@ -280,6 +280,7 @@ pub fn start(cfg: PhoneConfig, notify: Notify) -> PhoneHandle {
         available: true,
         call: None,
         credentials: None,
+        uploader: None,
         reopens: [(0, None); 2],
     };
     tokio::spawn(phone.run(rx));
@@ -540,6 +541,8 @@ struct Phone {
     available: bool,
     call: Option<Call>,
     credentials: Option<Credentials>,
+    /// The recording uploader, for the bridge and token it was started with.
+    uploader: Option<((String, String), Arc<tokio::sync::Notify>)>,
     /// Per device (input, output): reopen attempts during this call and when the last was.
     reopens: [(u32, Option<Instant>); 2],
 }
@@ -593,7 +596,24 @@ impl Phone {
                     break None;
                 };
                 match hub_client::connect(&c.url, &c.token, &self.cfg.name, EdgeKind::Agent).await {
-                    Ok(conn) => break Some(conn),
+                    Ok(conn) => {
+                        // Recordings go to the bridge (what an earlier run left unsent first),
+                        // one uploader per signed-in bridge and token.
+                        if let Some(dir) = self.cfg.record_dir.clone() {
+                            let key = (c.url.clone(), c.token.clone());
+                            if self.uploader.as_ref().map(|u| &u.0) != Some(&key) {
+                                let more = Arc::new(tokio::sync::Notify::new());
+                                crate::edge::upload::spawn(
+                                    http_base(&c.url),
+                                    c.token.clone(),
+                                    dir,
+                                    more.clone(),
+                                );
+                                self.uploader = Some((key, more));
+                            }
+                        }
+                        break Some(conn);
+                    }
                     Err(e) => {
                         let refused = matches!(e, hub_client::HubError::Refused { .. });
                         last_error = Some(e.to_string());
@@ -1443,6 +1463,9 @@ impl Phone {
                 Ok(_) if was_live => recording = Some(path),
                 Ok(_) => {}
                 Err(e) => warn!(error = %e, "finishing the recording"),
+            }
+            if let Some((_, more)) = &self.uploader {
+                more.notify_one();
             }
         }
         if let (Some(hub), Some(id), Some(q)) = (hub, call.call_id.clone(), quality)

@@ -43,13 +43,16 @@ impl PhoneSandbox {
         std::fs::create_dir_all(&dir)?;
         let app_secret = format!("sandbox-secret-{:x}", rand::random::<u64>());
         let edge_token = format!("agent-{:x}", rand::random::<u64>());
-        let (sandbox, bridge) = crate::sandbox::start_with_bridge(
-            &app_secret,
+        // As `sandbox::start_with_bridge`, plus a store for the recordings the phone uploads.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let sandbox = Sandbox::start_for_bridge(listener.local_addr()?, &app_secret).await?;
+        let mut cfg = sandbox.bridge_config(
             vec![Secret::new(&edge_token)],
             Some(dir.join("history.sqlite3")),
-            timeouts,
-        )
-        .await?;
+        );
+        cfg.timeouts = timeouts;
+        cfg.store_dir = Some(dir.join("stored-recordings"));
+        let bridge = Bridge::start_on(listener, cfg).await?;
         // Users the agent calls answer after a short ring and talk (a steady tone).
         sandbox.world.set_default_plan(UserPlan {
             answer_after: Duration::from_millis(1500),

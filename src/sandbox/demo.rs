@@ -109,6 +109,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoOutcome> {
         ready_sessions: 2,
         media_deadlines: MediaDeadlines::default(),
         voice_ai: None,
+        uploads: None,
     };
     let (cmd_tx, cmd_rx) = mpsc::channel(16);
     let (stop_tx, stop_rx) = watch::channel(false);

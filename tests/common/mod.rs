@@ -66,6 +66,7 @@ pub fn bot_config(dir: &std::path::Path) -> BotConfig {
             ..Default::default()
         },
         voice_ai: None,
+        uploads: None,
     }
 }
 

@@ -1,0 +1,244 @@
+//! Recordings uploaded by edges to the bridge's store (`recording.dir`), resumable: an edge asks
+//! how much of a file the bridge holds (`HEAD`, `Upload-Offset`), sends the rest in chunks
+//! (`PATCH` at that offset), and the last one carries the file's SHA-256 (`Upload-Checksum:
+//! sha256 HEX`): the bridge checks it, moves the file into place and links the history row.
+//! Only the edge that held the call may upload its recordings (the hardening rule).
+
+use std::path::{Path, PathBuf};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::head;
+use sha2::{Digest, Sha256};
+
+use super::identity::Readable;
+use super::server::AppState;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new().route("/recordings/{call_id}/{file}", head(offset).patch(append))
+}
+
+/// A file name an edge may store: its recording or sidecar, named as the recorder names them
+/// (the call id inside), nothing that could leave the store directory.
+pub fn valid_name(call_id: &str, file: &str) -> bool {
+    let stem_id = crate::audio::recorder::recording_stem(chrono::Utc::now(), call_id);
+    let id_part = stem_id.split_once('_').map_or("", |(_, id)| id);
+    file.len() <= 160
+        && !id_part.is_empty()
+        && file.contains(id_part)
+        && (file.ends_with(".wav") || file.ends_with(".json"))
+        && !file.starts_with('.')
+        && file
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+fn bearer(headers: &HeaderMap) -> &str {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("")
+}
+
+/// The store and the file's final and partial paths, once the token is the call's holder.
+async fn authorised(
+    s: &AppState,
+    headers: &HeaderMap,
+    call_id: &str,
+    file: &str,
+) -> Result<(PathBuf, PathBuf), Response> {
+    let Some(store) = s.store_dir.clone() else {
+        return Err((StatusCode::NOT_FOUND, "this bridge stores no recordings").into_response());
+    };
+    if !valid_name(call_id, file) {
+        return Err((StatusCode::BAD_REQUEST, "not a recording name of this call").into_response());
+    }
+    let Some(Readable::Names(names)) = s.identities.readable(bearer(headers)) else {
+        return Err((StatusCode::UNAUTHORIZED, "an edge token is required").into_response());
+    };
+    let Some(history) = s.history.clone() else {
+        return Err((StatusCode::NOT_FOUND, "no history").into_response());
+    };
+    let id = call_id.to_owned();
+    let edge = tokio::task::spawn_blocking(move || {
+        let h = match history.lock() {
+            Ok(h) => h,
+            Err(p) => p.into_inner(),
+        };
+        h.get(&id).ok().flatten().and_then(|r| r.edge)
+    })
+    .await
+    .ok()
+    .flatten()
+    .unwrap_or_default();
+    let holder = names.iter().any(|n| {
+        edge.strip_prefix(n.as_str())
+            .is_some_and(|r| r.starts_with('-'))
+    });
+    if !holder {
+        s.metrics.uploads_refused.inc();
+        // Someone else's call answers like an unknown one.
+        return Err((StatusCode::NOT_FOUND, "no such call of this edge").into_response());
+    }
+    Ok((store.join(file), store.join(format!(".{file}.part"))))
+}
+
+fn with_offset(status: StatusCode, n: u64) -> Response {
+    (status, [("upload-offset", n.to_string())]).into_response()
+}
+
+async fn offset(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path((call_id, file)): axum::extract::Path<(String, String)>,
+) -> Response {
+    let (done, part) = match authorised(&s, &headers, &call_id, &file).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if let Ok(m) = tokio::fs::metadata(&done).await {
+        // Already stored whole.
+        return (
+            StatusCode::OK,
+            [
+                ("upload-offset", m.len().to_string()),
+                ("upload-complete", "1".to_owned()),
+            ],
+        )
+            .into_response();
+    }
+    let n = tokio::fs::metadata(&part).await.map_or(0, |m| m.len());
+    with_offset(StatusCode::OK, n)
+}
+
+async fn append(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path((call_id, file)): axum::extract::Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    use tokio::io::AsyncWriteExt;
+    let (done, part) = match authorised(&s, &headers, &call_id, &file).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let Some(at) = headers
+        .get("upload-offset")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+    else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "Upload-Offset is missing or not a number",
+        )
+            .into_response();
+    };
+    if tokio::fs::metadata(&done).await.is_ok() {
+        return with_offset(StatusCode::OK, at + body.len() as u64);
+    }
+    if let Some(dir) = part.parent() {
+        let _ = crate::private_files::create_dir(dir);
+    }
+    let have = tokio::fs::metadata(&part).await.map_or(0, |m| m.len());
+    if at != have {
+        // The edge resumes from what the bridge holds.
+        return with_offset(StatusCode::CONFLICT, have);
+    }
+    let written = async {
+        let mut f = tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&part)
+            .await?;
+        f.write_all(&body).await?;
+        f.flush().await?;
+        f.sync_data().await
+    }
+    .await;
+    if let Err(e) = written {
+        return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
+    }
+    s.metrics.upload_bytes.add(body.len() as u64);
+    let total = have + body.len() as u64;
+    let Some(want) = headers
+        .get("upload-checksum")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().strip_prefix("sha256 "))
+        .map(|h| h.trim().to_ascii_lowercase())
+    else {
+        return with_offset(StatusCode::NO_CONTENT, total);
+    };
+    // The last chunk: check the whole file, then move it into place and link the row.
+    let (p, d) = (part.clone(), done.clone());
+    let checked = tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
+        let got = hex::encode(Sha256::digest(std::fs::read(&p)?));
+        if got != want {
+            let _ = std::fs::remove_file(&p);
+            return Ok(false);
+        }
+        std::fs::rename(&p, &d)?;
+        Ok(true)
+    })
+    .await;
+    match checked {
+        Ok(Ok(true)) => {
+            s.metrics.uploads_stored.inc();
+            if file.ends_with(".wav") {
+                link(&s, &call_id, &done).await;
+            }
+            tracing::info!(call_id, file, bytes = total, "recording stored");
+            with_offset(StatusCode::CREATED, total)
+        }
+        Ok(Ok(false)) => {
+            s.metrics.uploads_failed.inc();
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "checksum mismatch: the upload was discarded; send it again from 0",
+            )
+                .into_response()
+        }
+        _ => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// The history row now points at the bridge's copy.
+async fn link(s: &AppState, call_id: &str, path: &Path) {
+    let (Some(h), id, p) = (
+        s.history.clone(),
+        call_id.to_owned(),
+        path.display().to_string(),
+    ) else {
+        return;
+    };
+    let _ = tokio::task::spawn_blocking(move || {
+        let h = match h.lock() {
+            Ok(h) => h,
+            Err(p) => p.into_inner(),
+        };
+        if let Err(e) = h.set_recording(&id, &p) {
+            tracing::warn!(call_id = %id, error = %e, "could not link the stored recording");
+        }
+    })
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_name;
+
+    #[test]
+    fn only_this_calls_recording_names_are_stored() {
+        let id = "wacid.ABC123";
+        assert!(valid_name(id, "20261202T101010Z_wacid.ABC123.wav"));
+        assert!(valid_name(id, "20261202T101010Z_wacid.ABC123.json"));
+        assert!(!valid_name(id, "20261202T101010Z_wacid.OTHER.wav"));
+        assert!(!valid_name(id, "../20261202T101010Z_wacid.ABC123.wav"));
+        assert!(!valid_name(id, "20261202T101010Z_wacid.ABC123.sh"));
+        assert!(!valid_name(id, ".20261202T101010Z_wacid.ABC123.wav.part"));
+    }
+}
