@@ -360,6 +360,9 @@ async fn chromium_signs_in_to_the_console_sees_the_live_call_and_searches_histor
         may_dial: false,
         max_calls: None,
     }];
+    // The bot uploads its recordings; the bridge keeps them as Ogg Opus, which Chromium must
+    // then decode and seek on the call page (a decoder that is not ours).
+    cfg.store_dir = Some(dir.join("store"));
     let bridge = wacall::bridge::Bridge::start_on(listener, cfg)
         .await
         .expect("the bridge starts");
@@ -388,10 +391,9 @@ async fn chromium_signs_in_to_the_console_sees_the_live_call_and_searches_histor
         .await
         .unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while bridge
-        .history_row(&earlier)
-        .is_none_or(|r| r.end_reason.is_none())
-    {
+    while bridge.history_row(&earlier).is_none_or(|r| {
+        r.end_reason.is_none() || !r.recording.is_some_and(|p| p.ends_with(".opus"))
+    }) {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the earlier call never reached the history: {:?}",

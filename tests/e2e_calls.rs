@@ -1859,14 +1859,16 @@ async fn recordings_are_uploaded_to_the_bridge_resumably_by_their_holder() {
         })
         .await
         .unwrap();
-    // The row ends up pointing into the bridge's store, with the same bytes as the edge's copy.
+    // The row ends up pointing at the bridge's compact copy (Ogg Opus, peaks beside it); the
+    // uploaded WAV is gone from the store (recording.keep_wav is off), the edge keeps its own.
+    let in_store = |r: &wacall::call_record::CallRecord| {
+        r.recording
+            .as_deref()
+            .is_some_and(|p| p.starts_with(store.to_str().unwrap()) && p.ends_with(".opus"))
+    };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let row = loop {
-        if let Some(r) = bridge.history_row(&call_id).filter(|r| {
-            r.recording
-                .as_deref()
-                .is_some_and(|p| p.starts_with(store.to_str().unwrap()))
-        }) {
+        if let Some(r) = bridge.history_row(&call_id).filter(in_store) {
             break r;
         }
         assert!(
@@ -1877,12 +1879,24 @@ async fn recordings_are_uploaded_to_the_bridge_resumably_by_their_holder() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let stored = std::path::PathBuf::from(row.recording.unwrap());
-    let name = stored.file_name().unwrap().to_str().unwrap().to_owned();
+    let name = stored
+        .with_extension("wav")
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
     let local = dir.join("bot/recordings").join(&name);
-    assert_eq!(
-        std::fs::read(&stored).unwrap(),
-        std::fs::read(&local).unwrap()
+    let (opus_len, wav_len) = (
+        std::fs::metadata(&stored).unwrap().len(),
+        std::fs::metadata(&local).unwrap().len(),
     );
+    assert!(
+        opus_len * 10 < wav_len,
+        "Ogg Opus {opus_len} bytes for a {wav_len}-byte WAV"
+    );
+    assert!(stored.with_extension("peaks.json").exists());
+    assert!(!store.join(&name).exists(), "the WAV stayed in the store");
     assert!(
         local.with_extension("uploaded").exists(),
         "no marker after the upload"
@@ -1964,7 +1978,16 @@ async fn recordings_are_uploaded_to_the_bridge_resumably_by_their_holder() {
             .as_u16(),
         201
     );
-    assert_eq!(std::fs::read(store.join(&copy)).unwrap(), data);
+    // Stored whole, then compacted: the WAV goes, its Ogg Opus form stays.
+    let copy_opus = store.join(copy.replace(".wav", ".opus"));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !copy_opus.exists() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the copy was not compacted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // An earlier run's recording with no marker goes on the next pass.
     let _ = stop.send(true);
@@ -1980,7 +2003,14 @@ async fn recordings_are_uploaded_to_the_bridge_resumably_by_their_holder() {
     .await
     .unwrap();
     assert_eq!(n, 1);
-    assert_eq!(std::fs::read(&stored).unwrap(), data);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !stored.exists() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not stored again after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert!(common::metric_value(&bridge.url(), "wacall_uploads_stored_total").await >= 4.0);
     assert_eq!(
         common::metric_value(&bridge.url(), "wacall_uploads_refused_total").await,

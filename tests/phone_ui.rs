@@ -603,21 +603,20 @@ fn the_phones_recordings_reach_the_bridge_even_after_a_restart() {
         .unwrap();
     wait_text(&mut h, "Incoming call", t);
     h.get_by_label("Answer").click();
+    // Kept on the bridge in its compact form (Ogg Opus); the edge keeps its WAV.
     let stored_row = |call: &str| {
         sb.bridge
             .history_row(call)
             .and_then(|r| r.recording)
-            .filter(|p| p.starts_with(store.to_str().unwrap()))
+            .filter(|p| p.starts_with(store.to_str().unwrap()) && p.ends_with(".opus"))
     };
     wait_until(&mut h, "the recording stored on the bridge", t, |_| {
         stored_row(&call).is_some()
     });
     let stored = std::path::PathBuf::from(stored_row(&call).unwrap());
-    let local = rec.join(stored.file_name().unwrap());
-    assert_eq!(
-        std::fs::read(&stored).unwrap(),
-        std::fs::read(&local).unwrap()
-    );
+    let local = rec.join(stored.with_extension("wav").file_name().unwrap());
+    let size = |p: &std::path::Path| std::fs::metadata(p).unwrap().len();
+    assert!(size(&stored) * 10 < size(&local), "not compact");
     drop(h);
 
     // As if the phone had been killed before its upload: no marker, nothing on the bridge.
@@ -632,10 +631,6 @@ fn the_phones_recordings_reach_the_bridge_even_after_a_restart() {
         "the earlier recording uploaded after the restart",
         t,
         |_| stored.exists() && local.with_extension("uploaded").exists(),
-    );
-    assert_eq!(
-        std::fs::read(&stored).unwrap(),
-        std::fs::read(&local).unwrap()
     );
     drop(h);
     rt.block_on(sb.bridge.shutdown());

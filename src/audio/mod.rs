@@ -8,6 +8,7 @@ pub mod g711;
 pub mod jitter;
 pub mod mixer;
 pub mod mulaw;
+pub mod ogg_opus;
 pub mod peaks;
 pub mod recorder;
 pub mod resample;

@@ -4,13 +4,46 @@
 
 use std::path::Path;
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Peaks {
     pub seconds: f64,
     /// Left channel: what the customer said.
     pub customer: Vec<(i16, i16)>,
     /// Right channel: what the business (agent or bot) said.
     pub business: Vec<(i16, i16)>,
+}
+
+/// Peaks of a stored recording: a WAV is read; an Ogg Opus one has its peaks saved beside it
+/// (`.peaks.json`, written when it was compacted), resampled to `n` slices.
+pub fn recording_peaks(path: &Path, n: usize) -> Result<Peaks, String> {
+    if path.extension().is_some_and(|e| e == "wav") {
+        return wav_peaks(path, n);
+    }
+    let saved = path.with_extension("peaks.json");
+    let text = std::fs::read_to_string(&saved).map_err(|e| format!("{}: {e}", saved.display()))?;
+    let p: Peaks = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", saved.display()))?;
+    let n = n.clamp(1, 4000);
+    let pick = |v: &[(i16, i16)]| -> Vec<(i16, i16)> {
+        if v.is_empty() {
+            return Vec::new();
+        }
+        (0..n)
+            .map(|i| {
+                let (a, b) = (
+                    i * v.len() / n,
+                    ((i + 1) * v.len() / n).max(i * v.len() / n + 1),
+                );
+                v[a..b.min(v.len())]
+                    .iter()
+                    .fold((0, 0), |(lo, hi), &(l, h)| (lo.min(l), hi.max(h)))
+            })
+            .collect()
+    };
+    Ok(Peaks {
+        seconds: p.seconds,
+        customer: pick(&p.customer),
+        business: pick(&p.business),
+    })
 }
 
 /// Peaks of `path` in `n` slices (1..=4000).

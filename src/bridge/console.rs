@@ -63,7 +63,9 @@ async fn peaks(
             };
             h.get(&call_id).ok().flatten().and_then(|r| r.recording)
         };
-        path.map(|p| crate::audio::peaks::wav_peaks(std::path::Path::new(&p), q.n.unwrap_or(800)))
+        path.map(|p| {
+            crate::audio::peaks::recording_peaks(std::path::Path::new(&p), q.n.unwrap_or(800))
+        })
     })
     .await;
     match got {
@@ -215,7 +217,12 @@ async fn recording(
     }
     let mut r = (status, body).into_response();
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("audio/wav"));
+    let kind = if path.ends_with(".opus") {
+        "audio/ogg"
+    } else {
+        "audio/wav"
+    };
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     if status == StatusCode::PARTIAL_CONTENT
         && let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{end}/{len}"))

@@ -131,6 +131,8 @@ pub struct Metrics {
     pub uploads_failed: Counter,
     pub uploads_refused: Counter,
     pub upload_bytes: Counter,
+    /// Bytes of compact (Ogg Opus) recordings written to the store.
+    pub stored_bytes: Counter,
     ended: Mutex<BTreeMap<String, u64>>,
 }
 
@@ -343,6 +345,11 @@ impl Metrics {
                 "wacall_upload_bytes_total",
                 "Bytes of recordings received from edges",
                 &self.upload_bytes,
+            ),
+            (
+                "wacall_stored_bytes_total",
+                "Bytes of compact Ogg Opus recordings written to the store",
+                &self.stored_bytes,
             ),
         ] {
             counter(&mut out, name, help, c.get());

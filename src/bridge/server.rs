@@ -59,6 +59,8 @@ pub struct BridgeConfig {
     pub hours_file: Option<std::path::PathBuf>,
     /// Where recordings uploaded by edges are stored (`recording.dir`); `None`: not taken.
     pub store_dir: Option<PathBuf>,
+    /// Keep uploaded WAVs beside their Ogg Opus form (`recording.keep_wav`).
+    pub keep_wav: bool,
     /// TLS on the listener: (certificate chain, private key) PEM files.
     pub tls: Option<(PathBuf, PathBuf)>,
     pub max_connections: usize,
@@ -121,6 +123,7 @@ impl BridgeConfig {
             groups: c.routing.groups.clone(),
             hours_file: c.routing.hours_file.clone(),
             store_dir: Some(c.recording.dir.clone()),
+            keep_wav: c.recording.keep_wav,
             tls: c.server.tls_cert.clone().zip(c.server.tls_key.clone()),
             max_connections: c.server.max_connections,
             header_timeout: Duration::from_secs(c.server.header_timeout_s),
@@ -164,6 +167,7 @@ impl BridgeConfig {
             groups: Vec::new(),
             hours_file: None,
             store_dir: None,
+            keep_wav: false,
             tls: None,
             max_connections: 1024,
             header_timeout: Duration::from_secs(30),
@@ -191,6 +195,7 @@ pub(super) struct AppState {
     pub(super) secure: bool,
     /// Where edges' uploaded recordings go (`recording.dir`); `None`: no uploads taken.
     pub(super) store_dir: Option<PathBuf>,
+    pub(super) keep_wav: bool,
 }
 
 /// A running bridge.
@@ -343,6 +348,7 @@ impl Bridge {
             sessions: Arc::default(),
             secure: tls.is_some(),
             store_dir: cfg.store_dir.clone(),
+            keep_wav: cfg.keep_wav,
         };
         let app = Router::new()
             .route(&cfg.webhook_path, get(verify).post(webhook_post))

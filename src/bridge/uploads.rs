@@ -190,6 +190,7 @@ async fn append(
             s.metrics.uploads_stored.inc();
             if file.ends_with(".wav") {
                 link(&s, &call_id, &done).await;
+                compact_later(&s, &call_id, &done);
             }
             tracing::info!(call_id, file, bytes = total, "recording stored");
             with_offset(StatusCode::CREATED, total)
@@ -204,6 +205,35 @@ async fn append(
         }
         _ => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
+}
+
+/// On the background lane: the WAV becomes Ogg Opus (with its waveform's peaks saved beside
+/// it), the row points at that, and the WAV goes unless `recording.keep_wav`.
+fn compact_later(s: &AppState, call_id: &str, wav: &Path) {
+    let (s, id, wav) = (s.clone(), call_id.to_owned(), wav.to_path_buf());
+    tokio::spawn(async move {
+        let w = wav.clone();
+        let made = tokio::task::spawn_blocking(move || {
+            let opus = w.with_extension("opus");
+            let peaks = crate::audio::peaks::wav_peaks(&w, 4000)?;
+            let json = serde_json::to_vec(&peaks).map_err(|e| e.to_string())?;
+            std::fs::write(opus.with_extension("peaks.json"), json).map_err(|e| e.to_string())?;
+            crate::audio::ogg_opus::compact(&w, &opus, 32_000).map(|c| (opus, c))
+        })
+        .await;
+        match made {
+            Ok(Ok((opus, c))) => {
+                s.metrics.stored_bytes.add(c.bytes);
+                tracing::info!(call_id = %id, seconds = c.seconds, bytes = c.bytes, "recording compacted to Ogg Opus");
+                link(&s, &id, &opus).await;
+                if !s.keep_wav {
+                    let _ = tokio::fs::remove_file(&wav).await;
+                }
+            }
+            Ok(Err(e)) => tracing::warn!(call_id = %id, error = %e, "recording kept as WAV"),
+            Err(_) => {}
+        }
+    });
 }
 
 /// The history row now points at the bridge's copy.

@@ -8,7 +8,7 @@ use std::path::Path;
 use base64::Engine;
 use image::{ImageFormat, Rgb, RgbImage};
 
-use crate::audio::peaks::{Peaks, wav_peaks};
+use crate::audio::peaks::{Peaks, recording_peaks};
 use crate::call_record::{CallRecord, QualitySample};
 
 const W: u32 = 900;
@@ -184,7 +184,7 @@ pub fn render(record: &CallRecord, samples: &[QualitySample], recording: Option<
         .iter()
         .map(|(at, what)| format!("<li>{} · {}</li>\n", esc(at), esc(what)))
         .collect();
-    let wave = match recording.map(|p| wav_peaks(p, W as usize)) {
+    let wave = match recording.map(|p| recording_peaks(p, W as usize)) {
         Some(Ok(p)) => format!(
             "<img alt=\"waveform: customer above, business below\" src=\"{}\"><p class=m>Customer above, business below; {:.1} s.</p>",
             png_data_url(&waveform_image(&p)),
@@ -263,7 +263,7 @@ mod tests {
             "self-contained"
         );
         // The waveform has ink in both halves.
-        let img = waveform_image(&wav_peaks(&path, W as usize).unwrap());
+        let img = waveform_image(&crate::audio::peaks::wav_peaks(&path, W as usize).unwrap());
         let inked = |y0: u32, y1: u32| {
             (y0..y1)
                 .flat_map(|y| (0..W).map(move |x| (x, y)))
