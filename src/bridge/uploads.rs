@@ -52,7 +52,12 @@ async fn authorised(
     file: &str,
 ) -> Result<(PathBuf, PathBuf), Response> {
     let Some(store) = s.store_dir.clone() else {
-        return Err((StatusCode::NOT_FOUND, "this bridge stores no recordings").into_response());
+        // 501: not a failure to retry, the edge keeps its recordings itself.
+        return Err((
+            StatusCode::NOT_IMPLEMENTED,
+            "this bridge stores no recordings",
+        )
+            .into_response());
     };
     if !valid_name(call_id, file) {
         return Err((StatusCode::BAD_REQUEST, "not a recording name of this call").into_response());

@@ -24,6 +24,8 @@ pub enum UploadError {
     Sidecar { path: String, message: String },
     #[error("uploading {file}: {message}")]
     Http { file: String, message: String },
+    #[error("the bridge stores no recordings: they stay on this edge")]
+    NotTaken,
 }
 
 /// Sidecars in `dir` whose recordings are not yet on the bridge, oldest first.
@@ -70,6 +72,9 @@ async fn send_file(
         .send()
         .await
         .map_err(|e| http_err(e.to_string()))?;
+    if head.status() == reqwest::StatusCode::NOT_IMPLEMENTED {
+        return Err(UploadError::NotTaken);
+    }
     if !head.status().is_success() {
         return Err(http_err(format!("the bridge answered {}", head.status())));
     }
@@ -159,6 +164,10 @@ pub fn spawn(base: String, token: String, dir: PathBuf, more: std::sync::Arc<Not
                     }
                     backoff = Duration::from_secs(1);
                     let _ = tokio::time::timeout(Duration::from_secs(30), more.notified()).await;
+                }
+                Err(UploadError::NotTaken) => {
+                    tracing::info!("the bridge stores no recordings: they stay on this edge");
+                    return;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, retry_in = ?backoff, "recording upload failed");
