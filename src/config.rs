@@ -157,6 +157,8 @@ pub struct RecordingConfig {
     /// Keep the 48 kHz WAV of uploaded recordings beside their compact Ogg Opus form (about
     /// 690 MB an hour instead of 14).
     pub keep_wav: bool,
+    /// Recordings in the store older than this many days are deleted (hourly); 0 = kept.
+    pub keep_days: u64,
 }
 
 impl Default for RecordingConfig {
@@ -165,6 +167,7 @@ impl Default for RecordingConfig {
             enabled: true,
             dir: PathBuf::from("recordings"),
             keep_wav: false,
+            keep_days: 0,
         }
     }
 }

@@ -2016,6 +2016,11 @@ async fn recordings_are_uploaded_to_the_bridge_resumably_by_their_holder() {
         common::metric_value(&bridge.url(), "wacall_uploads_refused_total").await,
         1.0
     );
+    assert_eq!(
+        common::metric_value(&bridge.url(), "wacall_uploads_pending").await,
+        0.0,
+        "a finished or discarded upload is no longer pending"
+    );
     bridge.shutdown().await;
     sandbox.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);

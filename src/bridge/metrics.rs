@@ -133,6 +133,10 @@ pub struct Metrics {
     pub upload_bytes: Counter,
     /// Bytes of compact (Ogg Opus) recordings written to the store.
     pub stored_bytes: Counter,
+    /// Uploads begun and not finished (partial files in the store).
+    pub uploads_pending: AtomicU64,
+    /// Stored files deleted past `recording.keep_days`.
+    pub recordings_expired: Counter,
     ended: Mutex<BTreeMap<String, u64>>,
 }
 
@@ -300,6 +304,11 @@ impl Metrics {
             "# HELP wacall_queue_length Callers waiting for a free edge\n# TYPE wacall_queue_length gauge\nwacall_queue_length {}",
             self.queue_length.load(Ordering::Relaxed)
         );
+        let _ = writeln!(
+            out,
+            "# HELP wacall_uploads_pending Recording uploads begun and not finished\n# TYPE wacall_uploads_pending gauge\nwacall_uploads_pending {}",
+            self.uploads_pending.load(Ordering::Relaxed)
+        );
         self.queue_wait.0.render(
             "wacall_queue_wait_seconds",
             "How long callers waited in the queue (taken, abandoned or overflowed)",
@@ -350,6 +359,11 @@ impl Metrics {
                 "wacall_stored_bytes_total",
                 "Bytes of compact Ogg Opus recordings written to the store",
                 &self.stored_bytes,
+            ),
+            (
+                "wacall_recordings_expired_total",
+                "Stored recording files deleted past recording.keep_days",
+                &self.recordings_expired,
             ),
         ] {
             counter(&mut out, name, help, c.get());

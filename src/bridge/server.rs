@@ -61,6 +61,8 @@ pub struct BridgeConfig {
     pub store_dir: Option<PathBuf>,
     /// Keep uploaded WAVs beside their Ogg Opus form (`recording.keep_wav`).
     pub keep_wav: bool,
+    /// Stored recordings are deleted after this long (`recording.keep_days`); `None`: kept.
+    pub keep_for: Option<Duration>,
     /// TLS on the listener: (certificate chain, private key) PEM files.
     pub tls: Option<(PathBuf, PathBuf)>,
     pub max_connections: usize,
@@ -124,6 +126,8 @@ impl BridgeConfig {
             hours_file: c.routing.hours_file.clone(),
             store_dir: Some(c.recording.dir.clone()),
             keep_wav: c.recording.keep_wav,
+            keep_for: (c.recording.keep_days > 0)
+                .then(|| Duration::from_secs(c.recording.keep_days * 86_400)),
             tls: c.server.tls_cert.clone().zip(c.server.tls_key.clone()),
             max_connections: c.server.max_connections,
             header_timeout: Duration::from_secs(c.server.header_timeout_s),
@@ -168,6 +172,7 @@ impl BridgeConfig {
             hours_file: None,
             store_dir: None,
             keep_wav: false,
+            keep_for: None,
             tls: None,
             max_connections: 1024,
             header_timeout: Duration::from_secs(30),
@@ -368,6 +373,31 @@ impl Bridge {
             max_connections: cfg.max_connections,
             header_timeout: cfg.header_timeout,
         };
+        if let Some(store) = &cfg.store_dir {
+            super::uploads::count_pending(store, &metrics);
+            if let Some(keep) = cfg.keep_for {
+                let (store, metrics) = (store.clone(), metrics.clone());
+                let mut stop = stopped.clone();
+                tokio::spawn(async move {
+                    loop {
+                        let (s, m) = (store.clone(), metrics.clone());
+                        let _ = tokio::task::spawn_blocking(move || {
+                            let gone =
+                                super::uploads::sweep(&s, keep, std::time::SystemTime::now());
+                            m.recordings_expired.add(gone as u64);
+                            if gone > 0 {
+                                info!(files = gone, "recordings past recording.keep_days deleted");
+                            }
+                        })
+                        .await;
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+                            _ = stop.changed() => return,
+                        }
+                    }
+                });
+            }
+        }
         let server = tokio::spawn(super::listener::serve(
             listener, app, listen_cfg, metrics, stopped,
         ));

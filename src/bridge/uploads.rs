@@ -13,6 +13,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::head;
 use sha2::{Digest, Sha256};
+use std::sync::atomic::Ordering;
 
 use super::identity::Readable;
 use super::server::AppState;
@@ -148,7 +149,8 @@ async fn append(
     if let Some(dir) = part.parent() {
         let _ = crate::private_files::create_dir(dir);
     }
-    let have = tokio::fs::metadata(&part).await.map_or(0, |m| m.len());
+    let existed = tokio::fs::metadata(&part).await.ok();
+    let have = existed.as_ref().map_or(0, |m| m.len());
     if at != have {
         // The edge resumes from what the bridge holds.
         return with_offset(StatusCode::CONFLICT, have);
@@ -167,6 +169,9 @@ async fn append(
     .await;
     if let Err(e) = written {
         return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
+    }
+    if existed.is_none() {
+        s.metrics.uploads_pending.fetch_add(1, Ordering::Relaxed);
     }
     s.metrics.upload_bytes.add(body.len() as u64);
     let total = have + body.len() as u64;
@@ -190,6 +195,12 @@ async fn append(
         Ok(true)
     })
     .await;
+    if matches!(checked, Ok(Ok(_))) {
+        let _ = s
+            .metrics
+            .uploads_pending
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    }
     match checked {
         Ok(Ok(true)) => {
             s.metrics.uploads_stored.inc();
@@ -241,6 +252,39 @@ fn compact_later(s: &AppState, call_id: &str, wav: &Path) {
     });
 }
 
+/// Counts the partial uploads a store holds (at start: uploads an earlier run did not finish).
+pub fn count_pending(store: &Path, metrics: &super::metrics::Metrics) {
+    let n = std::fs::read_dir(store).map_or(0, |d| {
+        d.filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".part"))
+            .count()
+    });
+    metrics.uploads_pending.store(n as u64, Ordering::Relaxed);
+}
+
+/// Deletes the stored recordings, sidecars and peaks last written more than `keep` before
+/// `now` (`recording.keep_days`); returns how many files went. Partial uploads are left alone.
+pub fn sweep(store: &Path, keep: std::time::Duration, now: std::time::SystemTime) -> usize {
+    let Ok(dir) = std::fs::read_dir(store) else {
+        return 0;
+    };
+    let mut gone = 0;
+    for e in dir.filter_map(|e| e.ok()) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let ours = [".opus", ".wav", ".json"].iter().any(|x| name.ends_with(x));
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| now.duration_since(t).ok())
+            .is_some_and(|age| age > keep);
+        if ours && !name.starts_with('.') && old && std::fs::remove_file(e.path()).is_ok() {
+            gone += 1;
+        }
+    }
+    gone
+}
+
 /// The history row now points at the bridge's copy.
 async fn link(s: &AppState, call_id: &str, path: &Path) {
     let (Some(h), id, p) = (
@@ -275,5 +319,38 @@ mod tests {
         assert!(!valid_name(id, "../20261202T101010Z_wacid.ABC123.wav"));
         assert!(!valid_name(id, "20261202T101010Z_wacid.ABC123.sh"));
         assert!(!valid_name(id, ".20261202T101010Z_wacid.ABC123.wav.part"));
+    }
+
+    #[test]
+    fn the_sweep_deletes_only_old_stored_files() {
+        use std::time::{Duration, SystemTime};
+        let dir = std::env::temp_dir().join(format!("wacall-sweep-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let day = Duration::from_secs(86_400);
+        let old = SystemTime::now() - 40 * day;
+        for (name, t) in [
+            ("a_wacid.1.opus", old),
+            ("a_wacid.1.peaks.json", old),
+            ("b_wacid.2.opus", SystemTime::now()),
+            (".c_wacid.3.wav.part", old),
+            ("notes.txt", old),
+        ] {
+            let f = std::fs::File::create(dir.join(name)).unwrap();
+            f.set_modified(t).unwrap();
+        }
+        assert_eq!(super::sweep(&dir, 30 * day, SystemTime::now()), 2);
+        let left: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left.len(), 3, "{left:?}");
+        assert!(left.contains(&"b_wacid.2.opus".to_string()));
+        let m = crate::bridge::metrics::Metrics::default();
+        super::count_pending(&dir, &m);
+        assert_eq!(
+            m.uploads_pending.load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
