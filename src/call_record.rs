@@ -86,6 +86,9 @@ pub struct QualitySummary {
     pub dropped_in_queue: u64,
     #[serde(default)]
     pub playout: Playout,
+    /// When the call's media first connected at the edge (unix ms).
+    #[serde(default)]
+    pub media_connected_ms: Option<u64>,
 }
 
 impl From<&MediaStats> for QualitySummary {
@@ -100,6 +103,7 @@ impl From<&MediaStats> for QualitySummary {
             unknown_payload_type: s.unknown_payload_type,
             dropped_in_queue: s.dropped_in_queue,
             playout: s.playout,
+            media_connected_ms: s.connected_at_ms,
         }
     }
 }

@@ -83,6 +83,14 @@ async fn user_calls_the_bot(local: bool) {
     // The bot's playout side: frames played, almost none concealed, none late; and the same
     // figures reach /metrics (from the stats the bot sends while the call runs).
     assert!(q.playout.frames >= 100, "{q:?}");
+    // When the media came up, for the call's timeline: after the offer, before the end.
+    let connected = chrono::DateTime::from_timestamp_millis(q.media_connected_ms.unwrap() as i64)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    assert!(
+        record.offered_at < connected && Some(connected.clone()) < record.ended_at,
+        "{connected} vs {record:?}"
+    );
     assert_eq!(q.playout.late, 0, "{q:?}");
     assert!(q.playout.concealed * 20 < q.playout.frames, "{q:?}");
     let played = common::metric_value(&rig.bridge.url(), "wacall_edge_frames_played_total").await;

@@ -165,6 +165,13 @@ pub fn render(record: &CallRecord, samples: &[QualitySample], recording: Option<
         (r.pre_accepted_at.clone(), "pre_accept".to_owned()),
         (r.accepted_at.clone(), "accept".to_owned()),
         (
+            r.quality
+                .and_then(|q| q.media_connected_ms)
+                .and_then(|ms| chrono::DateTime::from_timestamp_millis(ms as i64))
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            "media connected".to_owned(),
+        ),
+        (
             samples
                 .iter()
                 .find(|s| s.packets_received > 0)

@@ -203,6 +203,9 @@ pub struct MediaStats {
     pub level_in_dbfs: Option<f32>,
     #[serde(default)]
     pub level_out_dbfs: Option<f32>,
+    /// When the call's media first connected (unix ms).
+    #[serde(default)]
+    pub connected_at_ms: Option<u64>,
 }
 
 /// State shared between the session and the WebRTC driver's callbacks.
@@ -215,6 +218,8 @@ struct Shared {
     dropped: AtomicU64,
     sent_packets: AtomicU64,
     sent_bytes: AtomicU64,
+    /// When ICE and DTLS first came up (unix ms; 0 = not yet): a point of the call's timeline.
+    connected_at: AtomicU64,
 }
 
 struct Handler {
@@ -237,6 +242,15 @@ impl PeerConnectionEventHandler for Handler {
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
         let state = ConnState::from(state);
         debug!(parent: &self.span, ?state, "peer connection state");
+        if state == ConnState::Connected {
+            let now = chrono::Utc::now().timestamp_millis().max(1) as u64;
+            let _ = self.shared.connected_at.compare_exchange(
+                0,
+                now,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
         let _ = self.state.send(state);
         let _ = self.events_tx.try_send(MediaEvent::State(state));
     }
@@ -499,6 +513,7 @@ impl MediaSession {
             dropped: AtomicU64::new(0),
             sent_packets: AtomicU64::new(0),
             sent_bytes: AtomicU64::new(0),
+            connected_at: AtomicU64::new(0),
         });
         let (gathered_tx, gathered) = watch::channel(false);
         let (state_tx, state) = watch::channel(ConnState::New);
@@ -953,6 +968,8 @@ impl MediaSession {
             playout: Default::default(),
             level_in_dbfs: None,
             level_out_dbfs: None,
+            connected_at_ms: Some(self.shared.connected_at.load(Ordering::Relaxed))
+                .filter(|&ms| ms > 0),
         }
     }
 

@@ -324,7 +324,7 @@ async function main() {
     });
     if (!(played > 0.1)) throw new Error(`the recording did not play (advanced ${played} s)`);
     const timeline = await page.$$eval('#timeline li', (lis) => lis.map((l) => l.textContent));
-    for (const want of ['pre_accept', '· accept']) {
+    for (const want of ['pre_accept', '· accept', 'media connected']) {
       if (!timeline.some((t) => t.includes(want))) throw new Error(`timeline lacks ${want}: ${JSON.stringify(timeline)}`);
     }
     callPage = { audio, played_s: played, timeline };

@@ -204,8 +204,11 @@ async function showCall(id) {
   for (const [k, v] of rows) { const tr = document.createElement("tr"); cell(tr, k, "muted"); cell(tr, v); fields.appendChild(tr); }
   const tl = $("timeline"); tl.replaceChildren();
   const firstAudio = d.quality.find((s) => s.packets_received > 0);
+  const connected = c.quality && c.quality.media_connected_ms
+    ? new Date(c.quality.media_connected_ms).toISOString() : null;
   const events = [[c.offered_at, c.direction === "inbound" ? "webhook: the customer calls" : "connect: dialled"],
     [c.pre_accepted_at, "pre_accept"], [c.accepted_at, "accept"],
+    [connected, "media connected (ICE and DTLS up at the edge)"],
     [firstAudio && firstAudio.at, "audio flowing (first of the 2 s quality reports with audio)"],
     [c.dtmf ? c.ended_at : null, "keys pressed: " + c.dtmf],
     [c.ended_at, "end: " + (c.end_reason || "") + hungUpBy(c.end_reason)]];
