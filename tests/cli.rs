@@ -259,7 +259,11 @@ async fn serve_bot(name: &str) -> ServeBot {
     let rec = dir.join("recordings");
     std::fs::write(
         &cfg,
-        toml + &format!("[recording]\nenabled = true\ndir = \"{}\"\n", rec.display()),
+        // The WAV is kept beside the compact form, so the test can read the tone from it.
+        toml + &format!(
+            "[recording]\nenabled = true\nkeep_wav = true\ndir = \"{}\"\n",
+            rec.display()
+        ),
     )
     .unwrap();
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_wacall"))
@@ -307,7 +311,7 @@ async fn serve_with_a_bot_answers_a_call_and_the_tone_crosses() {
         sandbox,
         mut child,
         dir,
-        ..
+        db,
     } = serve_bot("serve").await;
     let id = sandbox
         .world
@@ -341,6 +345,23 @@ async fn serve_with_a_bot_answers_a_call_and_the_tone_crosses() {
     let (c, b) = (common::middle_hz(&customer), common::middle_hz(&bot));
     assert!((c - 440.0).abs() <= 5.0, "the bot heard {c} Hz");
     assert!((b - 880.0).abs() <= 5.0, "the bot sent {b} Hz");
+    // In the store, the recording is also kept compact (Ogg Opus), and the row points at it.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let opus = loop {
+        let row = wacall::bridge::history::History::open(&db)
+            .ok()
+            .and_then(|h| h.get(&id).ok().flatten());
+        if let Some(p) = row
+            .and_then(|r| r.recording)
+            .filter(|p| p.ends_with(".opus"))
+        {
+            break std::path::PathBuf::from(p);
+        }
+        assert!(Instant::now() < deadline, "the recording was not compacted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let wav_len = std::fs::metadata(opus.with_extension("wav")).unwrap().len();
+    assert!(std::fs::metadata(&opus).unwrap().len() * 10 < wav_len);
     let _ = child.kill().await;
     sandbox.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);

@@ -66,6 +66,11 @@ pub enum EngineInput {
         seq: u32,
     },
     Sweep,
+    /// A recording in the store became Ogg Opus (`path`).
+    Compacted {
+        call_id: String,
+        path: String,
+    },
     /// What is happening now, for the supervisor console.
     Snapshot {
         reply: tokio::sync::oneshot::Sender<LiveView>,
@@ -168,6 +173,10 @@ pub struct EngineConfig {
     pub groups: Vec<crate::config::GroupConfig>,
     /// Outside these hours calls overflow at once (`routing.hours_file`).
     pub hours: Option<crate::settings::CallHours>,
+    /// The recordings store (`recording.dir`): a recording an edge finished there (a bot in
+    /// this process) is compacted like an upload; `keep_wav` keeps its WAV too.
+    pub store_dir: Option<std::path::PathBuf>,
+    pub keep_wav: bool,
 }
 
 struct EdgeInfo {
@@ -480,6 +489,16 @@ impl Engine {
                 seq,
             } => self.feed(&call_id, Input::Timeout(timer, seq), Utc::now()),
             EngineInput::Shutdown => {}
+            EngineInput::Compacted { call_id, path } => {
+                if let Some(h) = &self.history {
+                    h.set_recording(&call_id, &path);
+                }
+                if let Ok(mut s) = self.shared.lock()
+                    && let Some(r) = s.records.get_mut(&call_id)
+                {
+                    r.recording = Some(path);
+                }
+            }
             EngineInput::Snapshot { reply } => {
                 let _ = reply.send(self.live_view());
             }
@@ -704,6 +723,7 @@ impl Engine {
                 recording,
             } => {
                 self.count_quality(&call_id, &quality);
+                self.compact_if_stored(&call_id, recording.as_deref());
                 self.feed(
                     &call_id,
                     Input::EdgeFinished {
@@ -996,6 +1016,35 @@ impl Engine {
             self.router.call_started(&new);
             self.slots.insert(call_id.to_string(), new);
         }
+    }
+
+    /// A recording written into the store on this host (by a bot in this process) gets the
+    /// uploads' treatment: Ogg Opus on a blocking thread, then the row points at it.
+    fn compact_if_stored(&self, call_id: &str, recording: Option<&str>) {
+        let (Some(store), Some(wav)) = (self.cfg.store_dir.as_ref(), recording) else {
+            return;
+        };
+        let wav = std::path::PathBuf::from(wav);
+        if wav.extension().is_none_or(|e| e != "wav") || !wav.starts_with(store) || !wav.is_file() {
+            return;
+        }
+        let (tx, id, keep) = (self.tx.clone(), call_id.to_owned(), self.cfg.keep_wav);
+        let metrics = self.metrics.clone();
+        tokio::spawn(async move {
+            let w = wav.clone();
+            match tokio::task::spawn_blocking(move || super::uploads::compact_stored(&w)).await {
+                Ok(Ok((opus, c))) => {
+                    metrics.stored_bytes.add(c.bytes);
+                    if !keep {
+                        let _ = tokio::fs::remove_file(&wav).await;
+                    }
+                    let path = opus.display().to_string();
+                    let _ = tx.send(EngineInput::Compacted { call_id: id, path }).await;
+                }
+                Ok(Err(e)) => warn!(call_id = %id, error = %e, "recording kept as WAV"),
+                Err(_) => {}
+            }
+        });
     }
 
     /// Edges report running totals (every 2 s, and once more when they finish): each counter

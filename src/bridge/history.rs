@@ -510,6 +510,7 @@ pub fn csv(rows: &[CallRecord]) -> String {
 enum Write {
     Record(Box<CallRecord>),
     Sample(String, QualitySample),
+    Recording(String, String),
 }
 
 /// Serialises writes on a thread of their own.
@@ -529,12 +530,16 @@ impl HistoryWriter {
                 crate::thread_priority::step_back();
                 // Whatever queued while the last batch was written goes in the next one: fifty
                 // calls arriving at once cost a few commits, not a hundred.
-                let (mut batch, mut samples) = (Vec::new(), Vec::new());
+                let (mut batch, mut samples, mut stored) = (Vec::new(), Vec::new(), Vec::new());
                 while let Ok(first) = rx.recv() {
                     for w in std::iter::once(first).chain(rx.try_iter().take(MAX_BATCH - 1)) {
                         match w {
                             Write::Record(r) => batch.push(*r),
                             Write::Sample(id, s) => samples.push((id, s)),
+                            Write::Recording(id, path) => {
+                                // After the rows this batch writes: a new row exists then.
+                                stored.push((id, path));
+                            }
                         }
                     }
                     if !batch.is_empty()
@@ -546,6 +551,11 @@ impl HistoryWriter {
                         && let Err(e) = history.append_samples(&samples)
                     {
                         tracing::error!(samples = samples.len(), error = %e, "quality samples not written");
+                    }
+                    for (id, path) in stored.drain(..) {
+                        if let Err(e) = history.set_recording(&id, &path) {
+                            tracing::error!(call_id = %id, error = %e, "stored recording not linked");
+                        }
                     }
                     batch.clear();
                     samples.clear();
@@ -573,6 +583,13 @@ impl HistoryWriter {
 
     pub fn upsert(&self, r: CallRecord) {
         let _ = self.tx.send(Write::Record(Box::new(r)));
+    }
+
+    /// Points a call's row at its stored (compact) recording.
+    pub fn set_recording(&self, call_id: &str, path: &str) {
+        let _ = self
+            .tx
+            .send(Write::Recording(call_id.to_string(), path.to_string()));
     }
 
     /// Adds a point to a call's quality over time.

@@ -315,6 +315,8 @@ impl Bridge {
                 service_level: cfg.service_level,
                 groups: cfg.groups.clone(),
                 hours,
+                store_dir: cfg.store_dir.clone(),
+                keep_wav: cfg.keep_wav,
             },
             bsp,
             history,

@@ -229,14 +229,7 @@ fn compact_later(s: &AppState, call_id: &str, wav: &Path) {
     let (s, id, wav) = (s.clone(), call_id.to_owned(), wav.to_path_buf());
     tokio::spawn(async move {
         let w = wav.clone();
-        let made = tokio::task::spawn_blocking(move || {
-            let opus = w.with_extension("opus");
-            let peaks = crate::audio::peaks::wav_peaks(&w, 4000)?;
-            let json = serde_json::to_vec(&peaks).map_err(|e| e.to_string())?;
-            std::fs::write(opus.with_extension("peaks.json"), json).map_err(|e| e.to_string())?;
-            crate::audio::ogg_opus::compact(&w, &opus, 32_000).map(|c| (opus, c))
-        })
-        .await;
+        let made = tokio::task::spawn_blocking(move || compact_stored(&w)).await;
         match made {
             Ok(Ok((opus, c))) => {
                 s.metrics.stored_bytes.add(c.bytes);
@@ -283,6 +276,15 @@ pub fn sweep(store: &Path, keep: std::time::Duration, now: std::time::SystemTime
         }
     }
     gone
+}
+
+/// A stored WAV's compact form: Ogg Opus beside it (32 kb/s), with its waveform's peaks.
+pub fn compact_stored(wav: &Path) -> Result<(PathBuf, crate::audio::ogg_opus::Compacted), String> {
+    let opus = wav.with_extension("opus");
+    let peaks = crate::audio::peaks::wav_peaks(wav, 4000)?;
+    let json = serde_json::to_vec(&peaks).map_err(|e| e.to_string())?;
+    std::fs::write(opus.with_extension("peaks.json"), json).map_err(|e| e.to_string())?;
+    crate::audio::ogg_opus::compact(wav, &opus, 32_000).map(|c| (opus, c))
 }
 
 /// The history row now points at the bridge's copy.
