@@ -137,6 +137,9 @@ pub struct CallRecord {
     /// The call went to the overflow edge (voicemail, say), and why.
     #[serde(default)]
     pub overflow: Option<String>,
+    /// When each key of `dtmf` was pressed (RFC 3339, in the same order).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dtmf_at: Vec<String>,
 }
 
 impl CallRecord {
@@ -160,6 +163,7 @@ impl CallRecord {
             dtmf: String::new(),
             queue_wait_s: None,
             overflow: None,
+            dtmf_at: Vec::new(),
         }
     }
 }

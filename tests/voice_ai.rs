@@ -138,5 +138,9 @@ async fn bot_streams_the_call_to_a_voice_ai_server_both_ways() {
     assert_eq!(saw.dtmf, vec!["5".to_string()]);
     assert!(saw.stopped, "the stream ends with stop");
     assert_eq!(record.dtmf, "5", "the key is in the call record");
+    // With its time, for the call's timeline: after the answer, before the end.
+    assert_eq!(record.dtmf_at.len(), 1, "{record:?}");
+    assert!(record.accepted_at.as_deref() < Some(record.dtmf_at[0].as_str()));
+    assert!(Some(record.dtmf_at[0].as_str()) < record.ended_at.as_deref());
     rig.stop().await;
 }

@@ -57,6 +57,8 @@ const ADDED_COLUMNS: &[(&str, &str)] = &[
     // The bridge's copy of an uploaded recording: read in place of the edge's path, and never
     // overwritten by the edge's later reports.
     ("stored_recording", "TEXT"),
+    // When each key was pressed, a JSON array aligned with `dtmf`.
+    ("dtmf_at", "TEXT"),
 ];
 
 fn err_at(path: &Path, source: rusqlite::Error) -> HistoryError {
@@ -128,8 +130,8 @@ impl History {
                 .prepare_cached(
                     "INSERT INTO calls (call_id, direction, customer, business, caller_name, edge, answered_by,
                     offered_at, pre_accepted_at, accepted_at, ended_at, end_reason, duration_s, quality,
-                    recording, dtmf, queue_wait_s, overflow)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+                    recording, dtmf, queue_wait_s, overflow, dtmf_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
                  ON CONFLICT(call_id) DO UPDATE SET
                     direction=excluded.direction, customer=excluded.customer, business=excluded.business,
                     caller_name=excluded.caller_name, edge=excluded.edge, answered_by=excluded.answered_by,
@@ -138,7 +140,8 @@ impl History {
                     end_reason=excluded.end_reason, duration_s=excluded.duration_s,
                     quality=COALESCE(excluded.quality, calls.quality),
                     recording=COALESCE(excluded.recording, calls.recording), dtmf=excluded.dtmf,
-                    queue_wait_s=excluded.queue_wait_s, overflow=excluded.overflow",
+                    queue_wait_s=excluded.queue_wait_s, overflow=excluded.overflow,
+                    dtmf_at=excluded.dtmf_at",
                 )
                 .map_err(|e| err_at(&self.path, e))?;
             for r in records {
@@ -164,6 +167,7 @@ impl History {
                     r.dtmf,
                     r.queue_wait_s.map(|d| d as i64),
                     r.overflow,
+                    serde_json::to_string(&r.dtmf_at).unwrap_or_default(),
                 ])
                 .map_err(|e| err_at(&self.path, e))?;
             }
@@ -176,6 +180,7 @@ impl History {
         let quality: Option<String> = row.get(13)?;
         let duration: Option<i64> = row.get(12)?;
         let waited: Option<i64> = row.get(16)?;
+        let dtmf_at: Option<String> = row.get(18)?;
         Ok(CallRecord {
             call_id: row.get(0)?,
             direction: if direction == "outbound" {
@@ -199,13 +204,16 @@ impl History {
             dtmf: row.get(15)?,
             queue_wait_s: waited.map(|d| d.max(0) as u64),
             overflow: row.get(17)?,
+            dtmf_at: dtmf_at
+                .and_then(|j| serde_json::from_str(&j).ok())
+                .unwrap_or_default(),
         })
     }
 
     const COLUMNS: &'static str =
         "call_id, direction, customer, business, caller_name, edge, answered_by, offered_at,
         pre_accepted_at, accepted_at, ended_at, end_reason, duration_s, quality,
-        COALESCE(stored_recording, recording), dtmf, queue_wait_s, overflow";
+        COALESCE(stored_recording, recording), dtmf, queue_wait_s, overflow, dtmf_at";
 
     /// Calls matching `f`, newest first, and how many match in all (for paging).
     pub fn search(&self, f: &Search) -> Result<(Vec<CallRecord>, u64), HistoryError> {

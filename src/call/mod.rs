@@ -526,6 +526,7 @@ impl Call {
                 // A PIN or a menu choice is a few keys; a flood is not kept.
                 if self.record.dtmf.chars().count() < MAX_DTMF {
                     self.record.dtmf.push(digit);
+                    self.record.dtmf_at.push(stamp(now));
                 }
                 Ok(vec![])
             }

@@ -184,6 +184,12 @@ pub fn render(record: &CallRecord, samples: &[QualitySample], recording: Option<
         ),
     ]
     .into_iter()
+    .chain(
+        r.dtmf
+            .chars()
+            .zip(r.dtmf_at.iter())
+            .map(|(k, at)| (Some(at.clone()), format!("key pressed: {k}"))),
+    )
     .filter_map(|(at, what)| at.map(|at| (at, what)))
     .collect();
     timeline.sort();

@@ -210,7 +210,9 @@ async function showCall(id) {
     [c.pre_accepted_at, "pre_accept"], [c.accepted_at, "accept"],
     [connected, "media connected (ICE and DTLS up at the edge)"],
     [firstAudio && firstAudio.at, "audio flowing (first of the 2 s quality reports with audio)"],
-    [c.dtmf ? c.ended_at : null, "keys pressed: " + c.dtmf],
+    ...(c.dtmf_at && c.dtmf_at.length
+      ? [...c.dtmf].map((k, i) => [c.dtmf_at[i], "key pressed: " + k])
+      : [[c.dtmf ? c.ended_at : null, "keys pressed: " + c.dtmf]]),
     [c.ended_at, "end: " + (c.end_reason || "") + hungUpBy(c.end_reason)]];
   events.sort((a, b) => String(a[0] || "").localeCompare(String(b[0] || "")));
   for (const [at, what] of events) {
