@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::io::Write;
 use std::time::Duration;
 
 use common::{EDGE_TOKEN, Rig, bot_config, read_stereo};
@@ -1683,7 +1684,17 @@ async fn the_supervisor_console_shows_live_calls_and_searches_history() {
         401,
         "no cookie"
     );
-    // A call in progress appears in the live view, pushed over SSE.
+    // A call in progress appears in the live view, pushed over SSE: the stream is open first,
+    // so what is timed is the push (the view is looked at twice a second, sent when it changes).
+    let mut sse = get(format!("{base}/console/api/events")).await;
+    assert_eq!(sse.status().as_u16(), 200);
+    let first = tokio::time::timeout(Duration::from_secs(5), sse.chunk())
+        .await
+        .expect("no first live view")
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("event: live"));
+    let placed = tokio::time::Instant::now();
     let call_id = sandbox
         .world
         .place_user_call(UserCall {
@@ -1694,9 +1705,8 @@ async fn the_supervisor_console_shows_live_calls_and_searches_history() {
         })
         .await
         .unwrap();
-    let mut sse = get(format!("{base}/console/api/events")).await;
-    assert_eq!(sse.status().as_u16(), 200);
     let mut seen = String::new();
+    let mut appeared = None;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while !(seen.contains(&call_id) && seen.contains("e2e-bot") && seen.contains("\"active\"")) {
         let chunk = tokio::time::timeout_at(deadline, sse.chunk())
@@ -1705,7 +1715,19 @@ async fn the_supervisor_console_shows_live_calls_and_searches_history() {
             .unwrap()
             .expect("the event stream ended");
         seen.push_str(&String::from_utf8_lossy(&chunk));
+        if appeared.is_none() && seen.contains(&call_id) {
+            appeared = Some(placed.elapsed());
+        }
     }
+    let appeared = appeared.unwrap();
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "console: the call appeared in the live view {} ms after it was placed",
+        appeared.as_millis()
+    );
+    // A bound, not a figure (it is printed above): the view is looked at twice a second, so
+    // three seconds means the push is broken, not that the machine is busy.
+    assert!(appeared < Duration::from_secs(3), "{appeared:?}");
     let live: serde_json::Value = get(format!("{base}/console/api/live"))
         .await
         .json()

@@ -355,8 +355,8 @@ async fn live(State(s): State<AppState>, headers: HeaderMap) -> Response {
     }
 }
 
-/// The live view once a second while something changes (and a keep-alive meanwhile), for as
-/// long as the page is open and the session lasts.
+/// The live view whenever it changes (looked at twice a second; a keep-alive meanwhile), for
+/// as long as the page is open and the session lasts.
 async fn events(State(s): State<AppState>, headers: HeaderMap) -> Response {
     if supervisor(&s, &headers).is_none() {
         return sign_in_first();
@@ -366,8 +366,9 @@ async fn events(State(s): State<AppState>, headers: HeaderMap) -> Response {
         (s, session, None::<String>, true),
         |(s, session, last, mut first)| async move {
             loop {
+                // Looked at twice a second, so a change is on screen within a second.
                 if !first {
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    tokio::time::sleep(Duration::from_millis(500)).await;
                 }
                 first = false;
                 // A signed-out (or expired) session stops its stream.
