@@ -2024,6 +2024,7 @@ async fn recordings_are_uploaded_to_the_bridge_resumably_by_their_holder() {
     let _ = bot_task.await;
     std::fs::remove_file(local.with_extension("uploaded")).unwrap();
     std::fs::remove_file(&stored).unwrap();
+    let t0 = std::time::Instant::now();
     let n = wacall::edge::upload::upload_pending(
         &http,
         &bridge.url(),
@@ -2033,6 +2034,15 @@ async fn recordings_are_uploaded_to_the_bridge_resumably_by_their_holder() {
     .await
     .unwrap();
     assert_eq!(n, 1);
+    let took = t0.elapsed();
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "upload: {} bytes in {} chunks in {:.1} ms ({:.0} MB/s, debug build, loopback)",
+        data.len(),
+        data.len().div_ceil(192 * 1024),
+        took.as_secs_f64() * 1000.0,
+        data.len() as f64 / took.as_secs_f64() / 1e6
+    );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !stored.exists() {
         assert!(
