@@ -665,9 +665,7 @@ fn report(a: ReportArgs) -> anyhow::Result<ExitCode> {
     let out = a.out.unwrap_or_else(|| {
         PathBuf::from(format!(
             "wacall-report-{}.html",
-            wacall::audio::recorder::recording_stem(chrono::Utc::now(), &record.call_id)
-                .split_once('_')
-                .map_or(record.call_id.clone(), |(_, id)| id.to_owned())
+            wacall::audio::recorder::file_safe_id(&record.call_id)
         ))
     });
     std::fs::write(&out, html).map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;

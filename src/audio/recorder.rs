@@ -20,6 +20,12 @@ const MAX_CALL_ID_CHARS: usize = 80;
 
 /// `<UTC time>_<call id>`: sorts by time, safe as a file name on every OS.
 pub fn recording_stem(at: DateTime<Utc>, call_id: &str) -> String {
+    format!("{}_{}", at.format("%Y%m%dT%H%M%SZ"), file_safe_id(call_id))
+}
+
+/// A call id as it appears in file names: letters, digits, `.`, `_`, `-` (others become `_`),
+/// at most 80 characters, never empty.
+pub fn file_safe_id(call_id: &str) -> String {
     let mut id: String = call_id
         .chars()
         .map(|c| {
@@ -34,7 +40,7 @@ pub fn recording_stem(at: DateTime<Utc>, call_id: &str) -> String {
     if id.is_empty() {
         id.push_str("call");
     }
-    format!("{}_{}", at.format("%Y%m%dT%H%M%SZ"), id)
+    id
 }
 
 fn hound_to_io(e: hound::Error) -> io::Error {

@@ -52,28 +52,26 @@ async fn peaks(
     if supervisor(&s, &headers).is_none() {
         return sign_in_first();
     }
-    let Some(h) = s.history.clone() else {
-        return hardened((StatusCode::NOT_FOUND, "no history").into_response());
+    let Some(path) = recording_path(&s, call_id).await else {
+        return hardened((StatusCode::NOT_FOUND, "no recording for this call").into_response());
     };
+    let n = q.n.unwrap_or(800);
     let got = tokio::task::spawn_blocking(move || {
-        let path = {
-            let h = match h.lock() {
-                Ok(h) => h,
-                Err(p) => p.into_inner(),
-            };
-            h.get(&call_id).ok().flatten().and_then(|r| r.recording)
-        };
-        path.map(|p| {
-            crate::audio::peaks::recording_peaks(std::path::Path::new(&p), q.n.unwrap_or(800))
-        })
+        crate::audio::peaks::recording_peaks(std::path::Path::new(&path), n)
     })
     .await;
     match got {
-        Ok(Some(Ok(p))) => hardened(axum::Json(p).into_response()),
-        Ok(Some(Err(e))) => hardened((StatusCode::NOT_FOUND, e).into_response()),
-        Ok(None) => hardened((StatusCode::NOT_FOUND, "no recording for this call").into_response()),
+        Ok(Ok(p)) => hardened(axum::Json(p).into_response()),
+        Ok(Err(e)) => hardened((StatusCode::NOT_FOUND, e).into_response()),
         Err(_) => hardened(StatusCode::INTERNAL_SERVER_ERROR.into_response()),
     }
+}
+
+/// The recording a call's history row names: the only path the console ever opens.
+async fn recording_path(s: &AppState, call_id: String) -> Option<String> {
+    s.read_history(move |h| h.get(&call_id).ok().flatten().and_then(|r| r.recording))
+        .await
+        .flatten()
 }
 
 /// One call for its page: the history row (the sidecar's fields) and its quality over time.
@@ -85,23 +83,17 @@ async fn call_page(
     if supervisor(&s, &headers).is_none() {
         return sign_in_first();
     }
-    let Some(h) = s.history.clone() else {
-        return hardened((StatusCode::NOT_FOUND, "no history").into_response());
-    };
-    let got = tokio::task::spawn_blocking(move || {
-        let h = match h.lock() {
-            Ok(h) => h,
-            Err(p) => p.into_inner(),
-        };
-        let Some(record) = h.get(&call_id)? else {
-            return Ok(None);
-        };
-        let samples = h.samples(&call_id)?;
-        Ok::<_, super::history::HistoryError>(Some((record, samples)))
-    })
-    .await;
+    let got = s
+        .read_history(move |h| {
+            let Some(record) = h.get(&call_id)? else {
+                return Ok(None);
+            };
+            let samples = h.samples(&call_id)?;
+            Ok::<_, super::history::HistoryError>(Some((record, samples)))
+        })
+        .await;
     match got {
-        Ok(Ok(Some((record, samples)))) => {
+        Some(Ok(Some((record, samples)))) => {
             let has_recording = record
                 .recording
                 .as_deref()
@@ -115,9 +107,11 @@ async fn call_page(
                 .into_response(),
             )
         }
-        Ok(Ok(None)) => hardened((StatusCode::NOT_FOUND, "no such call").into_response()),
-        Ok(Err(e)) => hardened((StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()),
-        Err(_) => hardened(StatusCode::INTERNAL_SERVER_ERROR.into_response()),
+        Some(Ok(None)) => hardened((StatusCode::NOT_FOUND, "no such call").into_response()),
+        None => hardened((StatusCode::NOT_FOUND, "no history").into_response()),
+        Some(Err(e)) => {
+            hardened((StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response())
+        }
     }
 }
 
@@ -160,20 +154,7 @@ async fn recording(
     if supervisor(&s, &headers).is_none() {
         return sign_in_first();
     }
-    let Some(h) = s.history.clone() else {
-        return hardened((StatusCode::NOT_FOUND, "no history").into_response());
-    };
-    // Only a path from the call's own history row is ever opened.
-    let path = tokio::task::spawn_blocking(move || {
-        let h = match h.lock() {
-            Ok(h) => h,
-            Err(p) => p.into_inner(),
-        };
-        h.get(&call_id).ok().flatten().and_then(|r| r.recording)
-    })
-    .await
-    .ok()
-    .flatten();
+    let path = recording_path(&s, call_id).await;
     let Some(path) = path else {
         return hardened((StatusCode::NOT_FOUND, "no recording for this call").into_response());
     };
@@ -456,19 +437,11 @@ async fn history(
             q.per_page.unwrap_or(50)
         },
     };
-    let Some(h) = s.history.clone() else {
-        return hardened((StatusCode::NOT_FOUND, "no history").into_response());
-    };
-    let found = tokio::task::spawn_blocking(move || {
-        let h = match h.lock() {
-            Ok(h) => h,
-            Err(p) => p.into_inner(),
-        };
-        h.search(&search).map(|r| (r, search))
-    })
-    .await;
+    let found = s
+        .read_history(move |h| h.search(&search).map(|r| (r, search)))
+        .await;
     match found {
-        Ok(Ok(((rows, total), search))) if csv_out => hardened(
+        Some(Ok(((rows, _), _))) if csv_out => hardened(
             (
                 [
                     (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
@@ -477,14 +450,11 @@ async fn history(
                         "attachment; filename=\"wacall-calls.csv\"",
                     ),
                 ],
-                {
-                    let _ = (total, search);
-                    csv(&rows)
-                },
+                csv(&rows),
             )
                 .into_response(),
         ),
-        Ok(Ok(((rows, total), search))) => hardened(
+        Some(Ok(((rows, total), search))) => hardened(
             axum::Json(serde_json::json!({
                 "total": total,
                 "page": search.page,
@@ -493,8 +463,10 @@ async fn history(
             }))
             .into_response(),
         ),
-        Ok(Err(e)) => hardened((StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()),
-        Err(_) => hardened(StatusCode::INTERNAL_SERVER_ERROR.into_response()),
+        Some(Err(e)) => {
+            hardened((StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response())
+        }
+        None => hardened((StatusCode::NOT_FOUND, "no history").into_response()),
     }
 }
 

@@ -66,8 +66,8 @@ pub enum EngineInput {
         seq: u32,
     },
     Sweep,
-    /// A recording in the store became Ogg Opus (`path`).
-    Compacted {
+    /// A call's recording is now at `path` in the store (uploaded, or compacted to Ogg Opus).
+    RecordingStored {
         call_id: String,
         path: String,
     },
@@ -489,7 +489,7 @@ impl Engine {
                 seq,
             } => self.feed(&call_id, Input::Timeout(timer, seq), Utc::now()),
             EngineInput::Shutdown => {}
-            EngineInput::Compacted { call_id, path } => {
+            EngineInput::RecordingStored { call_id, path } => {
                 if let Some(h) = &self.history {
                     h.set_recording(&call_id, &path);
                 }
@@ -722,7 +722,8 @@ impl Engine {
                 quality,
                 recording,
             } => {
-                self.count_quality(&call_id, &quality);
+                // The call machine stores this one (it completes the record).
+                self.count_quality(&call_id, &quality, false);
                 self.compact_if_stored(&call_id, recording.as_deref());
                 self.feed(
                     &call_id,
@@ -735,19 +736,13 @@ impl Engine {
                 )
             }
             EdgeMessage::Stats { call_id, stats } => {
-                let quality = (&stats).into();
-                self.count_quality(&call_id, &quality);
+                self.count_quality(&call_id, &(&stats).into(), true);
                 if let Some(h) = &self.history {
                     let at = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
                     h.sample(
                         &call_id,
                         crate::call_record::QualitySample::from_stats(&stats, at),
                     );
-                }
-                if let Ok(mut s) = self.shared.lock()
-                    && let Some(r) = s.records.get_mut(&call_id)
-                {
-                    r.quality = Some(quality);
                 }
             }
             EdgeMessage::Dial {
@@ -1028,32 +1023,26 @@ impl Engine {
         if wav.extension().is_none_or(|e| e != "wav") || !wav.starts_with(store) || !wav.is_file() {
             return;
         }
-        let (tx, id, keep) = (self.tx.clone(), call_id.to_owned(), self.cfg.keep_wav);
-        let metrics = self.metrics.clone();
-        tokio::spawn(async move {
-            let w = wav.clone();
-            match tokio::task::spawn_blocking(move || super::uploads::compact_stored(&w)).await {
-                Ok(Ok((opus, c))) => {
-                    metrics.stored_bytes.add(c.bytes);
-                    if !keep {
-                        let _ = tokio::fs::remove_file(&wav).await;
-                    }
-                    let path = opus.display().to_string();
-                    let _ = tx.send(EngineInput::Compacted { call_id: id, path }).await;
-                }
-                Ok(Err(e)) => warn!(call_id = %id, error = %e, "recording kept as WAV"),
-                Err(_) => {}
-            }
-        });
+        super::uploads::compact_in_background(
+            call_id,
+            wav,
+            self.cfg.keep_wav,
+            self.metrics.clone(),
+            self.tx.clone(),
+        );
     }
 
     /// Edges report running totals (every 2 s, and once more when they finish): each counter
     /// in `/metrics` grows by what is new since the call's last report.
-    fn count_quality(&self, call_id: &str, now: &QualitySummary) {
-        let Some(before) = self.shared.lock().ok().and_then(|s| {
-            s.records
-                .get(call_id)
-                .map(|r| r.quality.unwrap_or_default())
+    /// With `keep`, the report also becomes the call's live quality (one lock for both).
+    fn count_quality(&self, call_id: &str, now: &QualitySummary, keep: bool) {
+        let Some(before) = self.shared.lock().ok().and_then(|mut s| {
+            let r = s.records.get_mut(call_id)?;
+            let before = r.quality.unwrap_or_default();
+            if keep {
+                r.quality = Some(*now);
+            }
+            Some(before)
         }) else {
             return;
         };

@@ -62,6 +62,21 @@ pub enum Readable {
     Names(Vec<String>),
 }
 
+impl Readable {
+    /// Whether a call held by `edge` (an edge id, `name-xxxxxxxx`) is readable.
+    pub fn covers(&self, edge: Option<&str>) -> bool {
+        match self {
+            Readable::All => true,
+            Readable::Names(names) => edge.is_some_and(|e| {
+                names.iter().any(|n| {
+                    e.strip_prefix(n.as_str())
+                        .is_some_and(|r| r.starts_with('-'))
+                })
+            }),
+        }
+    }
+}
+
 /// Every token the bridge accepts, and the names legacy tokens have used.
 #[derive(Debug, Default)]
 pub struct Identities {

@@ -261,6 +261,33 @@ fn load_hours(path: &std::path::Path) -> Result<crate::settings::CallHours, Brid
     Ok(hours)
 }
 
+impl AppState {
+    /// Runs `f` on the history's reading connection, on a blocking thread (SQLite must not hold
+    /// up the async workers); `None` when the bridge keeps no history.
+    pub(super) async fn read_history<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&History) -> T + Send + 'static,
+    ) -> Option<T> {
+        let h = self.history.clone()?;
+        tokio::task::spawn_blocking(move || {
+            // A panic elsewhere while holding the lock leaves the connection usable.
+            let guard = h.lock().unwrap_or_else(|p| p.into_inner());
+            f(&guard)
+        })
+        .await
+        .ok()
+    }
+}
+
+/// The `Authorization: Bearer` token of a request ("" when there is none).
+pub(super) fn bearer(headers: &HeaderMap) -> &str {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("")
+}
+
 impl Bridge {
     pub async fn start(addr: SocketAddr, cfg: BridgeConfig) -> Result<Bridge, BridgeError> {
         let listener = TcpListener::bind(addr)
@@ -601,45 +628,26 @@ async fn call_quality(
     headers: HeaderMap,
     axum::extract::Path(call_id): axum::extract::Path<String>,
 ) -> Response {
-    let token = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    let Some(readable) = s.identities.readable(token) else {
+    let Some(readable) = s.identities.readable(bearer(&headers)) else {
         return (StatusCode::UNAUTHORIZED, "edge token required").into_response();
     };
-    let Some(history) = s.history.clone() else {
-        return (StatusCode::NOT_FOUND, "no history").into_response();
-    };
-    let got = tokio::task::spawn_blocking(move || {
-        let h = match history.lock() {
-            Ok(h) => h,
-            Err(p) => p.into_inner(),
-        };
-        let Some(record) = h.get(&call_id)? else {
-            return Ok(None);
-        };
-        let edge = record.edge.unwrap_or_default();
-        let mine = match &readable {
-            super::identity::Readable::All => true,
-            super::identity::Readable::Names(names) => names.iter().any(|n| {
-                edge.strip_prefix(n.as_str())
-                    .is_some_and(|r| r.starts_with('-'))
-            }),
-        };
-        // Someone else's call answers like an unknown one: no hint that it exists.
-        if !mine {
-            return Ok(None);
-        }
-        h.samples(&call_id).map(Some)
-    })
-    .await;
+    let got = s
+        .read_history(move |h| {
+            let Some(record) = h.get(&call_id)? else {
+                return Ok(None);
+            };
+            // Someone else's call answers like an unknown one: no hint that it exists.
+            if !readable.covers(record.edge.as_deref()) {
+                return Ok(None);
+            }
+            h.samples(&call_id).map(Some)
+        })
+        .await;
     match got {
-        Ok(Ok(Some(samples))) => axum::Json(samples).into_response(),
-        Ok(Ok(None)) => (StatusCode::NOT_FOUND, "no such call").into_response(),
-        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        Some(Ok(Some(samples))) => axum::Json(samples).into_response(),
+        Some(Ok(None)) => (StatusCode::NOT_FOUND, "no such call").into_response(),
+        None => (StatusCode::NOT_FOUND, "no history").into_response(),
+        Some(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }
 
@@ -649,33 +657,20 @@ async fn calls(
     headers: HeaderMap,
     Query(q): Query<CallsParams>,
 ) -> Response {
-    let token = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
     // A supervisor reads every call; an agent or bot only its own.
-    let Some(readable) = s.identities.readable(token) else {
+    let Some(readable) = s.identities.readable(bearer(&headers)) else {
         return (StatusCode::UNAUTHORIZED, "edge token required").into_response();
     };
-    let Some(history) = s.history.clone() else {
-        return axum::Json(Vec::<CallRecord>::new()).into_response();
-    };
     let limit = q.limit.unwrap_or(50).min(1000);
-    let rows = tokio::task::spawn_blocking(move || {
-        let h = match history.lock() {
-            Ok(h) => h,
-            Err(p) => p.into_inner(),
-        };
-        match &readable {
+    let rows = s
+        .read_history(move |h| match &readable {
             super::identity::Readable::All => h.recent(limit),
             super::identity::Readable::Names(names) => h.recent_for(names, limit),
-        }
-    })
-    .await;
+        })
+        .await;
     match rows {
-        Ok(Ok(rows)) => axum::Json(rows).into_response(),
-        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        Some(Ok(rows)) => axum::Json(rows).into_response(),
+        None => axum::Json(Vec::<CallRecord>::new()).into_response(),
+        Some(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }

@@ -15,8 +15,14 @@ use axum::routing::head;
 use sha2::{Digest, Sha256};
 use std::sync::atomic::Ordering;
 
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::engine::EngineInput;
 use super::identity::Readable;
-use super::server::AppState;
+use super::metrics::Metrics;
+use super::server::{AppState, bearer};
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new().route("/recordings/{call_id}/{file}", head(offset).patch(append))
@@ -25,24 +31,13 @@ pub(super) fn routes() -> Router<AppState> {
 /// A file name an edge may store: its recording or sidecar, named as the recorder names them
 /// (the call id inside), nothing that could leave the store directory.
 pub fn valid_name(call_id: &str, file: &str) -> bool {
-    let stem_id = crate::audio::recorder::recording_stem(chrono::Utc::now(), call_id);
-    let id_part = stem_id.split_once('_').map_or("", |(_, id)| id);
     file.len() <= 160
-        && !id_part.is_empty()
-        && file.contains(id_part)
+        && file.contains(&crate::audio::recorder::file_safe_id(call_id))
         && (file.ends_with(".wav") || file.ends_with(".json"))
         && !file.starts_with('.')
         && file
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
-
-fn bearer(headers: &HeaderMap) -> &str {
-    headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("")
 }
 
 /// The store and the file's final and partial paths, once the token is the call's holder.
@@ -63,28 +58,17 @@ async fn authorised(
     if !valid_name(call_id, file) {
         return Err((StatusCode::BAD_REQUEST, "not a recording name of this call").into_response());
     }
-    let Some(Readable::Names(names)) = s.identities.readable(bearer(headers)) else {
-        return Err((StatusCode::UNAUTHORIZED, "an edge token is required").into_response());
-    };
-    let Some(history) = s.history.clone() else {
-        return Err((StatusCode::NOT_FOUND, "no history").into_response());
+    // Supervisors read calls; only edges, and only the call's holder, store recordings.
+    let readable = match s.identities.readable(bearer(headers)) {
+        Some(r @ Readable::Names(_)) => r,
+        _ => return Err((StatusCode::UNAUTHORIZED, "an edge token is required").into_response()),
     };
     let id = call_id.to_owned();
-    let edge = tokio::task::spawn_blocking(move || {
-        let h = match history.lock() {
-            Ok(h) => h,
-            Err(p) => p.into_inner(),
-        };
-        h.get(&id).ok().flatten().and_then(|r| r.edge)
-    })
-    .await
-    .ok()
-    .flatten()
-    .unwrap_or_default();
-    let holder = names.iter().any(|n| {
-        edge.strip_prefix(n.as_str())
-            .is_some_and(|r| r.starts_with('-'))
-    });
+    let edge = s
+        .read_history(move |h| h.get(&id).ok().flatten().and_then(|r| r.edge))
+        .await
+        .flatten();
+    let holder = readable.covers(edge.as_deref());
     if !holder {
         s.metrics.uploads_refused.inc();
         // Someone else's call answers like an unknown one.
@@ -205,8 +189,14 @@ async fn append(
         Ok(Ok(true)) => {
             s.metrics.uploads_stored.inc();
             if file.ends_with(".wav") {
-                link(&s, &call_id, &done).await;
-                compact_later(&s, &call_id, &done);
+                stored(&s.engine, &call_id, &done).await;
+                compact_in_background(
+                    &call_id,
+                    done.clone(),
+                    s.keep_wav,
+                    s.metrics.clone(),
+                    s.engine.clone(),
+                );
             }
             tracing::info!(call_id, file, bytes = total, "recording stored");
             with_offset(StatusCode::CREATED, total)
@@ -223,19 +213,25 @@ async fn append(
     }
 }
 
-/// On the background lane: the WAV becomes Ogg Opus (with its waveform's peaks saved beside
-/// it), the row points at that, and the WAV goes unless `recording.keep_wav`.
-fn compact_later(s: &AppState, call_id: &str, wav: &Path) {
-    let (s, id, wav) = (s.clone(), call_id.to_owned(), wav.to_path_buf());
+/// On a blocking thread: a stored WAV becomes Ogg Opus (with its waveform's peaks saved beside
+/// it), the row points at that, and the WAV goes unless `keep_wav`. Uploads and recordings a
+/// bot in the bridge's process wrote into the store both come here.
+pub(super) fn compact_in_background(
+    call_id: &str,
+    wav: PathBuf,
+    keep_wav: bool,
+    metrics: Arc<Metrics>,
+    engine: mpsc::Sender<EngineInput>,
+) {
+    let id = call_id.to_owned();
     tokio::spawn(async move {
         let w = wav.clone();
-        let made = tokio::task::spawn_blocking(move || compact_stored(&w)).await;
-        match made {
+        match tokio::task::spawn_blocking(move || compact_stored(&w)).await {
             Ok(Ok((opus, c))) => {
-                s.metrics.stored_bytes.add(c.bytes);
+                metrics.stored_bytes.add(c.bytes);
                 tracing::info!(call_id = %id, seconds = c.seconds, bytes = c.bytes, "recording compacted to Ogg Opus");
-                link(&s, &id, &opus).await;
-                if !s.keep_wav {
+                stored(&engine, &id, &opus).await;
+                if !keep_wav {
                     let _ = tokio::fs::remove_file(&wav).await;
                 }
             }
@@ -287,25 +283,15 @@ pub fn compact_stored(wav: &Path) -> Result<(PathBuf, crate::audio::ogg_opus::Co
     crate::audio::ogg_opus::compact(wav, &opus, 32_000).map(|c| (opus, c))
 }
 
-/// The history row now points at the bridge's copy.
-async fn link(s: &AppState, call_id: &str, path: &Path) {
-    let (Some(h), id, p) = (
-        s.history.clone(),
-        call_id.to_owned(),
-        path.display().to_string(),
-    ) else {
-        return;
-    };
-    let _ = tokio::task::spawn_blocking(move || {
-        let h = match h.lock() {
-            Ok(h) => h,
-            Err(p) => p.into_inner(),
-        };
-        if let Err(e) = h.set_recording(&id, &p) {
-            tracing::warn!(call_id = %id, error = %e, "could not link the stored recording");
-        }
-    })
-    .await;
+/// The call's row now points at the bridge's copy (written by the history writer, through the
+/// engine, like every other change to a row).
+async fn stored(engine: &mpsc::Sender<EngineInput>, call_id: &str, path: &Path) {
+    let _ = engine
+        .send(EngineInput::RecordingStored {
+            call_id: call_id.to_owned(),
+            path: path.display().to_string(),
+        })
+        .await;
 }
 
 #[cfg(test)]

@@ -101,6 +101,9 @@ impl<T> OnFirstUse<T> {
     }
 }
 
+/// Frames between updates of the playout figures the edge reports (25 = twice a second).
+const PUBLISH_PLAYOUT_EVERY: u64 = 25;
+
 /// Received audio on its way to the jitter buffer.
 #[derive(Default)]
 struct Incoming {
@@ -282,7 +285,11 @@ impl CallAudio {
                         Some(d) => {
                             incoming.frames += 1;
                             let f = incoming.jitter.pop_frame(d.as_mut());
-                            if let Ok(mut p) = playout_out.try_lock() {
+                            // Read every 2 s for stats: published twice a second, not
+                            // every frame.
+                            if incoming.frames % PUBLISH_PLAYOUT_EVERY == 0
+                                && let Ok(mut p) = playout_out.try_lock()
+                            {
                                 *p = incoming.playout();
                             }
                             f
@@ -339,6 +346,9 @@ impl CallAudio {
                     if behaviour.wants_hangup() {
                         let _ = hangup_tx.send(true);
                     }
+                }
+                if let Ok(mut p) = playout_out.lock() {
+                    *p = incoming.playout();
                 }
                 if let Some(rec) = recorder.as_mut()
                     && let Err(e) = rec.finish_audio()
