@@ -82,11 +82,43 @@ fn ip(args: &[&str]) -> Result<(), String> {
     }
 }
 
+/// The namespace a browser test runs Chromium in, once Chromium, node and the driver are
+/// there. Without them the test is skipped, loudly (on the real stderr: cargo test captures
+/// `eprintln!` of passing tests), except under `CI`, which must run it.
+fn ready(test: &str, create: fn() -> Result<Netns, String>) -> Option<Netns> {
+    let problem = match missing() {
+        Some(what) => format!("{what} is missing; run `bash scripts/setup.sh`"),
+        None => match create() {
+            Ok(ns) => return Some(ns),
+            Err(e) => format!("no network namespace: {e}"),
+        },
+    };
+    if std::env::var_os("CI").is_some() {
+        panic!("CI must run the browser test {test}, but {problem}");
+    }
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "\n*** SKIPPED {test}...: {problem} ***\n"
+    );
+    None
+}
+
 impl Netns {
+    /// The call test's namespace.
     fn create() -> Result<Netns, String> {
-        let n = std::process::id() % 200 + 20;
-        let name = format!("wacall-chr-{n}");
-        let (h, p) = (format!("wch{n}"), format!("wcp{n}"));
+        Netns::create_as("chr", ("wch", "wcp"), std::process::id() % 200 + 20)
+    }
+
+    /// The console test's: the two tests run at once in one process, so each has its own
+    /// names and addresses.
+    fn create_for_console() -> Result<Netns, String> {
+        Netns::create_as("con", ("wco", "wcq"), std::process::id() % 30 + 220)
+    }
+
+    /// `wacall-<tag>-<n>`, a veth pair (`<host><n>`, `<peer><n>`) on 10.203.<n>.0/30.
+    fn create_as(tag: &str, (host_if, peer_if): (&str, &str), n: u32) -> Result<Netns, String> {
+        let name = format!("wacall-{tag}-{n}");
+        let (h, p) = (format!("{host_if}{n}"), format!("{peer_if}{n}"));
         let host = std::net::Ipv4Addr::new(10, 203, n as u8, 1);
         let peer = std::net::Ipv4Addr::new(10, 203, n as u8, 2);
         let _ = ip(&["netns", "del", &name]);
@@ -164,27 +196,8 @@ impl Browser {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_calls_the_bot_tones_cross_and_its_keypad_lands_in_history() {
-    if let Some(what) = missing() {
-        if std::env::var_os("CI").is_some() {
-            panic!("CI must run the browser test, but {what} is missing");
-        }
-        // Straight to stderr: cargo test captures eprintln! of passing tests.
-        let _ = writeln!(
-            std::io::stderr().lock(),
-            "\n*** SKIPPED chromium_calls_the_bot...: {what} is missing; run `bash scripts/setup.sh` ***\n"
-        );
+    let Some(ns) = ready("chromium_calls_the_bot", Netns::create) else {
         return;
-    }
-    let ns = match Netns::create() {
-        Ok(ns) => ns,
-        Err(e) if std::env::var_os("CI").is_some() => panic!("network namespace: {e}"),
-        Err(e) => {
-            let _ = writeln!(
-                std::io::stderr().lock(),
-                "\n*** SKIPPED chromium_calls_the_bot...: no network namespace: {e} ***\n"
-            );
-            return;
-        }
     };
     let dir = std::env::temp_dir().join(format!("wacall-chromium-{}", std::process::id()));
     let mut bot = bot_config(&dir);
@@ -270,37 +283,6 @@ async fn chromium_calls_the_bot_tones_cross_and_its_keypad_lands_in_history() {
     drop(ns);
 }
 
-impl Netns {
-    /// [`Netns::create`] under other names and on another /30 (10.203.220..249.0): cargo runs
-    /// this file's tests at once in one process, so the console test needs a namespace of its
-    /// own beside the call test's.
-    fn create_for_console() -> Result<Netns, String> {
-        let n = std::process::id() % 30 + 220;
-        let name = format!("wacall-con-{n}");
-        let (h, p) = (format!("wco{n}"), format!("wcq{n}"));
-        let host = std::net::Ipv4Addr::new(10, 203, n as u8, 1);
-        let peer = std::net::Ipv4Addr::new(10, 203, n as u8, 2);
-        let _ = ip(&["netns", "del", &name]);
-        let ns = Netns { name, host, peer };
-        let (hc, pc) = (format!("{host}/30"), format!("{peer}/30"));
-        ip(&["netns", "add", &ns.name])?;
-        ip(&["link", "add", &h, "type", "veth", "peer", "name", &p])?;
-        ip(&["link", "set", &p, "netns", &ns.name])?;
-        ip(&["addr", "add", &hc, "dev", &h])?;
-        ip(&["link", "set", &h, "up"])?;
-        for cmd in [
-            vec!["addr", "add", pc.as_str(), "dev", p.as_str()],
-            vec!["link", "set", p.as_str(), "up"],
-            vec!["link", "set", "lo", "up"],
-        ] {
-            let mut args = vec!["netns", "exec", ns.name.as_str(), "ip"];
-            args.extend(cmd);
-            ip(&args)?;
-        }
-        Ok(ns)
-    }
-}
-
 /// The supervisor console in a real browser (`tests/browser/console_check.js`): Chromium, in
 /// its own network namespace, opens `/console` on the bridge (listening on the host's end of
 /// the veth link), is refused a wrong token, signs in with a supervisor's, sees the live call
@@ -309,34 +291,18 @@ impl Netns {
 /// must log no error and break no rule of its Content-Security-Policy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_signs_in_to_the_console_sees_the_live_call_and_searches_history() {
-    use wacall::bridge::identity::{EdgeIdentity, Role};
+    use wacall::bridge::identity::Role;
     use wacall::sandbox::{Sandbox, UserCall};
     use wacall::secret::Secret;
     const SUPERVISOR_TOKEN: &str = "tok-console-supervisor";
     const LIVE_USER: &str = "5215500000802";
     const EARLIER_USER: &str = "5215500000801";
 
-    if let Some(what) = missing() {
-        if std::env::var_os("CI").is_some() {
-            panic!("CI must run the browser test, but {what} is missing");
-        }
-        // Straight to stderr: cargo test captures eprintln! of passing tests.
-        let _ = writeln!(
-            std::io::stderr().lock(),
-            "\n*** SKIPPED chromium_signs_in_to_the_console...: {what} is missing; run `bash scripts/setup.sh` ***\n"
-        );
+    let Some(ns) = ready(
+        "chromium_signs_in_to_the_console",
+        Netns::create_for_console,
+    ) else {
         return;
-    }
-    let ns = match Netns::create_for_console() {
-        Ok(ns) => ns,
-        Err(e) if std::env::var_os("CI").is_some() => panic!("network namespace: {e}"),
-        Err(e) => {
-            let _ = writeln!(
-                std::io::stderr().lock(),
-                "\n*** SKIPPED chromium_signs_in_to_the_console...: no network namespace: {e} ***\n"
-            );
-            return;
-        }
     };
     common::init_logs();
     let dir = std::env::temp_dir().join(format!("wacall-chromium-console-{}", std::process::id()));
@@ -353,13 +319,11 @@ async fn chromium_signs_in_to_the_console_sees_the_live_call_and_searches_histor
         vec![Secret::new(common::EDGE_TOKEN)],
         Some(dir.join("history.sqlite3")),
     );
-    cfg.edges = vec![EdgeIdentity {
-        name: "qa-lead".into(),
-        role: Role::Supervisor,
-        token: Secret::new(SUPERVISOR_TOKEN),
-        may_dial: false,
-        max_calls: None,
-    }];
+    cfg.edges = vec![common::identity(
+        "qa-lead",
+        Role::Supervisor,
+        SUPERVISOR_TOKEN,
+    )];
     // The bot uploads its recordings; the bridge keeps them as Ogg Opus, which Chromium must
     // then decode and seek on the call page (a decoder that is not ours).
     cfg.store_dir = Some(dir.join("store"));

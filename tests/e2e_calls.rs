@@ -772,27 +772,15 @@ async fn a_bridge_without_an_app_secret_does_not_start() {
 /// but cannot connect as an edge; `/calls` shows an agent only its own calls.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_decide_identity_and_what_calls_an_edge_can_read() {
-    use wacall::bridge::identity::{EdgeIdentity, Role};
+    use wacall::bridge::identity::Role;
     use wacall::hub_protocol::{EdgeKind, EdgeMessage, HubMessage};
-    use wacall::secret::Secret;
+
     let dir = std::env::temp_dir().join(format!("wacall-e2e-ids-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (sandbox, bridge) = common::sandbox_and_bridge(Some(dir.join("h.db")), |cfg| {
         cfg.edges = vec![
-            EdgeIdentity {
-                name: "ana".into(),
-                role: Role::Agent,
-                token: Secret::new("tok-ana"),
-                may_dial: false,
-                max_calls: None,
-            },
-            EdgeIdentity {
-                name: "qa".into(),
-                role: Role::Supervisor,
-                token: Secret::new("tok-qa"),
-                may_dial: false,
-                max_calls: None,
-            },
+            common::identity("ana", Role::Agent, "tok-ana"),
+            common::identity("qa", Role::Supervisor, "tok-qa"),
         ];
     })
     .await;
@@ -1599,26 +1587,14 @@ async fn groups_pick_the_agent_and_closed_hours_send_callers_to_voicemail() {
 /// second; history is searched by number and exported as CSV.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_supervisor_console_shows_live_calls_and_searches_history() {
-    use wacall::bridge::identity::{EdgeIdentity, Role};
-    use wacall::secret::Secret;
+    use wacall::bridge::identity::Role;
+
     let dir = std::env::temp_dir().join(format!("wacall-e2e-console-{}", rand::random::<u32>()));
     std::fs::create_dir_all(&dir).unwrap();
     let (sandbox, bridge) = common::sandbox_and_bridge(Some(dir.join("h.db")), |cfg| {
         cfg.edges = vec![
-            EdgeIdentity {
-                name: "qa-lead".into(),
-                role: Role::Supervisor,
-                token: Secret::new("tok-qa"),
-                may_dial: false,
-                max_calls: None,
-            },
-            EdgeIdentity {
-                name: "ana".into(),
-                role: Role::Agent,
-                token: Secret::new("tok-ana"),
-                may_dial: false,
-                max_calls: None,
-            },
+            common::identity("qa-lead", Role::Supervisor, "tok-qa"),
+            common::identity("ana", Role::Agent, "tok-ana"),
         ];
     })
     .await;
@@ -1851,20 +1827,14 @@ async fn the_supervisor_console_shows_live_calls_and_searches_history() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recordings_are_uploaded_to_the_bridge_resumably_by_their_holder() {
     use sha2::Digest;
-    use wacall::bridge::identity::{EdgeIdentity, Role};
-    use wacall::secret::Secret;
+    use wacall::bridge::identity::Role;
+
     let dir = std::env::temp_dir().join(format!("wacall-e2e-upload-{}", rand::random::<u32>()));
     let store = dir.join("store");
     std::fs::create_dir_all(&store).unwrap();
     let (sandbox, bridge) = common::sandbox_and_bridge(Some(dir.join("h.db")), |cfg| {
         cfg.store_dir = Some(store.clone());
-        cfg.edges = vec![EdgeIdentity {
-            name: "other".into(),
-            role: Role::Agent,
-            token: Secret::new("tok-other"),
-            may_dial: false,
-            max_calls: None,
-        }];
+        cfg.edges = vec![common::identity("other", Role::Agent, "tok-other")];
     })
     .await;
     let bridge = bridge.unwrap();

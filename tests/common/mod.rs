@@ -302,3 +302,18 @@ pub fn middle_hz(samples: &[i16]) -> f32 {
     let n = samples.len();
     wacall::audio::tone::dominant_frequency(&samples[n / 4..n * 3 / 4], 48_000)
 }
+
+/// An edge identity for `[[server.edges]]` in tests: may not dial, default call limit.
+pub fn identity(
+    name: &str,
+    role: wacall::bridge::identity::Role,
+    token: &str,
+) -> wacall::bridge::identity::EdgeIdentity {
+    wacall::bridge::identity::EdgeIdentity {
+        name: name.into(),
+        role,
+        token: Secret::new(token),
+        may_dial: false,
+        max_calls: None,
+    }
+}
