@@ -211,21 +211,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("wacall-ogg-{}", rand::random::<u64>()));
         std::fs::create_dir_all(&dir).unwrap();
         let wav = dir.join("call.wav");
-        let spec = hound::WavSpec {
-            channels: 2,
-            sample_rate: RATE,
-            bits_per_sample: 16,
-            sample_format: hound::SampleFormat::Int,
-        };
-        let mut w = hound::WavWriter::create(&wav, spec).unwrap();
-        for i in 0..(RATE * 3) {
-            let t = i as f32 / RATE as f32;
-            w.write_sample(((t * 440.0 * std::f32::consts::TAU).sin() * 9000.0) as i16)
-                .unwrap();
-            w.write_sample(((t * 880.0 * std::f32::consts::TAU).sin() * 9000.0) as i16)
-                .unwrap();
-        }
-        w.finalize().unwrap();
+        use crate::audio::peaks::{test_tone, write_test_recording};
+        write_test_recording(&wav, RATE * 3, |i| {
+            (test_tone(i, 440.0), test_tone(i, 880.0))
+        });
         let out = dir.join("call.opus");
         let c = compact(&wav, &out, 32_000).unwrap();
         eprintln!(

@@ -75,6 +75,31 @@ pub fn wav_peaks(path: &Path, n: usize) -> Result<Peaks, String> {
     })
 }
 
+/// Writes a two-channel 48 kHz recording for tests: `frames` frames, `sample(i)` giving the
+/// (customer, business) pair of frame `i`.
+#[cfg(test)]
+pub(crate) fn write_test_recording(path: &Path, frames: u32, sample: impl Fn(u32) -> (i16, i16)) {
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: 48_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for i in 0..frames {
+        let (l, r) = sample(i);
+        w.write_sample(l).unwrap();
+        w.write_sample(r).unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+/// Frame `i` of a tone at `hz`, for [`write_test_recording`].
+#[cfg(test)]
+pub(crate) fn test_tone(i: u32, hz: f32) -> i16 {
+    ((i as f32 / 48_000.0 * hz * std::f32::consts::TAU).sin() * 9000.0) as i16
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,20 +107,10 @@ mod tests {
     #[test]
     fn each_channel_keeps_its_own_extremes() {
         let path = std::env::temp_dir().join(format!("wacall-peaks-{}.wav", rand::random::<u64>()));
-        let spec = hound::WavSpec {
-            channels: 2,
-            sample_rate: 48_000,
-            bits_per_sample: 16,
-            sample_format: hound::SampleFormat::Int,
-        };
-        let mut w = hound::WavWriter::create(&path, spec).unwrap();
-        for i in 0..48_000 {
-            // Customer loud in the first half only; business quiet throughout.
-            w.write_sample(if i < 24_000 { 20_000i16 } else { 0 })
-                .unwrap();
-            w.write_sample(-100i16).unwrap();
-        }
-        w.finalize().unwrap();
+        // Customer loud in the first half only; business quiet throughout.
+        write_test_recording(&path, 48_000, |i| {
+            (if i < 24_000 { 20_000 } else { 0 }, -100)
+        });
         let p = wav_peaks(&path, 10).unwrap();
         assert!((p.seconds - 1.0).abs() < 1e-9);
         assert_eq!(p.customer[0], (0, 20_000));

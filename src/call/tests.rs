@@ -8,13 +8,18 @@ fn t(ms: i64) -> DateTime<Utc> {
 }
 
 fn inbound() -> Call {
+    inbound_with("wacid.1", Some("Ana".into()), CallTimeouts::default())
+}
+
+/// A user's call at t(0); its first command is always `Route`.
+fn inbound_with(id: &str, name: Option<String>, timeouts: CallTimeouts) -> Call {
     let (call, cmds) = Call::inbound(
-        "wacid.1",
+        id,
         "5215500000002",
         "5215500000001",
-        Some("Ana".into()),
+        name,
         "offer-sdp".into(),
-        CallTimeouts::default(),
+        timeouts,
         t(0),
     );
     assert_eq!(cmds, vec![Command::Route]);
@@ -813,19 +818,11 @@ fn a_failed_terminate_is_retried_until_confirmed() {
 }
 
 fn queued_inbound(queue_s: u64) -> Call {
-    let (call, _) = Call::inbound(
-        "wacid.Q",
-        "5215500000002",
-        "5215500000001",
-        None,
-        "offer-sdp".into(),
-        CallTimeouts {
-            queue: Duration::from_secs(queue_s),
-            ..CallTimeouts::default()
-        },
-        t(0),
-    );
-    call
+    let timeouts = CallTimeouts {
+        queue: Duration::from_secs(queue_s),
+        ..CallTimeouts::default()
+    };
+    inbound_with("wacid.Q", None, timeouts)
 }
 
 fn queue_timer(c: &[Command]) -> Option<u32> {

@@ -233,21 +233,10 @@ mod tests {
     fn the_report_is_one_file_with_both_images_and_nothing_unescaped() {
         let path =
             std::env::temp_dir().join(format!("wacall-report-{}.wav", rand::random::<u64>()));
-        let spec = hound::WavSpec {
-            channels: 2,
-            sample_rate: 48_000,
-            bits_per_sample: 16,
-            sample_format: hound::SampleFormat::Int,
-        };
-        let mut w = hound::WavWriter::create(&path, spec).unwrap();
-        for i in 0..48_000 {
-            let t = i as f32 / 48_000.0;
-            w.write_sample(((t * 440.0 * std::f32::consts::TAU).sin() * 9000.0) as i16)
-                .unwrap();
-            w.write_sample(((t * 880.0 * std::f32::consts::TAU).sin() * 9000.0) as i16)
-                .unwrap();
-        }
-        w.finalize().unwrap();
+        use crate::audio::peaks::{test_tone, write_test_recording};
+        write_test_recording(&path, 48_000, |i| {
+            (test_tone(i, 440.0), test_tone(i, 880.0))
+        });
         let mut r = CallRecord::new("wacid.R1", Direction::Inbound, "5215500000001", "b");
         r.caller_name = Some("<script>alert(1)</script>".into());
         r.pre_accepted_at = Some("2026-12-02T10:00:00.100Z".into());
