@@ -140,6 +140,12 @@ pub struct CallRecord {
     /// When each key of `dtmf` was pressed (RFC 3339, in the same order).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dtmf_at: Vec<String>,
+    /// Meta's own recording of the call (`[recording.meta]`), downloaded into the store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta_recording: Option<String>,
+    /// Meta's transcript of the call (JSON segments), downloaded into the store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta_transcript: Option<String>,
 }
 
 impl CallRecord {
@@ -164,6 +170,8 @@ impl CallRecord {
             queue_wait_s: None,
             overflow: None,
             dtmf_at: Vec::new(),
+            meta_recording: None,
+            meta_transcript: None,
         }
     }
 }

@@ -32,13 +32,63 @@ pub struct Config {
     pub routing: RoutingConfig,
 }
 
-/// `[bsp]`: the BSP's HTTP API.
+/// Whose API places and answers the calls: a BSP's (the seed's call actions and call settings)
+/// or Meta's Cloud API (Graph `/{phone-number-id}/calls`, `/settings`, `/call_permissions`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    #[default]
+    Bsp,
+    Meta,
+}
+
+impl Provider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Bsp => "bsp",
+            Provider::Meta => "meta",
+        }
+    }
+}
+
+impl std::fmt::Display for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Provider {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "bsp" => Ok(Provider::Bsp),
+            "meta" => Ok(Provider::Meta),
+            other => Err(format!(
+                "provider {other:?} is neither \"bsp\" nor \"meta\""
+            )),
+        }
+    }
+}
+
+/// Meta's Graph API host: the default `bsp.base_url` when `provider = "meta"`.
+pub const META_GRAPH_URL: &str = "https://graph.facebook.com";
+/// The Graph API version used when `bsp.graph_version` is not set (each lives about two years).
+pub const DEFAULT_GRAPH_VERSION: &str = "v23.0";
+
+/// `[bsp]`: the calling API (a BSP's, or Meta's Cloud API with `provider = "meta"`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BspConfig {
-    /// BSP host, e.g. `https://api.example-bsp.com` (a trailing slash is fine).
+    /// `"bsp"` (default) or `"meta"`.
+    pub provider: Provider,
+    /// BSP host, e.g. `https://api.example-bsp.com` (a trailing slash is fine). For Meta, the
+    /// Graph host; empty means `https://graph.facebook.com`.
     pub base_url: String,
-    /// WhatsApp Business Account id.
+    /// Meta only: the Graph API version in the path, `vNN.N`.
+    pub graph_version: String,
+    /// Meta only: the business number's phone-number **id** (not its digits) in every path.
+    pub phone_number_id: String,
+    /// WhatsApp Business Account id (the BSP's settings path; not used by Meta's calling API).
     pub waba_id: String,
     /// Business number: digits, country code first, no `+`.
     pub phone_number: String,
@@ -53,7 +103,10 @@ pub struct BspConfig {
 impl Default for BspConfig {
     fn default() -> Self {
         BspConfig {
+            provider: Provider::Bsp,
             base_url: String::new(),
+            graph_version: DEFAULT_GRAPH_VERSION.to_owned(),
+            phone_number_id: String::new(),
             waba_id: String::new(),
             phone_number: String::new(),
             token: Secret::default(),
@@ -159,6 +212,78 @@ pub struct RecordingConfig {
     pub keep_wav: bool,
     /// Recordings in the store older than this many days are deleted (hourly); 0 = kept.
     pub keep_days: u64,
+    /// `[recording.meta]`: Meta records (and transcribes) the call on its side too
+    /// (`provider = "meta"` only); the files are downloaded into `dir` and linked in history.
+    pub meta: MetaCaptureConfig,
+}
+
+/// `[recording.meta]`: Meta-side recording and transcription, asked for on `connect` (our calls)
+/// and `accept` (the user's). Both parties hear an announcement naming `purpose`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetaCaptureConfig {
+    /// Ask Meta to record every call (a dial can override it).
+    pub record: bool,
+    /// Ask Meta to transcribe every call (a dial can override it).
+    pub transcribe: bool,
+    /// Said in the announcement: "…recorded for the following purpose: <purpose>" (≤ 250).
+    pub purpose: String,
+    /// The announcement's locale, `en_US`, `es_MX`, `pt_BR`...
+    pub announcement_language: String,
+}
+
+impl Default for MetaCaptureConfig {
+    fn default() -> Self {
+        MetaCaptureConfig {
+            record: false,
+            transcribe: false,
+            purpose: String::new(),
+            announcement_language: "en_US".to_owned(),
+        }
+    }
+}
+
+/// The longest `purpose` Meta takes.
+pub const MAX_CAPTURE_PURPOSE: usize = 250;
+
+impl MetaCaptureConfig {
+    /// What is wrong with it for a call that asks for recording or transcription, one sentence
+    /// each, naming the field (`recording.meta.purpose`).
+    pub fn problems(&self, field: &str) -> Vec<String> {
+        let mut p = Vec::new();
+        if !(self.record || self.transcribe) {
+            return p;
+        }
+        let purpose = self.purpose.trim();
+        if purpose.is_empty() {
+            p.push(format!(
+                "{field}.purpose is empty: Meta requires the purpose the announcement names when recording or transcription is on"
+            ));
+        } else if purpose.chars().count() > MAX_CAPTURE_PURPOSE {
+            p.push(format!(
+                "{field}.purpose is {} characters: Meta takes at most {MAX_CAPTURE_PURPOSE}",
+                purpose.chars().count()
+            ));
+        }
+        if !valid_locale(&self.announcement_language) {
+            p.push(format!(
+                "{field}.announcement_language {:?} must be a locale such as \"en_US\"",
+                self.announcement_language
+            ));
+        }
+        p
+    }
+}
+
+/// `ll_CC` (or a bare `ll`): the announcement locales Meta lists are of this shape.
+fn valid_locale(s: &str) -> bool {
+    let mut parts = s.split('_');
+    let lang = parts.next().unwrap_or("");
+    let country = parts.next();
+    parts.next().is_none()
+        && (2..=3).contains(&lang.len())
+        && lang.bytes().all(|c| c.is_ascii_lowercase())
+        && country.is_none_or(|c| c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase()))
 }
 
 impl Default for RecordingConfig {
@@ -168,6 +293,7 @@ impl Default for RecordingConfig {
             dir: PathBuf::from("recordings"),
             keep_wav: false,
             keep_days: 0,
+            meta: MetaCaptureConfig::default(),
         }
     }
 }
@@ -343,7 +469,8 @@ impl Config {
     pub fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
         let b = &self.bsp;
-        let url = b.base_url.trim();
+        let url = b.effective_base_url();
+        let url = url.as_str();
         if url.is_empty() {
             p.push("bsp.base_url is empty: set it to the BSP's https URL".to_owned());
         } else if !(url.starts_with("https://") || url.starts_with("http://")) {
@@ -355,8 +482,28 @@ impl Config {
                 "note: bsp.base_url {url:?} is plain http: the token would travel unencrypted"
             ));
         }
-        if b.waba_id.trim().is_empty() {
-            p.push("bsp.waba_id is empty: set the WhatsApp Business Account id".to_owned());
+        match b.provider {
+            Provider::Bsp => {
+                if b.waba_id.trim().is_empty() {
+                    p.push("bsp.waba_id is empty: set the WhatsApp Business Account id".to_owned());
+                }
+            }
+            Provider::Meta => {
+                let id = b.phone_number_id.trim();
+                if id.is_empty() {
+                    p.push("bsp.phone_number_id is empty: Meta's API addresses the number by its phone-number id (WhatsApp Manager, API setup)".to_owned());
+                } else if !id.bytes().all(|c| c.is_ascii_digit()) {
+                    p.push(format!(
+                        "bsp.phone_number_id {id:?} must be digits only (the id, not the number)"
+                    ));
+                }
+                if !valid_graph_version(&b.graph_version) {
+                    p.push(format!(
+                        "bsp.graph_version {:?} must look like \"v23.0\"",
+                        b.graph_version
+                    ));
+                }
+            }
         }
         if b.phone_number.is_empty() {
             p.push(
@@ -376,6 +523,12 @@ impl Config {
         }
         if b.timeout_ms == 0 {
             p.push("bsp.timeout_ms is 0: give a timeout in milliseconds (10000)".to_owned());
+        }
+        p.extend(self.recording.meta.problems("recording.meta"));
+        if b.provider == Provider::Bsp
+            && (self.recording.meta.record || self.recording.meta.transcribe)
+        {
+            p.push("recording.meta is on but bsp.provider is \"bsp\": Meta-side recording and transcription are Cloud API features (provider = \"meta\")".to_owned());
         }
         let w = &self.webhook;
         if w.app_secret.is_empty() {
@@ -509,6 +662,32 @@ impl Config {
             p.push("routing.groups: more than one group has default = true".to_owned());
         }
         p
+    }
+}
+
+/// `vNN.N`: the only shape Graph takes in the path.
+pub fn valid_graph_version(v: &str) -> bool {
+    let Some(rest) = v.strip_prefix('v') else {
+        return false;
+    };
+    let mut parts = rest.split('.');
+    let (Some(major), Some(minor), None) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    [major, minor]
+        .iter()
+        .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|c| c.is_ascii_digit()))
+}
+
+impl BspConfig {
+    /// `base_url` trimmed; for Meta an empty one is Graph's host.
+    pub fn effective_base_url(&self) -> String {
+        let url = self.base_url.trim();
+        if url.is_empty() && self.provider == Provider::Meta {
+            META_GRAPH_URL.to_owned()
+        } else {
+            url.to_owned()
+        }
     }
 }
 

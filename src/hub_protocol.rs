@@ -30,10 +30,25 @@ pub enum EdgeMessage {
     /// Hang up.
     Hangup { call_id: String },
     /// Place a call to a user with our SDP offer. `request_id` ties the reply to the request.
+    /// `meta_record` / `meta_transcribe`: this call's choice of Meta-side recording and
+    /// transcription (`None`: `[recording.meta]` decides).
     Dial {
         request_id: String,
         to: String,
         sdp: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        meta_record: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        meta_transcribe: Option<bool>,
+    },
+    /// Ask the user for permission to call them (Meta's interactive call-permission request).
+    /// The bridge answers `PermissionRequest`, and `Permission` once the user replies.
+    RequestPermission {
+        request_id: String,
+        to: String,
+        /// The request's text; the bridge has a default.
+        #[serde(default)]
+        text: Option<String>,
     },
     /// The edge could not set up media for a call (bad SDP, no sockets, ICE failed).
     /// `offer_refused`: the offer itself cannot be answered (no codec we speak), so no other
@@ -72,7 +87,8 @@ impl EdgeMessage {
             | EdgeMessage::Dtmf { call_id, .. } => Some(call_id),
             EdgeMessage::Hello { .. }
             | EdgeMessage::Available { .. }
-            | EdgeMessage::Dial { .. } => None,
+            | EdgeMessage::Dial { .. }
+            | EdgeMessage::RequestPermission { .. } => None,
         }
     }
 }
@@ -140,6 +156,31 @@ pub enum HubMessage {
         waiting: usize,
         longest_wait_s: u64,
     },
+    /// A dial was not placed: the user has not allowed calls, or a limit is reached.
+    /// `message` says so in words; `can_request`: a permission request may be sent now;
+    /// `resets_at` (RFC 3339): when the limit in the way resets.
+    NoPermission {
+        request_id: String,
+        to: String,
+        message: String,
+        can_request: bool,
+        resets_at: Option<String>,
+    },
+    /// The answer to `RequestPermission`: sent (`message_id`), or why not (`message`).
+    PermissionRequest {
+        request_id: String,
+        to: String,
+        sent: bool,
+        message: String,
+        resets_at: Option<String>,
+    },
+    /// The user answered a permission request (or WhatsApp did for them): sent to the edges
+    /// that asked for `to`. `status` in words (`temporary until ...`, `none`).
+    Permission {
+        to: String,
+        granted: bool,
+        status: String,
+    },
 }
 
 impl EdgeMessage {
@@ -161,7 +202,11 @@ impl HubMessage {
             | HubMessage::Status { call_id, .. }
             | HubMessage::Ended { call_id, .. } => Some(call_id),
             HubMessage::Error { call_id, .. } => call_id.as_deref(),
-            HubMessage::Welcome { .. } | HubMessage::Queue { .. } => None,
+            HubMessage::Welcome { .. }
+            | HubMessage::Queue { .. }
+            | HubMessage::NoPermission { .. }
+            | HubMessage::PermissionRequest { .. }
+            | HubMessage::Permission { .. } => None,
         }
     }
 

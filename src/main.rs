@@ -63,6 +63,9 @@ enum Cmd {
     Bot(BotArgs),
     /// Call a WhatsApp user through a bridge's hub, talk with a tone or prompt, and report.
     Dial(DialArgs),
+    /// A user's call permission (Meta's Cloud API): the state, what may be done now and when
+    /// limits reset; `permission request NUMBER` asks the user.
+    Permission(PermissionArgs),
     /// Call settings of the business number: check a file offline, or submit it.
     #[command(subcommand)]
     Settings(SettingsCmd),
@@ -136,6 +139,10 @@ struct SandboxArgs {
     /// No live status line.
     #[arg(long)]
     quiet: bool,
+    /// Whose API the local BSP speaks: `bsp` (the BSP's call actions) or `meta` (Meta's Cloud
+    /// API: Graph paths, permissions, Meta-side recording).
+    #[arg(long, default_value = "bsp", value_name = "bsp|meta")]
+    provider: wacall::config::Provider,
 }
 
 #[derive(Args)]
@@ -226,15 +233,99 @@ struct DialArgs {
     /// Configuration for the standalone mode.
     #[arg(long, short, default_value = "wacall.toml", env = "WACALL_CONFIG")]
     config: PathBuf,
+    /// When the user has not allowed calls: send them a call-permission request, wait for
+    /// their answer (--permission-wait), then call. Without it, a terminal is asked first.
+    #[arg(long, conflicts_with = "no_ask_permission")]
+    ask_permission: bool,
+    /// Never send a permission request; say what to do instead.
+    #[arg(long)]
+    no_ask_permission: bool,
+    /// The permission request's text.
+    #[arg(long)]
+    permission_text: Option<String>,
+    /// Seconds to wait for the user's answer to the permission request.
+    #[arg(long, default_value_t = 300)]
+    permission_wait: u64,
+    /// Ask Meta to record this call (overrides `[recording.meta] record`; Meta's Cloud API).
+    #[arg(long, conflicts_with = "no_meta_record")]
+    meta_record: bool,
+    #[arg(long)]
+    no_meta_record: bool,
+    /// Ask Meta to transcribe this call (overrides `[recording.meta] transcribe`).
+    #[arg(long, conflicts_with = "no_meta_transcribe")]
+    meta_transcribe: bool,
+    #[arg(long)]
+    no_meta_transcribe: bool,
     #[command(flatten)]
     behaviour: BotBehaviour,
+}
+
+impl DialArgs {
+    fn plan(&self) -> dial::DialPlan {
+        let choice = |yes: bool, no: bool| match (yes, no) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        };
+        dial::DialPlan {
+            options: wacall::bot::runner::DialOptions {
+                meta_record: choice(self.meta_record, self.no_meta_record),
+                meta_transcribe: choice(self.meta_transcribe, self.no_meta_transcribe),
+            },
+            ask: match (self.ask_permission, self.no_ask_permission) {
+                (true, _) => dial::Ask::Always,
+                (_, true) => dial::Ask::Never,
+                _ => dial::Ask::Prompt,
+            },
+            text: self.permission_text.clone(),
+            wait: std::time::Duration::from_secs(self.permission_wait.max(1)),
+        }
+    }
+}
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct PermissionArgs {
+    #[command(subcommand)]
+    request: Option<PermissionCmd>,
+    /// The user's number, country code first.
+    number: Option<String>,
+    #[arg(long, short, default_value = "wacall.toml", env = "WACALL_CONFIG")]
+    config: PathBuf,
+    /// The bridge's history (`server.history_db`), for what it last learnt (default: the
+    /// config's).
+    #[arg(long)]
+    db: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum PermissionCmd {
+    /// Send the user the interactive call-permission request (billed as a message; needs an
+    /// open 24-hour window).
+    Request {
+        number: String,
+        /// The request's text.
+        #[arg(long)]
+        text: Option<String>,
+        #[arg(long, short, default_value = "wacall.toml", env = "WACALL_CONFIG")]
+        config: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
 enum SettingsCmd {
     /// Validate a settings file (JSON or TOML) offline; names every wrong field.
-    Check { file: PathBuf },
-    /// Validate, then submit to the BSP.
+    Check {
+        file: PathBuf,
+        /// Check for this provider (bsp refuses Meta's Cloud API keys such as sip or
+        /// call_icons). Default: bsp.provider in --config when given and readable, else bsp.
+        #[arg(long, value_name = "bsp|meta")]
+        provider: Option<wacall::config::Provider>,
+        /// Configuration whose bsp.provider is the default for --provider.
+        #[arg(long, short, env = "WACALL_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Validate, then submit (to the BSP, or to Meta with bsp.provider = "meta").
     Set {
         file: PathBuf,
         #[arg(long, short, default_value = "wacall.toml", env = "WACALL_CONFIG")]
@@ -286,6 +377,10 @@ struct HistoryArgs {
     /// One call's quality over time (a line per 2 s report), instead of the list.
     #[arg(long, value_name = "CALL_ID")]
     quality: Option<String>,
+    /// The users' call permissions the bridge learnt (Meta's checks and the users' replies),
+    /// instead of the calls.
+    #[arg(long)]
+    permissions: bool,
 }
 
 #[derive(Args)]
@@ -409,10 +504,16 @@ async fn sandbox(a: SandboxArgs) -> anyhow::Result<ExitCode> {
         history_db: a.history_db,
         prompt: Some(a.prompt),
         live: !a.quiet,
+        provider: a.provider,
     };
     println!(
-        "wacall sandbox: local BSP, {} simulated caller(s), {} outbound call(s), bridge + bot on 127.0.0.1",
-        opts.calls_in, opts.calls_out
+        "wacall sandbox: local {} API, {} simulated caller(s), {} outbound call(s), bridge + bot on 127.0.0.1",
+        match a.provider {
+            wacall::config::Provider::Bsp => "BSP",
+            wacall::config::Provider::Meta => "Meta Cloud",
+        },
+        opts.calls_in,
+        opts.calls_out
     );
     let outcome = demo::run(opts).await?;
     print!("{}", demo::format_table(&outcome));
@@ -608,12 +709,12 @@ async fn dial(a: DialArgs) -> anyhow::Result<ExitCode> {
     };
     let outcome = match (&a.hub, &a.token) {
         (Some(hub), Some(token)) => {
-            dial::through_hub(hub, token, bot, &a.number, show, stop).await?
+            dial::through_hub(hub, token, bot, &a.number, a.plan(), show, stop).await?
         }
         (Some(_), None) => anyhow::bail!("--hub needs --token (or WACALL_EDGE_TOKEN)"),
         (None, _) => {
             let cfg = Config::load(&a.config)?;
-            dial::standalone(&cfg, bot, &a.number, show, stop).await?
+            dial::standalone(&cfg, bot, &a.number, a.plan(), show, stop).await?
         }
     };
     Ok(if outcome.declined {
@@ -681,6 +782,28 @@ fn history(a: HistoryArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let history = wacall::bridge::history::History::open(&a.db)?;
+    if a.permissions {
+        let rows = history.permissions(None, a.limit)?;
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(&rows)?);
+        } else {
+            println!(
+                "{:<16} {:<10} {:<21} {:<12} updated",
+                "user", "status", "until", "from"
+            );
+            for r in rows {
+                println!(
+                    "{:<16} {:<10} {:<21} {:<12} {}",
+                    r.customer,
+                    r.status,
+                    r.expires_at.as_deref().unwrap_or("-"),
+                    r.source,
+                    r.updated_at
+                );
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Some(id) = &a.quality {
         let samples = history.samples(id)?;
         if samples.is_empty() && history.get(id)?.is_none() {
@@ -768,8 +891,35 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Serve(a) => serve(a).await,
         Cmd::Bot(a) => bot(a).await,
         Cmd::Dial(a) => dial(a).await,
-        Cmd::Settings(SettingsCmd::Check { file }) => {
-            ops::settings_check(&file).map(|_| ExitCode::SUCCESS)
+        Cmd::Permission(p) => match p.request {
+            Some(PermissionCmd::Request {
+                number,
+                text,
+                config,
+            }) => {
+                let cfg = Config::load(&config)?;
+                wacall::cli::permission::request(&cfg, &number, text.as_deref())
+                    .await
+                    .map(|_| ExitCode::SUCCESS)
+            }
+            None => {
+                let Some(number) = p.number else {
+                    anyhow::bail!("give the user's number: wacall permission NUMBER");
+                };
+                let cfg = Config::load(&p.config)?;
+                let db = p.db.unwrap_or_else(|| cfg.server.history_db.clone());
+                wacall::cli::permission::show(&cfg, &number, Some(&db))
+                    .await
+                    .map(|_| ExitCode::SUCCESS)
+            }
+        },
+        Cmd::Settings(SettingsCmd::Check {
+            file,
+            provider,
+            config,
+        }) => {
+            let provider = ops::settings_provider(provider, config.as_deref());
+            ops::settings_check(&file, provider).map(|_| ExitCode::SUCCESS)
         }
         Cmd::Settings(SettingsCmd::Set { file, config, yes }) => {
             let cfg = Config::load(&config)?;

@@ -128,6 +128,7 @@ fn config(base: &str) -> BspConfig {
         token: Secret::new(TOKEN),
         timeout_ms: 2000,
         max_retries: 3,
+        ..Default::default()
     }
 }
 

@@ -804,6 +804,8 @@ async fn tokens_decide_identity_and_what_calls_an_edge_can_read() {
             request_id: "r1".into(),
             to: "5215512340001".into(),
             sdp: "v=0\r\n".into(),
+            meta_record: None,
+            meta_transcribe: None,
         })
         .await
         .unwrap();
@@ -1135,6 +1137,7 @@ async fn a_call_whose_connect_reply_was_lost_is_terminated() {
     let (done, done_rx) = tokio::sync::oneshot::channel();
     cmd.send(BotCommand::Dial {
         to: "5215512340077".into(),
+        options: Default::default(),
         done: Some(done),
         progress: None,
     })
@@ -1198,6 +1201,8 @@ async fn an_edge_dialling_in_a_loop_is_rate_limited() {
                 request_id: format!("r{i}"),
                 to: format!("52155123411{i:02}"),
                 sdp: "v=0\r\n".into(),
+                meta_record: None,
+                meta_transcribe: None,
             })
             .await
             .unwrap();

@@ -18,6 +18,7 @@ use egui_kittest::kittest::{NodeT, Queryable};
 use wacall::audio::device::{CaptureDevice, PlaybackDevice};
 use wacall::audio::tone::{ToneGenerator, dominant_frequency};
 use wacall::call::CallTimeouts;
+use wacall::hub_protocol::{EdgeMessage, HubConnection, HubMessage};
 use wacall::media::MediaConfig;
 use wacall::phone::core::{self, PhoneConfig, PhoneState};
 use wacall::phone::sandbox::{NO_PERMISSION_NUMBER, PhoneSandbox, caller};
@@ -634,4 +635,202 @@ fn the_phones_recordings_reach_the_bridge_even_after_a_restart() {
     );
     drop(h);
     rt.block_on(sb.bridge.shutdown());
+}
+
+/// The next message the phone sends its hub that `pick` takes, skipping the others
+/// (availability, stats).
+fn sent_by_the_phone<T>(
+    rt: &tokio::runtime::Runtime,
+    rx: &mut tokio::sync::mpsc::Receiver<EdgeMessage>,
+    what: &str,
+    pick: impl Fn(EdgeMessage) -> Option<T>,
+) -> T {
+    rt.block_on(async {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(m)) => {
+                    if let Some(t) = pick(m) {
+                        return t;
+                    }
+                }
+                Ok(None) => panic!("the phone dropped its hub link before sending {what}"),
+                Err(_) => panic!("the phone did not send {what}"),
+            }
+        }
+    })
+}
+
+/// Meta's call permissions as the agent meets them, through the real widgets, with the test
+/// playing the bridge over the phone's hub link (no sandbox, no bridge): a refused dial ends,
+/// says why in the bridge's words and offers "Ask for permission"; the request goes to the
+/// bridge; its answer is shown; once the customer allows calls, "Call now" dials them.
+#[test]
+fn a_dial_without_permission_offers_a_request_then_a_call() {
+    init_logs();
+    let rt = runtime();
+    let (edge_tx, mut from_phone) = tokio::sync::mpsc::channel(64);
+    let (to_phone, hub_rx) = tokio::sync::mpsc::channel(64);
+    let cfg = PhoneConfig {
+        name: "permission-agent".into(),
+        media: MediaConfig::loopback(),
+        use_devices: false,
+        ..PhoneConfig::default()
+    };
+    let phone = {
+        let _g = rt.enter();
+        core::start_linked(
+            cfg,
+            Arc::new(|| {}),
+            HubConnection {
+                edge_id: "edge-1".into(),
+                tx: edge_tx,
+                rx: hub_rx,
+            },
+        )
+    };
+    let hub = |m: HubMessage| rt.block_on(to_phone.send(m)).unwrap();
+    let mut h = harness(phone.clone());
+    let t = Duration::from_secs(15);
+    let number = "5215512340000";
+    wait_text(&mut h, "Available: waiting for calls", t);
+
+    // --- The dial: the phone makes its media offer and asks the bridge, which refuses.
+    type_into(&mut h, "Number", &format!("+{number}"));
+    h.get_by_label("Call").click();
+    wait_text(&mut h, "Outgoing call", t);
+    let dial = sent_by_the_phone(&rt, &mut from_phone, "a dial", |m| match m {
+        EdgeMessage::Dial {
+            request_id,
+            to,
+            sdp,
+            ..
+        } => Some((request_id, to, sdp)),
+        _ => None,
+    });
+    assert_eq!(dial.1, number);
+    assert!(dial.2.contains("m=audio"), "a media offer: {}", dial.2);
+    let refusal = format!(
+        "{number} has not allowed calls from this business yet. Send them a call-permission \
+         request (in WhatsApp they tap Allow), then call again."
+    );
+    hub(HubMessage::NoPermission {
+        request_id: dial.0.clone(),
+        to: number.into(),
+        message: refusal.clone(),
+        can_request: true,
+        resets_at: None,
+    });
+    // Ended like a failed dial: back in the dialer, the bridge's words, the offer.
+    wait_text(&mut h, &refusal, t);
+    assert!(visible(&h, "Available: waiting for calls"));
+    assert!(!visible(&h, "Outgoing call"));
+    assert!(
+        !visible(&h, "Call ended"),
+        "a refused dial is not an ended call"
+    );
+    assert!(matches!(phone.view().state, PhoneState::Idle));
+
+    // --- Ask for permission: the request goes to the bridge for that number.
+    h.get_by_label("Ask for permission").click();
+    wait_text(&mut h, &format!("Asking {number} for permission…"), t);
+    assert!(
+        h.query_by_label("Ask for permission").is_none(),
+        "asked once"
+    );
+    let asked = sent_by_the_phone(&rt, &mut from_phone, "a permission request", |m| match m {
+        EdgeMessage::RequestPermission {
+            request_id,
+            to,
+            text,
+        } => Some((request_id, to, text)),
+        _ => None,
+    });
+    assert_eq!((asked.1.as_str(), asked.2.as_deref()), (number, None));
+    assert_ne!(asked.0, dial.0, "a fresh request id");
+    // An answer to some other request changes nothing.
+    hub(HubMessage::PermissionRequest {
+        request_id: "someone-else".into(),
+        to: number.into(),
+        sent: false,
+        message: "not ours".into(),
+        resets_at: None,
+    });
+    let sent = "permission request sent: waiting for the user to answer in WhatsApp";
+    hub(HubMessage::PermissionRequest {
+        request_id: asked.0.clone(),
+        to: number.into(),
+        sent: true,
+        message: sent.into(),
+        resets_at: None,
+    });
+    wait_text(&mut h, sent, t);
+    assert!(!visible(&h, "not ours"));
+    assert!(h.query_by_label("Call now").is_none(), "not allowed yet");
+
+    // --- The customer allows calls: "Call now" dials them.
+    hub(HubMessage::Permission {
+        to: number.into(),
+        granted: true,
+        status: "temporary until 2026-01-08 10:00 UTC".into(),
+    });
+    wait_text(
+        &mut h,
+        &format!("{number} allowed calls (temporary until 2026-01-08 10:00 UTC)"),
+        t,
+    );
+    h.get_by_label("Call now").click();
+    wait_text(&mut h, "Outgoing call", t);
+    assert!(visible(&h, &format!("+{number}")));
+    assert!(phone.view().permission.is_none(), "a new dial starts clean");
+    let again = sent_by_the_phone(&rt, &mut from_phone, "the second dial", |m| match m {
+        EdgeMessage::Dial { request_id, to, .. } => Some((request_id, to)),
+        _ => None,
+    });
+    assert_eq!(again.1, number);
+    assert_ne!(again.0, dial.0);
+    // The number is remembered like a typed one.
+    assert_eq!(h.state().recent.first().map(String::as_str), Some(number));
+
+    // --- Cancelled before the bridge placed it; a refusal that comes late is ignored.
+    h.get_by_label("Cancel call").click();
+    wait_text(&mut h, "Call ended: you cancelled the call.", t);
+    hub(HubMessage::NoPermission {
+        request_id: again.0,
+        to: number.into(),
+        message: refusal.clone(),
+        can_request: true,
+        resets_at: None,
+    });
+    pump(&mut h, Duration::from_millis(300));
+    assert!(h.query_by_label("Ask for permission").is_none());
+
+    // --- Declined, on another try: words, no button.
+    type_into(&mut h, "Number", number);
+    h.get_by_label("Call").click();
+    wait_text(&mut h, "Outgoing call", t);
+    let third = sent_by_the_phone(&rt, &mut from_phone, "the third dial", |m| match m {
+        EdgeMessage::Dial { request_id, .. } => Some(request_id),
+        _ => None,
+    });
+    hub(HubMessage::NoPermission {
+        request_id: third,
+        to: number.into(),
+        message: refusal.clone(),
+        can_request: true,
+        resets_at: None,
+    });
+    wait_until(&mut h, "the offer again", t, |h| {
+        h.query_by_label("Ask for permission").is_some()
+    });
+    hub(HubMessage::Permission {
+        to: number.into(),
+        granted: false,
+        status: "none".into(),
+    });
+    wait_text(&mut h, &format!("{number} declined calls"), t);
+    assert!(h.query_by_label("Ask for permission").is_none());
+    assert!(h.query_by_label("Call now").is_none());
+    drop(h);
+    drop(to_phone);
 }

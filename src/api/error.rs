@@ -12,10 +12,12 @@ pub enum ApiError {
         call_id: Option<String>,
         detail: String,
     },
-    /// The BSP answered with a non-2xx status.
+    /// The BSP (or Meta) answered with a non-2xx status.
     Http {
         action: &'static str,
         call_id: Option<String>,
+        /// Who answered: `BSP` or `Meta`.
+        who: &'static str,
         status: u16,
         /// What the body said (boxed to keep the error small).
         provider: Box<ProviderError>,
@@ -42,6 +44,11 @@ pub enum ApiError {
         detail: String,
         body_snippet: String,
     },
+    /// The provider's API has no such request (call permissions through a BSP, ...).
+    Unsupported {
+        action: &'static str,
+        detail: String,
+    },
 }
 
 impl fmt::Display for ApiError {
@@ -53,9 +60,12 @@ impl fmt::Display for ApiError {
         match self {
             ApiError::Setup { detail, .. } => write!(f, "{detail}")?,
             ApiError::Http {
-                status, provider, ..
+                status,
+                provider,
+                who,
+                ..
             } => {
-                write!(f, "BSP answered {status}: ")?;
+                write!(f, "{who} answered {status}: ")?;
                 let ProviderError {
                     code,
                     subcode,
@@ -73,6 +83,9 @@ impl fmt::Display for ApiError {
                 if let Some(s) = subcode {
                     write!(f, " [subcode {s}]")?;
                 }
+                if let Some(words) = code.and_then(super::codes::explain) {
+                    write!(f, ". Meaning: {words}")?;
+                }
             }
             ApiError::Timeout { timeout_ms, .. } => write!(f, "timed out after {timeout_ms} ms")?,
             ApiError::Unreachable { detail, .. } => write!(f, "BSP unreachable: {detail}")?,
@@ -81,6 +94,7 @@ impl fmt::Display for ApiError {
                 body_snippet,
                 ..
             } => write!(f, "unexpected BSP answer: {detail} (body: {body_snippet})")?,
+            ApiError::Unsupported { detail, .. } => write!(f, "{detail}")?,
         }
         let attempts = self.attempts();
         if attempts > 1 {
@@ -99,7 +113,8 @@ impl ApiError {
             | ApiError::Http { action, .. }
             | ApiError::Timeout { action, .. }
             | ApiError::Unreachable { action, .. }
-            | ApiError::BadResponse { action, .. } => action,
+            | ApiError::BadResponse { action, .. }
+            | ApiError::Unsupported { action, .. } => action,
         }
     }
 
@@ -111,6 +126,7 @@ impl ApiError {
             | ApiError::Timeout { call_id, .. }
             | ApiError::Unreachable { call_id, .. }
             | ApiError::BadResponse { call_id, .. } => call_id.as_deref(),
+            ApiError::Unsupported { .. } => None,
         }
     }
 
@@ -120,7 +136,9 @@ impl ApiError {
             ApiError::Http { attempts, .. }
             | ApiError::Timeout { attempts, .. }
             | ApiError::Unreachable { attempts, .. } => *attempts,
-            ApiError::Setup { .. } | ApiError::BadResponse { .. } => 1,
+            ApiError::Setup { .. }
+            | ApiError::BadResponse { .. }
+            | ApiError::Unsupported { .. } => 1,
         }
     }
 
@@ -131,7 +149,9 @@ impl ApiError {
             ApiError::Http { status, .. } => {
                 (400..500).contains(status) && *status != 408 && *status != 429
             }
-            ApiError::Setup { .. } | ApiError::BadResponse { .. } => true,
+            ApiError::Setup { .. }
+            | ApiError::BadResponse { .. }
+            | ApiError::Unsupported { .. } => true,
             ApiError::Timeout { .. } | ApiError::Unreachable { .. } => false,
         }
     }
@@ -152,6 +172,11 @@ impl ApiError {
         }
     }
 
+    /// What the provider's code means in words, when it is one of Meta's calling codes.
+    pub fn meaning(&self) -> Option<&'static str> {
+        self.provider_code().and_then(super::codes::explain)
+    }
+
     /// Meta's `error.message`.
     pub fn provider_message(&self) -> Option<&str> {
         match self {
@@ -165,7 +190,9 @@ impl ApiError {
             ApiError::Http { attempts, .. }
             | ApiError::Timeout { attempts, .. }
             | ApiError::Unreachable { attempts, .. } => *attempts = n,
-            ApiError::Setup { .. } | ApiError::BadResponse { .. } => {}
+            ApiError::Setup { .. }
+            | ApiError::BadResponse { .. }
+            | ApiError::Unsupported { .. } => {}
         }
     }
 }
@@ -261,6 +288,7 @@ mod tests {
         ApiError::Http {
             action: "terminate",
             call_id: Some("wacid.X".into()),
+            who: "BSP",
             status,
             provider: Box::new(parse_provider_error(body.as_bytes())),
             attempts: 1,
@@ -275,7 +303,9 @@ mod tests {
         );
         assert_eq!(
             e.to_string(),
-            "terminate of call wacid.X failed: BSP answered 400: (#138006) No call permission"
+            "terminate of call wacid.X failed: BSP answered 400: (#138006) No call permission. \
+             Meaning: the user has not given this business permission to call them: send a \
+             call-permission request first (wacall permission request NUMBER)"
         );
         assert!(e.is_permanent());
         assert_eq!(e.provider_code(), Some(138006));

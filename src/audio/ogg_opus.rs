@@ -170,6 +170,45 @@ pub fn compact(wav: &Path, out: &Path, bitrate: i32) -> Result<Compacted, String
     })
 }
 
+/// Wraps 20 ms mono Opus packets as they came off the wire into an Ogg Opus file in memory
+/// (the sandbox's stand-in for Meta's own call recording: no re-encoding).
+pub fn mono_packets_to_ogg(packets: &[bytes::Bytes]) -> std::io::Result<Vec<u8>> {
+    let mut ogg = OggWriter {
+        out: Vec::new(),
+        serial: rand::random(),
+        seq: 0,
+        bytes: 0,
+    };
+    let pre_skip: u16 = 312;
+    let mut head = b"OpusHead".to_vec();
+    head.push(1);
+    head.push(1);
+    head.extend_from_slice(&pre_skip.to_le_bytes());
+    head.extend_from_slice(&RATE.to_le_bytes());
+    head.extend_from_slice(&0i16.to_le_bytes());
+    head.push(0);
+    ogg.page(&[head], 0, 0x02)?;
+    let vendor = b"wacall-sandbox";
+    let mut tags = b"OpusTags".to_vec();
+    tags.extend_from_slice(&(vendor.len() as u32).to_le_bytes());
+    tags.extend_from_slice(vendor);
+    tags.extend_from_slice(&0u32.to_le_bytes());
+    ogg.page(&[tags], 0, 0)?;
+    let chunks: Vec<&[bytes::Bytes]> = packets.chunks(PACKETS_PER_PAGE).collect();
+    let mut frames: u64 = 0;
+    for (i, chunk) in chunks.iter().enumerate() {
+        frames += (chunk.len() * FRAME) as u64;
+        let last = i + 1 == chunks.len();
+        let page: Vec<Vec<u8>> = chunk.iter().map(|p| p.to_vec()).collect();
+        ogg.page(
+            &page,
+            u64::from(pre_skip) + frames,
+            if last { 0x04 } else { 0 },
+        )?;
+    }
+    Ok(ogg.out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -95,14 +95,63 @@ impl BotConfig {
     }
 }
 
+/// Why a dial did not become a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DialFailure {
+    pub message: String,
+    /// The user has not allowed calls and a permission request may be sent now.
+    pub can_request_permission: bool,
+    /// When the limit in the way resets (RFC 3339), if one is.
+    pub resets_at: Option<String>,
+}
+
+impl DialFailure {
+    pub fn plain(message: impl Into<String>) -> Self {
+        DialFailure {
+            message: message.into(),
+            can_request_permission: false,
+            resets_at: None,
+        }
+    }
+}
+
+impl std::fmt::Display for DialFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// A dial's own choices (Meta-side recording and transcription; `None`: the bridge's config).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DialOptions {
+    pub meta_record: Option<bool>,
+    pub meta_transcribe: Option<bool>,
+}
+
+/// The user's answer to a permission request: granted or not, and the status in words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PermissionAnswer {
+    pub granted: bool,
+    pub status: String,
+}
+
 /// Commands for a running bot from its own process (the sandbox, `wacall dial`).
 #[derive(Debug)]
 pub enum BotCommand {
     Dial {
         to: String,
-        done: Option<tokio::sync::oneshot::Sender<Result<String, String>>>,
+        options: DialOptions,
+        done: Option<tokio::sync::oneshot::Sender<Result<String, DialFailure>>>,
         /// Progress as it happens: `ringing`, `accepted`, `rejected`, then `ended: <reason>`.
         progress: Option<mpsc::UnboundedSender<String>>,
+    },
+    /// Ask `to` for permission to call: `sent` hears whether the request went out, `answer`
+    /// the user's reply when it comes.
+    RequestPermission {
+        to: String,
+        text: Option<String>,
+        sent: tokio::sync::oneshot::Sender<Result<(), DialFailure>>,
+        answer: Option<tokio::sync::oneshot::Sender<PermissionAnswer>>,
     },
 }
 
@@ -153,21 +202,36 @@ pub async fn run_on(
     let (gone_tx, mut gone_rx) = mpsc::channel::<String>(64);
     // Replaces ready media sessions before they age out, so a quiet bot still has fresh ones.
     let mut freshen = tokio::time::interval(crate::media::pool::MAX_AGE / 4);
+    // Permission requests in flight (by request id) and those waiting for the user's reply
+    // (by number).
+    type Sent = tokio::sync::oneshot::Sender<Result<(), DialFailure>>;
+    type Answer = tokio::sync::oneshot::Sender<PermissionAnswer>;
+    let mut requests: HashMap<String, (Sent, Option<Answer>)> = HashMap::new();
+    let mut answers: HashMap<String, Vec<Answer>> = HashMap::new();
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
             _ = freshen.tick() => pool.refill_later(),
             Some(key) = gone_rx.recv() => { calls.remove(&key); }
             Some(cmd) = commands.recv() => match cmd {
-                BotCommand::Dial { to, done, progress } => {
+                BotCommand::Dial { to, options, done, progress } => {
                     let request_id = format!("dial-{:016x}", rand::random::<u64>());
                     let (ctx, crx) = mpsc::channel(32);
                     calls.insert(request_id.clone(), ctx);
                     let span = info_span!("call", request_id = %request_id, to = %crate::pii::Number(&to));
                     tokio::spawn(
-                        outbound(cfg.clone(), request_id, to, crx, tx.clone(), gone_tx.clone(), done, progress)
+                        outbound(cfg.clone(), request_id, to, options, crx, tx.clone(), gone_tx.clone(), done, progress)
                             .instrument(span),
                     );
+                }
+                BotCommand::RequestPermission { to, text, sent, answer } => {
+                    let request_id = format!("perm-{:016x}", rand::random::<u64>());
+                    let msg = EdgeMessage::RequestPermission { request_id: request_id.clone(), to, text };
+                    if tx.send(msg).await.is_ok() {
+                        requests.insert(request_id, (sent, answer));
+                    } else {
+                        let _ = sent.send(Err(DialFailure::plain("the hub connection closed")));
+                    }
                 }
             },
             msg = rx.recv() => {
@@ -192,8 +256,34 @@ pub async fn run_on(
                         }
                     }
                     HubMessage::Error { call_id: None, request_id: Some(r), message, permanent } => {
-                        if let Some(ctx) = calls.get(&r) {
+                        if let Some((sent, _)) = requests.remove(&r) {
+                            let _ = sent.send(Err(DialFailure::plain(message)));
+                        } else if let Some(ctx) = calls.get(&r) {
                             let _ = ctx.send(HubMessage::Error { call_id: None, request_id: Some(r.clone()), message, permanent }).await;
+                        }
+                    }
+                    m @ HubMessage::NoPermission { .. } => {
+                        if let HubMessage::NoPermission { request_id, .. } = &m
+                            && let Some(ctx) = calls.get(request_id)
+                        {
+                            let _ = ctx.send(m).await;
+                        }
+                    }
+                    HubMessage::PermissionRequest { request_id, to, sent: ok, message, resets_at } => {
+                        if let Some((sent, answer)) = requests.remove(&request_id) {
+                            if ok {
+                                if let Some(a) = answer {
+                                    answers.entry(to).or_default().push(a);
+                                }
+                                let _ = sent.send(Ok(()));
+                            } else {
+                                let _ = sent.send(Err(DialFailure { message, can_request_permission: false, resets_at }));
+                            }
+                        }
+                    }
+                    HubMessage::Permission { to, granted, status } => {
+                        for a in answers.remove(&to).unwrap_or_default() {
+                            let _ = a.send(PermissionAnswer { granted, status: status.clone() });
                         }
                     }
                     other => {
@@ -455,13 +545,14 @@ async fn outbound(
     cfg: Arc<BotConfig>,
     request_id: String,
     to: String,
+    options: DialOptions,
     mut rx: mpsc::Receiver<HubMessage>,
     tx: mpsc::Sender<EdgeMessage>,
     gone: mpsc::Sender<String>,
-    done: Option<tokio::sync::oneshot::Sender<Result<String, String>>>,
+    done: Option<tokio::sync::oneshot::Sender<Result<String, DialFailure>>>,
     progress: Option<mpsc::UnboundedSender<String>>,
 ) {
-    let reply = |r: Result<String, String>| {
+    let reply = |r: Result<String, DialFailure>| {
         if let Some(d) = done {
             let _ = d.send(r);
         }
@@ -469,7 +560,7 @@ async fn outbound(
     let (media, offer) = match MediaSession::offering(&cfg.media, &request_id).await {
         Ok(x) => x,
         Err(e) => {
-            reply(Err(e.to_string()));
+            reply(Err(DialFailure::plain(e.to_string())));
             let _ = gone.send(request_id).await;
             return;
         }
@@ -479,25 +570,36 @@ async fn outbound(
             request_id: request_id.clone(),
             to: to.clone(),
             sdp: offer,
+            meta_record: options.meta_record,
+            meta_transcribe: options.meta_transcribe,
         })
         .await;
     let call_id = loop {
-        match rx.recv().await {
+        let failure = match rx.recv().await {
             Some(HubMessage::Dialing { call_id, .. }) => break call_id,
-            Some(HubMessage::Error { message, .. }) => {
-                warn!(%message, "dial failed");
-                reply(Err(message));
-                media.close().await;
-                let _ = gone.send(request_id).await;
-                return;
-            }
+            Some(HubMessage::Error { message, .. }) => DialFailure::plain(message),
+            Some(HubMessage::NoPermission {
+                message,
+                can_request,
+                resets_at,
+                ..
+            }) => DialFailure {
+                message,
+                can_request_permission: can_request,
+                resets_at,
+            },
             Some(_) => continue,
             None => {
-                reply(Err("hub connection closed".into()));
+                reply(Err(DialFailure::plain("hub connection closed")));
                 media.close().await;
                 return;
             }
-        }
+        };
+        warn!(message = %failure.message, "dial failed");
+        reply(Err(failure));
+        media.close().await;
+        let _ = gone.send(request_id).await;
+        return;
     };
     info!(%call_id, "dialing");
     reply(Ok(call_id.clone()));

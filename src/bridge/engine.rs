@@ -60,6 +60,30 @@ pub enum EngineInput {
         to: String,
         result: Result<String, ActionFailure>,
     },
+    /// A dial was not placed for want of permission (Meta's check, or `connect`'s refusal).
+    DialRefused {
+        edge_id: String,
+        request_id: String,
+        to: String,
+        message: String,
+        can_request: bool,
+        resets_at: Option<String>,
+    },
+    /// A permission request an edge asked for was sent (the message id), or why not.
+    PermissionRequested {
+        edge_id: String,
+        request_id: String,
+        to: String,
+        result: Result<String, (String, Option<String>)>,
+    },
+    /// What Meta's check said of a user's permission (remembered in history).
+    PermissionSeen(super::history::PermissionRow),
+    /// Meta's recording or transcript of a call is in the store.
+    MetaMediaStored {
+        call_id: String,
+        kind: crate::webhook::MetaMediaKind,
+        path: String,
+    },
     Timer {
         call_id: String,
         timer: Timer,
@@ -177,7 +201,12 @@ pub struct EngineConfig {
     /// this process) is compacted like an upload; `keep_wav` keeps its WAV too.
     pub store_dir: Option<std::path::PathBuf>,
     pub keep_wav: bool,
+    /// Meta-side recording and transcription asked for by default (`[recording.meta]`).
+    pub meta_capture: crate::config::MetaCaptureConfig,
 }
+
+/// Numbers whose permission edges asked about, and which edges: bounded, oldest dropped.
+const PERMISSION_WATCHES: usize = 10_000;
 
 struct EdgeInfo {
     name: String,
@@ -214,6 +243,8 @@ pub struct Engine {
     queue: CallQueue,
     /// The group (index in `cfg.groups`) of each inbound call that has one.
     call_group: HashMap<String, usize>,
+    /// Edges waiting to hear a user's permission reply, by the user's number.
+    permission_watch: HashMap<String, Vec<String>>,
 }
 
 /// How long shutdown waits for the BSP to confirm the ends of live calls: longer than one
@@ -254,6 +285,7 @@ impl Engine {
             lost_connects: HashMap::new(),
             queue: CallQueue::default(),
             call_group: HashMap::new(),
+            permission_watch: HashMap::new(),
         }
     }
 
@@ -374,7 +406,7 @@ impl Engine {
                         let (bsp, id) = (self.bsp.clone(), id.clone());
                         let to = to.clone();
                         ending.push(async move {
-                            if let Err(e) = perform(&bsp, &id, &to, &action).await {
+                            if let Err(e) = perform(&bsp, &id, &to, &action, &Default::default()).await {
                                 warn!(call_id = %id, error = %e, "could not end the call at shutdown");
                             }
                         });
@@ -483,6 +515,81 @@ impl Engine {
                 to,
                 result,
             } => self.dial_result(edge_id, request_id, to, result),
+            EngineInput::DialRefused {
+                edge_id,
+                request_id,
+                to,
+                message,
+                can_request,
+                resets_at,
+            } => {
+                info!(%request_id, to = %crate::pii::Number(&to), %message, "dial not placed");
+                self.metrics.dials_without_permission.inc();
+                if can_request {
+                    self.watch_permission(&to, &edge_id);
+                }
+                self.send_edge(
+                    &edge_id,
+                    HubMessage::NoPermission {
+                        request_id,
+                        to,
+                        message,
+                        can_request,
+                        resets_at,
+                    },
+                );
+            }
+            EngineInput::PermissionRequested {
+                edge_id,
+                request_id,
+                to,
+                result,
+            } => {
+                let msg = match result {
+                    Ok(message_id) => {
+                        info!(%request_id, to = %crate::pii::Number(&to), %message_id, "call permission requested");
+                        self.metrics.permission_requests.inc();
+                        self.watch_permission(&to, &edge_id);
+                        HubMessage::PermissionRequest {
+                            request_id,
+                            to,
+                            sent: true,
+                            message: "permission request sent: waiting for the user to answer in WhatsApp".into(),
+                            resets_at: None,
+                        }
+                    }
+                    Err((message, resets_at)) => HubMessage::PermissionRequest {
+                        request_id,
+                        to,
+                        sent: false,
+                        message,
+                        resets_at,
+                    },
+                };
+                self.send_edge(&edge_id, msg);
+            }
+            EngineInput::PermissionSeen(row) => {
+                if let Some(h) = &self.history {
+                    h.set_permission(row);
+                }
+            }
+            EngineInput::MetaMediaStored {
+                call_id,
+                kind,
+                path,
+            } => {
+                if let Some(h) = &self.history {
+                    h.set_meta_media(&call_id, kind, &path);
+                }
+                if let Ok(mut s) = self.shared.lock()
+                    && let Some(r) = s.records.get_mut(&call_id)
+                {
+                    match kind {
+                        crate::webhook::MetaMediaKind::Recording => r.meta_recording = Some(path),
+                        crate::webhook::MetaMediaKind::Transcript => r.meta_transcript = Some(path),
+                    }
+                }
+            }
             EngineInput::Timer {
                 call_id,
                 timer,
@@ -528,6 +635,36 @@ impl Engine {
     }
 
     fn webhook_event(&mut self, ev: CallEvent, received: DateTime<Utc>) {
+        if let CallEvent::PermissionReply {
+            customer,
+            accepted,
+            permanent,
+            expires_at,
+            automatic,
+            ..
+        } = &ev
+        {
+            self.permission_reply(customer, *accepted, *permanent, *expires_at, *automatic);
+            return;
+        }
+        if let CallEvent::MetaMedia {
+            call_id,
+            kind,
+            media_id,
+            url,
+            sha256,
+            ..
+        } = &ev
+        {
+            self.fetch_meta_media(super::meta_media::Wanted {
+                call_id: call_id.clone(),
+                kind: *kind,
+                media_id: media_id.clone(),
+                url: url.clone(),
+                sha256: sha256.clone(),
+            });
+            return;
+        }
         let Some(call_id) = ev.call_id().map(str::to_string) else {
             debug!(?ev, "webhook event without a call ignored");
             return;
@@ -621,7 +758,9 @@ impl Engine {
                 debug!(%call_id, %what, "webhook event ignored");
                 return;
             }
-            CallEvent::Offer { .. } => return,
+            CallEvent::Offer { .. }
+            | CallEvent::PermissionReply { .. }
+            | CallEvent::MetaMedia { .. } => return,
         };
         if self.registry.contains(&call_id) {
             self.feed(&call_id, input, received);
@@ -659,14 +798,19 @@ impl Engine {
         // Rate limits: every message, and dials apart.
         if let Some(e) = self.edges.get_mut(&edge_id) {
             let t = Instant::now();
-            let is_dial = matches!(msg, EdgeMessage::Dial { .. });
+            let is_dial = matches!(
+                msg,
+                EdgeMessage::Dial { .. } | EdgeMessage::RequestPermission { .. }
+            );
             let ok = e.limits.messages.take(t) && (!is_dial || e.limits.dials.take(t));
             if !ok {
                 self.metrics.edge_rate_limited.inc();
                 if e.limits.should_warn(t) {
                     warn!(edge = %edge_id, dial = is_dial, "edge over its rate limit: message refused");
                 }
-                if let EdgeMessage::Dial { request_id, .. } = msg {
+                if let EdgeMessage::Dial { request_id, .. }
+                | EdgeMessage::RequestPermission { request_id, .. } = msg
+                {
                     self.send_edge(
                         &edge_id,
                         HubMessage::Error {
@@ -749,26 +893,193 @@ impl Engine {
                 request_id,
                 to,
                 sdp,
-            } => self.dial(edge_id, request_id, to, sdp),
+                meta_record,
+                meta_transcribe,
+            } => {
+                let capture = crate::api::Capture::from_config(
+                    &self.cfg.meta_capture,
+                    meta_record,
+                    meta_transcribe,
+                );
+                self.dial(edge_id, request_id, to, sdp, capture)
+            }
+            EdgeMessage::RequestPermission {
+                request_id,
+                to,
+                text,
+            } => self.request_permission(edge_id, request_id, to, text),
         }
     }
 
-    fn dial(&mut self, edge_id: String, request_id: String, to: String, sdp: String) {
-        if self.edges.get(&edge_id).is_some_and(|e| !e.may_dial) {
-            warn!(edge = %edge_id, "edge may not place calls: dial refused");
+    /// Whether `edge_id` may place calls (and ask permission to); refuses in words if not.
+    fn may_dial(&self, edge_id: &str, request_id: &str) -> bool {
+        if self.edges.get(edge_id).is_some_and(|e| !e.may_dial) {
+            warn!(edge = %edge_id, "edge may not place calls: refused");
             self.send_edge(
-                &edge_id,
+                edge_id,
                 HubMessage::Error {
                     call_id: None,
-                    request_id: Some(request_id),
+                    request_id: Some(request_id.to_owned()),
                     message: "this edge's identity may not place calls (server.edges may_dial)"
                         .into(),
                     permanent: true,
                 },
             );
+            return false;
+        }
+        true
+    }
+
+    fn watch_permission(&mut self, to: &str, edge_id: &str) {
+        if self.permission_watch.len() >= PERMISSION_WATCHES
+            && !self.permission_watch.contains_key(to)
+        {
+            // Bounded: a flood of numbers forgets the watches, not the permissions.
+            self.permission_watch.clear();
+        }
+        let edges = self.permission_watch.entry(to.to_owned()).or_default();
+        if !edges.iter().any(|e| e == edge_id) {
+            edges.push(edge_id.to_owned());
+        }
+    }
+
+    fn request_permission(
+        &mut self,
+        edge_id: String,
+        request_id: String,
+        to: String,
+        text: Option<String>,
+    ) {
+        if !self.may_dial(&edge_id, &request_id) {
             return;
         }
-        if let Err(problem) = check_recipient(&to) {
+        let text = text
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| super::permissions::DEFAULT_REQUEST_TEXT.to_owned());
+        let problem = check_recipient(&to).err().or_else(|| {
+            (text.chars().count() > super::permissions::MAX_REQUEST_TEXT).then(|| {
+                format!(
+                    "text: {} characters; WhatsApp takes at most {}",
+                    text.chars().count(),
+                    super::permissions::MAX_REQUEST_TEXT
+                )
+            })
+        });
+        if let Some(problem) = problem {
+            self.send_edge(
+                &edge_id,
+                HubMessage::PermissionRequest {
+                    request_id,
+                    to,
+                    sent: false,
+                    message: problem,
+                    resets_at: None,
+                },
+            );
+            return;
+        }
+        let (bsp, tx) = (self.bsp.clone(), self.tx.clone());
+        let span = info_span!("permission_request", %request_id);
+        tokio::spawn(
+            async move {
+                let result = super::permissions::request(&bsp, &to, &text).await;
+                let _ = tx
+                    .send(EngineInput::PermissionRequested {
+                        edge_id,
+                        request_id,
+                        to,
+                        result,
+                    })
+                    .await;
+            }
+            .instrument(span),
+        );
+    }
+
+    /// The user answered (or WhatsApp did): remember it, tell the edges that asked.
+    fn permission_reply(
+        &mut self,
+        customer: &str,
+        accepted: bool,
+        permanent: bool,
+        expires_at: Option<i64>,
+        automatic: bool,
+    ) {
+        use crate::api::permission::PermissionStatus;
+        let status = match (accepted, permanent) {
+            (false, _) => PermissionStatus::None,
+            (true, true) => PermissionStatus::Permanent,
+            (true, false) => PermissionStatus::Temporary {
+                until: expires_at.and_then(|t| DateTime::from_timestamp(t, 0)),
+            },
+        };
+        info!(customer = %crate::pii::Number(customer), status = %status.words(), automatic, "call permission reply");
+        self.metrics.permission_replies.inc();
+        let source = if automatic {
+            "automatic"
+        } else {
+            "user_action"
+        };
+        if let Some(h) = &self.history {
+            h.set_permission(super::permissions::row(customer, &status, source));
+        }
+        for edge in self.permission_watch.remove(customer).unwrap_or_default() {
+            self.send_edge(
+                &edge,
+                HubMessage::Permission {
+                    to: customer.to_owned(),
+                    granted: accepted,
+                    status: status.words(),
+                },
+            );
+        }
+    }
+
+    /// Downloads Meta's file of a call into the store, in the background.
+    fn fetch_meta_media(&self, wanted: super::meta_media::Wanted) {
+        let Some(dir) = self.cfg.store_dir.clone() else {
+            warn!(call_id = %wanted.call_id, kind = wanted.kind.as_str(), "Meta's file not downloaded: no recording.dir");
+            return;
+        };
+        let (bsp, tx) = (self.bsp.clone(), self.tx.clone());
+        let span = info_span!("call", call_id = %wanted.call_id);
+        tokio::spawn(
+            async move {
+                match super::meta_media::fetch(&bsp, &dir, &wanted).await {
+                    Ok(path) => {
+                        let _ = tx
+                            .send(EngineInput::MetaMediaStored {
+                                call_id: wanted.call_id,
+                                kind: wanted.kind,
+                                path: path.display().to_string(),
+                            })
+                            .await;
+                    }
+                    Err(e) => {
+                        tracing::error!(kind = wanted.kind.as_str(), media_id = %wanted.media_id, error = %e, "Meta's file could not be downloaded (Meta keeps it 7 days)");
+                    }
+                }
+            }
+            .instrument(span),
+        );
+    }
+
+    fn dial(
+        &mut self,
+        edge_id: String,
+        request_id: String,
+        to: String,
+        sdp: String,
+        capture: crate::api::Capture,
+    ) {
+        if !self.may_dial(&edge_id, &request_id) {
+            return;
+        }
+        let capture_refused = (!capture.is_empty()
+            && self.bsp.provider() != crate::config::Provider::Meta)
+            .then(|| "Meta-side recording and transcription need Meta's Cloud API (bsp.provider = \"meta\")".to_owned());
+        if let Some(problem) = check_recipient(&to).err().or(capture_refused) {
             self.send_edge(
                 &edge_id,
                 HubMessage::Error {
@@ -785,10 +1096,54 @@ impl Engine {
         let span = info_span!("dial", %request_id, %to);
         tokio::spawn(
             async move {
+                let meta = bsp.provider() == crate::config::Provider::Meta;
+                if meta {
+                    let (verdict, seen) = super::permissions::check(&bsp, &to).await;
+                    if let Some(row) = seen {
+                        let _ = tx.send(EngineInput::PermissionSeen(row)).await;
+                    }
+                    if let Some(super::permissions::Verdict::Refused {
+                        message,
+                        can_request,
+                        resets_at,
+                    }) = verdict
+                    {
+                        let _ = tx
+                            .send(EngineInput::DialRefused {
+                                edge_id,
+                                request_id,
+                                to,
+                                message,
+                                can_request,
+                                resets_at,
+                            })
+                            .await;
+                        return;
+                    }
+                }
                 let result = bsp
-                    .connect(&to, &sdp, Some(&request_id))
-                    .await
-                    .map_err(|e| ActionFailure::from(&e));
+                    .connect_with(&to, &sdp, Some(&request_id), &capture)
+                    .await;
+                if let Err(e) = &result
+                    && let Some(super::permissions::Verdict::Refused {
+                        message,
+                        can_request,
+                        resets_at,
+                    }) = super::permissions::refused_connect(e, &to, meta)
+                {
+                    let _ = tx
+                        .send(EngineInput::DialRefused {
+                            edge_id,
+                            request_id,
+                            to,
+                            message,
+                            can_request,
+                            resets_at,
+                        })
+                        .await;
+                    return;
+                }
+                let result = result.map_err(|e| ActionFailure::from(&e));
                 let _ = tx
                     .send(EngineInput::DialResult {
                         edge_id,
@@ -973,13 +1328,20 @@ impl Engine {
     }
 
     fn submit(&self, call_id: &str, to: &str, action: Action) {
+        // A user's call is recorded by Meta when `[recording.meta]` says so (asked on accept).
+        let capture = match &action {
+            Action::Accept { .. } if self.bsp.provider() == crate::config::Provider::Meta => {
+                crate::api::Capture::from_config(&self.cfg.meta_capture, None, None)
+            }
+            _ => crate::api::Capture::default(),
+        };
         let bsp = self.bsp.clone();
         let tx = self.tx.clone();
         let (call_id, to) = (call_id.to_string(), to.to_string());
         let name = action.name();
         // The client's own `bsp` span (action, call id) covers what is logged on the way.
         tokio::spawn(async move {
-            let result = perform(&bsp, &call_id, &to, &action)
+            let result = perform(&bsp, &call_id, &to, &action, &capture)
                 .await
                 .map_err(|e| ActionFailure::from(&e));
             let _ = tx
@@ -1250,10 +1612,11 @@ async fn perform(
     call_id: &str,
     to: &str,
     action: &Action,
+    capture: &crate::api::Capture,
 ) -> Result<(), ApiError> {
     match action {
         Action::PreAccept { sdp } => bsp.pre_accept(call_id, to, sdp).await,
-        Action::Accept { sdp } => bsp.accept(call_id, to, sdp).await,
+        Action::Accept { sdp } => bsp.accept_with(call_id, to, sdp, capture).await,
         Action::Reject => bsp.reject(call_id, to).await,
         Action::Terminate => bsp.terminate(call_id, to).await,
     }

@@ -47,6 +47,13 @@ CREATE TABLE IF NOT EXISTS quality_samples (
     sample TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS quality_samples_call ON quality_samples(call_id, at);
+CREATE TABLE IF NOT EXISTS call_permissions (
+    customer TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    expires_at TEXT,
+    source TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
 ";
 
 /// Columns added after the first release: (name, type). A history file from before gets them
@@ -59,7 +66,23 @@ const ADDED_COLUMNS: &[(&str, &str)] = &[
     ("stored_recording", "TEXT"),
     // When each key was pressed, a JSON array aligned with `dtmf`.
     ("dtmf_at", "TEXT"),
+    // Meta's recording and transcript of the call, downloaded into the store.
+    ("meta_recording", "TEXT"),
+    ("meta_transcript", "TEXT"),
 ];
+
+/// What the bridge last learnt of a user's call permission (Meta's check, or the user's reply).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PermissionRow {
+    pub customer: String,
+    /// `none`, `temporary`, `permanent`.
+    pub status: String,
+    /// RFC 3339, for a temporary permission.
+    pub expires_at: Option<String>,
+    /// `check` (Meta's permission check), `user_action` or `automatic` (a reply webhook).
+    pub source: String,
+    pub updated_at: String,
+}
 
 fn err_at(path: &Path, source: rusqlite::Error) -> HistoryError {
     HistoryError {
@@ -207,13 +230,16 @@ impl History {
             dtmf_at: dtmf_at
                 .and_then(|j| serde_json::from_str(&j).ok())
                 .unwrap_or_default(),
+            meta_recording: row.get(19)?,
+            meta_transcript: row.get(20)?,
         })
     }
 
     const COLUMNS: &'static str =
         "call_id, direction, customer, business, caller_name, edge, answered_by, offered_at,
         pre_accepted_at, accepted_at, ended_at, end_reason, duration_s, quality,
-        COALESCE(stored_recording, recording), dtmf, queue_wait_s, overflow, dtmf_at";
+        COALESCE(stored_recording, recording), dtmf, queue_wait_s, overflow, dtmf_at,
+        meta_recording, meta_transcript";
 
     /// Calls matching `f`, newest first, and how many match in all (for paging).
     pub fn search(&self, f: &Search) -> Result<(Vec<CallRecord>, u64), HistoryError> {
@@ -344,6 +370,69 @@ impl History {
             )
             .map(|_| ())
             .map_err(|e| self.err(e))
+    }
+
+    /// Links Meta's downloaded recording or transcript to the call's row.
+    pub fn set_meta_media(
+        &self,
+        call_id: &str,
+        kind: crate::webhook::MetaMediaKind,
+        path: &str,
+    ) -> Result<(), HistoryError> {
+        let sql = match kind {
+            crate::webhook::MetaMediaKind::Recording => {
+                "UPDATE calls SET meta_recording = ?2 WHERE call_id = ?1"
+            }
+            crate::webhook::MetaMediaKind::Transcript => {
+                "UPDATE calls SET meta_transcript = ?2 WHERE call_id = ?1"
+            }
+        };
+        self.conn
+            .execute(sql, params![call_id, path])
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Records what is known of a user's call permission (the latest wins).
+    pub fn set_permission(&self, p: &PermissionRow) -> Result<(), HistoryError> {
+        self.conn
+            .execute(
+                "INSERT INTO call_permissions (customer, status, expires_at, source, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(customer) DO UPDATE SET status=excluded.status,
+                    expires_at=excluded.expires_at, source=excluded.source,
+                    updated_at=excluded.updated_at",
+                params![p.customer, p.status, p.expires_at, p.source, p.updated_at],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// The permissions known, the most recently updated first (`customer`: that user only).
+    pub fn permissions(
+        &self,
+        customer: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<PermissionRow>, HistoryError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT customer, status, expires_at, source, updated_at FROM call_permissions
+                 WHERE ?1 IS NULL OR customer = ?1 ORDER BY updated_at DESC LIMIT ?2",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![customer, limit as i64], |row| {
+                Ok(PermissionRow {
+                    customer: row.get(0)?,
+                    status: row.get(1)?,
+                    expires_at: row.get(2)?,
+                    source: row.get(3)?,
+                    updated_at: row.get(4)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
 
     /// Appends quality samples in one transaction.
@@ -519,6 +608,8 @@ enum Write {
     Record(Box<CallRecord>),
     Sample(String, QualitySample),
     Recording(String, String),
+    MetaMedia(String, crate::webhook::MetaMediaKind, String),
+    Permission(PermissionRow),
 }
 
 /// Serialises writes on a thread of their own.
@@ -539,6 +630,7 @@ impl HistoryWriter {
                 // Whatever queued while the last batch was written goes in the next one: fifty
                 // calls arriving at once cost a few commits, not a hundred.
                 let (mut batch, mut samples, mut stored) = (Vec::new(), Vec::new(), Vec::new());
+                let (mut meta, mut permissions) = (Vec::new(), Vec::new());
                 while let Ok(first) = rx.recv() {
                     for w in std::iter::once(first).chain(rx.try_iter().take(MAX_BATCH - 1)) {
                         match w {
@@ -548,6 +640,8 @@ impl HistoryWriter {
                                 // After the rows this batch writes: a new row exists then.
                                 stored.push((id, path));
                             }
+                            Write::MetaMedia(id, kind, path) => meta.push((id, kind, path)),
+                            Write::Permission(p) => permissions.push(p),
                         }
                     }
                     if !batch.is_empty()
@@ -563,6 +657,16 @@ impl HistoryWriter {
                     for (id, path) in stored.drain(..) {
                         if let Err(e) = history.set_recording(&id, &path) {
                             tracing::error!(call_id = %id, error = %e, "stored recording not linked");
+                        }
+                    }
+                    for (id, kind, path) in meta.drain(..) {
+                        if let Err(e) = history.set_meta_media(&id, kind, &path) {
+                            tracing::error!(call_id = %id, error = %e, "Meta's file not linked");
+                        }
+                    }
+                    for p in permissions.drain(..) {
+                        if let Err(e) = history.set_permission(&p) {
+                            tracing::error!(error = %e, "call permission not recorded");
                         }
                     }
                     batch.clear();
@@ -598,6 +702,20 @@ impl HistoryWriter {
         let _ = self
             .tx
             .send(Write::Recording(call_id.to_string(), path.to_string()));
+    }
+
+    /// Links Meta's downloaded recording or transcript to the call's row.
+    pub fn set_meta_media(&self, call_id: &str, kind: crate::webhook::MetaMediaKind, path: &str) {
+        let _ = self.tx.send(Write::MetaMedia(
+            call_id.to_string(),
+            kind,
+            path.to_string(),
+        ));
+    }
+
+    /// Records what is known of a user's call permission.
+    pub fn set_permission(&self, p: PermissionRow) {
+        let _ = self.tx.send(Write::Permission(p));
     }
 
     /// Adds a point to a call's quality over time.

@@ -101,6 +101,11 @@ pub struct Metrics {
     pub webhook_stale_offers: Counter,
     /// Calls made by a `connect` whose reply was lost, found by their webhook and terminated.
     pub lost_connects_ended: Counter,
+    /// Dials not placed: no call permission, or a permission limit reached.
+    pub dials_without_permission: Counter,
+    /// Call-permission requests sent, and replies received (user or automatic).
+    pub permission_requests: Counter,
+    pub permission_replies: Counter,
     /// Edge messages refused for going over the edge's rate limit.
     pub edge_rate_limited: Counter,
     /// Connections refused at the connection limit (503 at once).
@@ -213,6 +218,24 @@ impl Metrics {
             "wacall_lost_connects_ended_total",
             "Calls whose connect reply was lost, found by their webhook and terminated",
             self.lost_connects_ended.get(),
+        );
+        counter(
+            &mut out,
+            "wacall_dials_without_permission_total",
+            "Dials not placed: the user has not allowed calls, or a permission limit is reached",
+            self.dials_without_permission.get(),
+        );
+        counter(
+            &mut out,
+            "wacall_permission_requests_total",
+            "Call-permission requests sent",
+            self.permission_requests.get(),
+        );
+        counter(
+            &mut out,
+            "wacall_permission_replies_total",
+            "Call-permission replies received (the user's, or WhatsApp's automatic ones)",
+            self.permission_replies.get(),
         );
         counter(
             &mut out,

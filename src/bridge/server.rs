@@ -63,6 +63,8 @@ pub struct BridgeConfig {
     pub keep_wav: bool,
     /// Stored recordings are deleted after this long (`recording.keep_days`); `None`: kept.
     pub keep_for: Option<Duration>,
+    /// Meta-side recording and transcription asked for on every call (`[recording.meta]`).
+    pub meta_capture: crate::config::MetaCaptureConfig,
     /// TLS on the listener: (certificate chain, private key) PEM files.
     pub tls: Option<(PathBuf, PathBuf)>,
     pub max_connections: usize,
@@ -128,6 +130,7 @@ impl BridgeConfig {
             keep_wav: c.recording.keep_wav,
             keep_for: (c.recording.keep_days > 0)
                 .then(|| Duration::from_secs(c.recording.keep_days * 86_400)),
+            meta_capture: c.recording.meta.clone(),
             tls: c.server.tls_cert.clone().zip(c.server.tls_key.clone()),
             max_connections: c.server.max_connections,
             header_timeout: Duration::from_secs(c.server.header_timeout_s),
@@ -155,6 +158,7 @@ impl BridgeConfig {
                 token,
                 timeout_ms: 5_000,
                 max_retries: 2,
+                ..Default::default()
             },
             app_secret,
             verify_token: Secret::new("sandbox-verify"),
@@ -173,6 +177,7 @@ impl BridgeConfig {
             store_dir: None,
             keep_wav: false,
             keep_for: None,
+            meta_capture: Default::default(),
             tls: None,
             max_connections: 1024,
             header_timeout: Duration::from_secs(30),
@@ -344,6 +349,7 @@ impl Bridge {
                 hours,
                 store_dir: cfg.store_dir.clone(),
                 keep_wav: cfg.keep_wav,
+                meta_capture: cfg.meta_capture.clone(),
             },
             bsp,
             history,
@@ -498,6 +504,17 @@ impl Bridge {
     /// The history row as stored in the database.
     pub fn history_row(&self, call_id: &str) -> Option<CallRecord> {
         self.history.as_ref()?.lock().ok()?.get(call_id).ok()?
+    }
+
+    /// What the bridge last learnt of a user's call permission (its history).
+    pub fn permission_row(&self, user: &str) -> Option<super::history::PermissionRow> {
+        self.history
+            .as_ref()?
+            .lock()
+            .ok()?
+            .permissions(Some(user), 1)
+            .ok()?
+            .pop()
     }
 
     /// Stops accepting requests, ends live calls at the BSP, and waits for the engine.

@@ -2,6 +2,7 @@
 
 pub mod dial;
 pub mod ops;
+pub mod permission;
 pub mod report;
 
 /// The error as one line for the terminal: the message, then each cause that the message does

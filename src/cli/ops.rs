@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 use chrono::NaiveDate;
 
 use crate::api::{ApiError, BspClient};
-use crate::config::Config;
+use crate::config::{Config, Provider};
 use crate::settings::{self, CallSettings};
 
 /// The settings format from a file's extension (`json` / `toml`), or `None` to sniff.
@@ -38,19 +38,27 @@ fn today_for(s: &CallSettings) -> NaiveDate {
     }
 }
 
-/// Reads, parses and validates a settings file; prints every problem. Returns the settings and
-/// their warnings when valid.
-fn load_settings(file: &Path) -> anyhow::Result<(CallSettings, Vec<String>)> {
+/// Reads, parses and validates a settings file for `provider` (the BSP refuses Meta's keys);
+/// prints every problem. Returns the settings and their warnings when valid.
+fn load_settings(file: &Path, provider: Provider) -> anyhow::Result<(CallSettings, Vec<String>)> {
     let text = std::fs::read_to_string(file)
         .with_context(|| format!("cannot read settings file {}", file.display()))?;
     let parsed = settings::parse_settings(&text, format_of(file))
         .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-    if let Err(problems) = settings::validate(&parsed, today_for(&parsed)) {
+    let mut problems = settings::validate(&parsed, today_for(&parsed))
+        .err()
+        .unwrap_or_default();
+    problems.extend(
+        settings::check_for_provider(&parsed, provider)
+            .err()
+            .unwrap_or_default(),
+    );
+    if !problems.is_empty() {
         for p in &problems {
             println!("{}: {p}", file.display());
         }
         bail!(
-            "{} has {} problem{}: nothing was sent",
+            "{} has {} problem{} for provider {provider}: nothing was sent",
             file.display(),
             problems.len(),
             if problems.len() == 1 { "" } else { "s" }
@@ -60,31 +68,60 @@ fn load_settings(file: &Path) -> anyhow::Result<(CallSettings, Vec<String>)> {
     Ok((parsed, warnings))
 }
 
+/// The provider `settings check` checks for: `--provider` when given, else the one in the
+/// configuration file when one is given and loads (a note says so when it does not), else the
+/// BSP.
+pub fn settings_provider(flag: Option<Provider>, config: Option<&Path>) -> Provider {
+    if let Some(p) = flag {
+        return p;
+    }
+    let Some(path) = config else {
+        return Provider::Bsp;
+    };
+    match Config::load(path) {
+        Ok(cfg) => cfg.bsp.provider,
+        Err(e) => {
+            println!(
+                "note: cannot use the provider in {} ({e}): checking for provider bsp",
+                path.display()
+            );
+            Provider::Bsp
+        }
+    }
+}
+
 fn print_warnings(warnings: &[String]) {
     for w in warnings {
         println!("warning: {w}");
     }
 }
 
-/// `wacall settings check FILE`: validates a call-settings file (JSON or TOML by extension).
-pub fn settings_check(file: &Path) -> anyhow::Result<()> {
-    let (_, warnings) = load_settings(file)?;
+/// `wacall settings check FILE [--provider bsp|meta]`: validates a call-settings file (JSON or
+/// TOML by extension) for that provider (see [`settings_provider`]).
+pub fn settings_check(file: &Path, provider: Provider) -> anyhow::Result<()> {
+    let (_, warnings) = load_settings(file, provider)?;
     print_warnings(&warnings);
-    println!("{}: OK", file.display());
+    println!("{}: OK for provider {provider}", file.display());
     Ok(())
 }
 
 /// `wacall settings set FILE`: validates, prints the warnings, then submits the settings to the
-/// BSP. Without `yes` the exact JSON sent is printed first.
+/// BSP. Without `yes` the exact JSON sent is printed first. Meta-only keys are refused when
+/// `bsp.provider` is `"bsp"`.
 pub async fn settings_set(config: &Config, file: &Path, yes: bool) -> anyhow::Result<()> {
-    let (parsed, warnings) = load_settings(file)?;
+    let (parsed, warnings) = load_settings(file, config.bsp.provider)?;
     print_warnings(&warnings);
     let client = client(config)?;
     if !yes {
+        // What the client sends: Meta takes the settings inside {"calling": ...}.
+        let body = match config.bsp.provider {
+            Provider::Bsp => serde_json::to_value(&parsed)?,
+            Provider::Meta => settings::meta_body(&parsed),
+        };
         println!(
             "sending to {}:\n{}",
             client.settings_url(),
-            serde_json::to_string_pretty(&parsed)?
+            serde_json::to_string_pretty(&body)?
         );
     }
     client
@@ -148,7 +185,7 @@ pub async fn call_action(
 }
 
 /// A BSP client, after checking the `[bsp]` settings it needs.
-fn client(config: &Config) -> anyhow::Result<BspClient> {
+pub(crate) fn client(config: &Config) -> anyhow::Result<BspClient> {
     let missing: Vec<String> = config
         .problems()
         .into_iter()
@@ -249,7 +286,7 @@ mod tests {
              open_time = \"0900\"\nclose_time = \"2460\"\n",
         )
         .unwrap();
-        let e = settings_check(&bad).unwrap_err().to_string();
+        let e = settings_check(&bad, Provider::Bsp).unwrap_err().to_string();
         assert!(e.contains("2 problems"), "{e}");
         let good = dir.join("good.json");
         std::fs::write(
@@ -259,7 +296,53 @@ mod tests {
                "holiday_schedule":[{"date":"2999-01-01","start_time":"0000","end_time":"2359"}]}}"#,
         )
         .unwrap();
-        settings_check(&good).unwrap();
+        settings_check(&good, Provider::Bsp).unwrap();
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn meta_only_keys_are_refused_for_the_bsp_and_taken_for_meta() {
+        let dir = std::env::temp_dir().join(format!("wacall-ops-provider-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("meta.json");
+        std::fs::write(
+            &file,
+            r#"{"status":"ENABLED","call_icons":{"restrict_to_user_countries":["MX"]},
+               "audio":{"additional_codecs":["PCMA"]}}"#,
+        )
+        .unwrap();
+        let e = settings_check(&file, Provider::Bsp)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("2 problems for provider bsp"), "{e}");
+        settings_check(&file, Provider::Meta).unwrap();
+
+        // `settings set` knows the provider from the configuration and refuses before sending.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let cfg = Config::default();
+        assert_eq!(cfg.bsp.provider, Provider::Bsp);
+        let e = rt
+            .block_on(settings_set(&cfg, &file, true))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("nothing was sent"), "{e}");
+
+        // The default provider of `settings check`: the flag, else the config's, else bsp.
+        let meta_cfg = dir.join("meta.toml");
+        std::fs::write(&meta_cfg, "[bsp]\nprovider = \"meta\"\n").unwrap();
+        assert_eq!(settings_provider(None, Some(&meta_cfg)), Provider::Meta);
+        assert_eq!(
+            settings_provider(Some(Provider::Bsp), Some(&meta_cfg)),
+            Provider::Bsp
+        );
+        assert_eq!(
+            settings_provider(None, Some(&dir.join("missing.toml"))),
+            Provider::Bsp
+        );
+        assert_eq!(settings_provider(None, None), Provider::Bsp);
         std::fs::remove_dir_all(&dir).ok();
     }
 

@@ -75,8 +75,10 @@ pub enum Command {
     SetInput(Option<String>),
     SetOutput(Option<String>),
     RefreshHistory,
-    /// Forget the last notice (the agent read it).
+    /// Forget the last notice (the agent read it), and the permission offer beside it.
     DismissNotice,
+    /// Ask this number for permission to call it (the "Ask for permission" of a refused dial).
+    RequestPermission(String),
 }
 
 /// Progress of a call we place.
@@ -120,6 +122,37 @@ pub enum PhoneState {
         progress: DialProgress,
         since: Instant,
     },
+}
+
+/// A refused dial's way forward (Meta's call permissions), shown beside the notice: ask the
+/// user for permission, wait for the answer, then call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PermissionOffer {
+    /// The number, as the bridge names it (digits).
+    pub number: String,
+    pub state: PermissionStep,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PermissionStep {
+    /// The dial was refused and a request may be sent: "Ask for permission".
+    CanAsk,
+    /// The request went to the bridge under this id; its answer is awaited.
+    Asking { request_id: String },
+    /// WhatsApp delivered the request; the user has not answered yet.
+    Waiting,
+    /// The user allowed calls: "Call now".
+    Granted,
+}
+
+/// The bridge's permission words, with the reset time added when they do not give it.
+pub fn permission_words(message: &str, resets_at: Option<&str>) -> String {
+    match resets_at {
+        Some(t) if !t.is_empty() && !message.contains(t) => {
+            format!("{} (possible again at {t})", message.trim_end_matches('.'))
+        }
+        _ => message.to_string(),
+    }
 }
 
 impl PhoneState {
@@ -204,16 +237,93 @@ pub struct PhoneView {
     /// Callers waiting in the bridge's queue, and since when the longest has waited.
     pub queue_waiting: usize,
     pub queue_oldest_since: Option<Instant>,
+    /// What the agent may do about a dial refused for want of call permission.
+    pub permission: Option<PermissionOffer>,
 }
 
 impl PhoneView {
-    /// A new call (ringing or dialled) starts with no notice, unmuted, no keys, no grade.
+    /// A new call (ringing or dialled) starts with no notice, unmuted, no keys, no grade, and
+    /// no permission offer.
     fn begin_call(&mut self) {
         self.notice = None;
+        self.permission = None;
         self.muted = false;
         self.dtmf_sent.clear();
         self.dtmf_received.clear();
         self.quality = None;
+    }
+
+    /// `NoPermission`: the dial was not placed; say why, and offer a request if one may be sent.
+    fn permission_refused(
+        &mut self,
+        to: &str,
+        message: &str,
+        can_request: bool,
+        resets_at: Option<&str>,
+    ) {
+        self.notice = Some(permission_words(message, resets_at));
+        self.permission = can_request.then(|| PermissionOffer {
+            number: to.to_string(),
+            state: PermissionStep::CanAsk,
+        });
+    }
+
+    /// The agent pressed "Ask for permission": false if there is nothing to ask for `number`.
+    fn permission_asking(&mut self, number: &str, request_id: &str) -> bool {
+        let Some(offer) = self
+            .permission
+            .as_mut()
+            .filter(|o| o.number == number && o.state == PermissionStep::CanAsk)
+        else {
+            return false;
+        };
+        offer.state = PermissionStep::Asking {
+            request_id: request_id.to_string(),
+        };
+        self.notice = Some(format!("Asking {number} for permission…"));
+        true
+    }
+
+    /// The bridge's answer to our request (`PermissionRequest`, or an `Error` for it, which has
+    /// `sent` false): false if it is not about the request we are waiting for.
+    fn permission_request_answered(
+        &mut self,
+        request_id: &str,
+        sent: bool,
+        message: &str,
+        resets_at: Option<&str>,
+    ) -> bool {
+        let ours = self.permission.as_ref().is_some_and(
+            |o| matches!(&o.state, PermissionStep::Asking { request_id: r } if r == request_id),
+        );
+        if !ours {
+            return false;
+        }
+        self.notice = Some(permission_words(message, resets_at));
+        if sent {
+            if let Some(o) = self.permission.as_mut() {
+                o.state = PermissionStep::Waiting;
+            }
+        } else {
+            self.permission = None;
+        }
+        true
+    }
+
+    /// The user answered (`Permission`). During a call only the words are shown: "Call now"
+    /// belongs to the dialer.
+    fn permission_answered(&mut self, to: &str, granted: bool, status: &str, in_call: bool) {
+        self.notice = Some(if granted {
+            format!("{to} allowed calls ({status})")
+        } else {
+            format!("{to} declined calls")
+        });
+        if !in_call {
+            self.permission = granted.then(|| PermissionOffer {
+                number: to.to_string(),
+                state: PermissionStep::Granted,
+            });
+        }
     }
 }
 
@@ -240,6 +350,7 @@ impl Default for PhoneView {
             calls_ended: 0,
             queue_waiting: 0,
             queue_oldest_since: None,
+            permission: None,
         }
     }
 }
@@ -266,6 +377,17 @@ pub type Notify = Arc<dyn Fn() + Send + Sync>;
 
 /// Starts the phone task on the current tokio runtime.
 pub fn start(cfg: PhoneConfig, notify: Notify) -> PhoneHandle {
+    spawn(cfg, notify, None)
+}
+
+/// Starts the phone already linked to a hub (an in-process bridge's local edge, or a test
+/// playing the bridge over channels): online at once, without signing in. When that link
+/// ends the phone is signed out (there is nothing to reconnect to).
+pub fn start_linked(cfg: PhoneConfig, notify: Notify, conn: HubConnection) -> PhoneHandle {
+    spawn(cfg, notify, Some(conn))
+}
+
+fn spawn(cfg: PhoneConfig, notify: Notify, linked: Option<HubConnection>) -> PhoneHandle {
     let (tx, rx) = mpsc::unbounded_channel();
     let view = Arc::new(Mutex::new(PhoneView {
         input: cfg.input.clone(),
@@ -283,7 +405,7 @@ pub fn start(cfg: PhoneConfig, notify: Notify) -> PhoneHandle {
         uploader: None,
         reopens: [(0, None); 2],
     };
-    tokio::spawn(phone.run(rx));
+    tokio::spawn(phone.run(rx, linked));
     PhoneHandle { tx, view }
 }
 
@@ -564,8 +686,26 @@ impl Phone {
         self.update(|v| v.state = s);
     }
 
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>) {
+    async fn run(
+        mut self,
+        mut rx: mpsc::UnboundedReceiver<Command>,
+        linked: Option<HubConnection>,
+    ) {
         let (itx, mut irx) = mpsc::unbounded_channel::<Internal>();
+        if let Some(conn) = linked {
+            info!(edge_id = %conn.edge_id, "linked to the hub");
+            if let Online::Lost(why) = self.online(conn, &mut rx, &itx, &mut irx).await {
+                warn!(%why, "hub link lost");
+                self.update(|v| v.notice = Some(format!("Connection lost ({why}).")));
+            }
+            if let Some(call) = self.call.take() {
+                self.end_call(call, None, "the connection to the bridge was lost".into())
+                    .await;
+            }
+            if rx.is_closed() {
+                return;
+            }
+        }
         loop {
             // Signed out: wait for credentials.
             while self.credentials.is_none() {
@@ -696,7 +836,10 @@ impl Phone {
                 self.cfg.output = name.clone();
                 self.update(|v| v.output = name);
             }
-            Command::DismissNotice => self.update(|v| v.notice = None),
+            Command::DismissNotice => self.update(|v| {
+                v.notice = None;
+                v.permission = None;
+            }),
             Command::RefreshHistory => self.fetch_history(itx),
             Command::SignOut => self.credentials = None,
             other => debug!(?other, "ignored while offline"),
@@ -721,7 +864,11 @@ impl Phone {
             })
             .await;
         self.set_state(PhoneState::Idle);
-        self.update(|v| v.notice = None);
+        // Requests made on an earlier link are not answered on this one.
+        self.update(|v| {
+            v.notice = None;
+            v.permission = None;
+        });
         self.fetch_history(itx);
         let mut meter = tokio::time::interval(Duration::from_millis(100));
         meter.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -888,7 +1035,30 @@ impl Phone {
                 }
             }
             Command::RefreshHistory => self.fetch_history(itx),
-            Command::DismissNotice => self.update(|v| v.notice = None),
+            Command::DismissNotice => self.update(|v| {
+                v.notice = None;
+                v.permission = None;
+            }),
+            Command::RequestPermission(number) => {
+                if self.call.is_some() {
+                    return;
+                }
+                let request_id = format!("permission-{:016x}", rand::random::<u64>());
+                let mut asking = false;
+                self.update(|v| asking = v.permission_asking(&number, &request_id));
+                if !asking {
+                    debug!("no permission request to send for this number");
+                    return;
+                }
+                info!(to = %crate::pii::Number(&number), "asking for call permission");
+                let _ = hub
+                    .send(EdgeMessage::RequestPermission {
+                        request_id,
+                        to: number,
+                        text: None,
+                    })
+                    .await;
+            }
         }
     }
 
@@ -989,6 +1159,74 @@ impl Phone {
                 // No call id yet: nothing to report to the bridge, only back to Idle.
                 self.end_call(call, Some(hub), String::new()).await;
                 self.update(|v| v.notice = Some(plain_error(&message)));
+            }
+            HubMessage::NoPermission {
+                request_id,
+                to,
+                message,
+                can_request,
+                resets_at,
+            } => {
+                let ours = self.call.as_ref().is_some_and(|c| {
+                    c.request_id.as_deref() == Some(&request_id) && c.call_id.is_none()
+                });
+                if !ours {
+                    debug!(%request_id, "no permission for a dial we gave up on");
+                    return;
+                }
+                info!(to = %crate::pii::Number(&to), can_request, "dial refused: no call permission");
+                let Some(call) = self.call.take() else { return };
+                // Ends like a failed dial: media freed, back to Idle, the bridge's words shown.
+                self.end_call(call, Some(hub), String::new()).await;
+                self.update(|v| {
+                    v.permission_refused(&to, &message, can_request, resets_at.as_deref())
+                });
+            }
+            HubMessage::PermissionRequest {
+                request_id,
+                sent,
+                message,
+                resets_at,
+                ..
+            } => {
+                let mut ours = false;
+                self.update(|v| {
+                    ours = v.permission_request_answered(
+                        &request_id,
+                        sent,
+                        &message,
+                        resets_at.as_deref(),
+                    )
+                });
+                if !ours {
+                    debug!(%request_id, "answer to a permission request we no longer wait for");
+                }
+            }
+            HubMessage::Error {
+                call_id: None,
+                request_id: Some(r),
+                message,
+                ..
+            } if self.view.lock().is_ok_and(|v| {
+                v.permission.as_ref().is_some_and(|o| {
+                    matches!(&o.state, PermissionStep::Asking { request_id } if *request_id == r)
+                })
+            }) =>
+            {
+                warn!(%message, "permission request refused");
+                self.update(|v| {
+                    let why = format!("The permission request was not sent: {message}");
+                    v.permission_request_answered(&r, false, &why, None);
+                });
+            }
+            HubMessage::Permission {
+                to,
+                granted,
+                status,
+            } => {
+                info!(to = %crate::pii::Number(&to), granted, %status, "call permission answered");
+                let in_call = self.call.is_some();
+                self.update(|v| v.permission_answered(&to, granted, &status, in_call));
             }
             other => {
                 let Some(id) = other.call_id() else { return };
@@ -1162,6 +1400,8 @@ impl Phone {
                                     request_id,
                                     to,
                                     sdp: offer,
+                                    meta_record: None,
+                                    meta_transcribe: None,
                                 })
                                 .await;
                         }
@@ -1625,6 +1865,81 @@ mod tests {
             plain_end_reason(&lost),
             "the connection to the customer was lost"
         );
+    }
+
+    const N: &str = "5215512340000";
+
+    #[test]
+    fn a_dial_without_permission_leads_to_a_request_then_a_call() {
+        let mut v = PhoneView::default();
+        let refusal = format!("{N} has not allowed calls from this business yet.");
+        v.permission_refused(N, &refusal, true, None);
+        assert_eq!(v.notice.as_deref(), Some(refusal.as_str()));
+        let offer = |state| {
+            Some(PermissionOffer {
+                number: N.into(),
+                state,
+            })
+        };
+        assert_eq!(v.permission, offer(PermissionStep::CanAsk));
+        // Only the offered number, once.
+        assert!(!v.permission_asking("5215599999999", "permission-1"));
+        assert!(v.permission_asking(N, "permission-1"));
+        assert!(!v.permission_asking(N, "permission-2"));
+        assert_eq!(
+            v.notice.as_deref(),
+            Some("Asking 5215512340000 for permission…")
+        );
+        // Only the answer to that request counts.
+        assert!(!v.permission_request_answered("permission-2", true, "sent", None));
+        let sent = "permission request sent: waiting for the user to answer in WhatsApp";
+        assert!(v.permission_request_answered("permission-1", true, sent, None));
+        assert_eq!(v.notice.as_deref(), Some(sent));
+        assert_eq!(v.permission, offer(PermissionStep::Waiting));
+        v.permission_answered(N, true, "temporary until 2026-01-08 10:00 UTC", false);
+        assert_eq!(
+            v.notice.as_deref(),
+            Some("5215512340000 allowed calls (temporary until 2026-01-08 10:00 UTC)")
+        );
+        assert_eq!(v.permission, offer(PermissionStep::Granted));
+        // A new call (the "Call now", or someone ringing) starts clean.
+        v.begin_call();
+        assert_eq!((v.notice, v.permission), (None, None));
+    }
+
+    #[test]
+    fn permission_refusals_say_why_and_until_when() {
+        let reset = "2026-01-02T10:00:00Z";
+        // The bridge's words keep their own reset time; words without one get it added.
+        let with = format!("No more requests for now: the next one can be sent at {reset}.");
+        assert_eq!(permission_words(&with, Some(reset)), with);
+        assert_eq!(
+            permission_words("Limit reached.", Some(reset)),
+            format!("Limit reached (possible again at {reset})")
+        );
+        assert_eq!(permission_words("No.", None), "No.");
+        // No request may be sent: words, no button.
+        let mut v = PhoneView::default();
+        v.permission_refused(N, "Limit reached.", false, Some(reset));
+        assert!(v.notice.as_deref().unwrap().contains(reset));
+        assert_eq!(v.permission, None);
+        // The request was not sent: why, and the offer is gone.
+        v.permission_refused(N, "Not allowed yet.", true, None);
+        assert!(v.permission_asking(N, "permission-1"));
+        assert!(v.permission_request_answered("permission-1", false, &with, Some(reset)));
+        assert_eq!(v.notice.as_deref(), Some(with.as_str()));
+        assert_eq!(v.permission, None);
+        // Declined: words only.
+        v.permission_answered(N, false, "none", false);
+        assert_eq!(v.notice.as_deref(), Some("5215512340000 declined calls"));
+        assert_eq!(v.permission, None);
+        // Allowed while the agent is on another call: the words, but no "Call now" mid-call.
+        v.permission_answered(N, true, "permanent", true);
+        assert_eq!(
+            v.notice.as_deref(),
+            Some("5215512340000 allowed calls (permanent)")
+        );
+        assert_eq!(v.permission, None);
     }
 
     #[test]

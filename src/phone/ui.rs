@@ -10,7 +10,9 @@ use std::time::Instant;
 
 use egui::{Align, Color32, Key, Layout, Modifiers, RichText, Ui};
 
-use super::core::{Command, DialProgress, Grade, PhoneHandle, PhoneState, PhoneView};
+use super::core::{
+    Command, DialProgress, Grade, PermissionStep, PhoneHandle, PhoneState, PhoneView,
+};
 use crate::call_record::{CallRecord, Direction};
 
 const GREEN: Color32 = Color32::from_rgb(0x1e, 0x8e, 0x3e);
@@ -69,8 +71,8 @@ pub fn show(ui: &mut Ui, st: &mut PhoneUi) {
             .show(ui, |ui| history(ui, st, &v));
     }
     egui::CentralPanel::default().show(ui, |ui| {
-        if let Some(n) = v.notice.clone() {
-            notice(ui, st, &n);
+        if v.notice.is_some() || v.permission.is_some() {
+            notice(ui, st, &v);
         }
         match &v.state {
             PhoneState::SignedOut => sign_in(ui, st),
@@ -174,12 +176,52 @@ fn status_dot(ui: &mut Ui, color: Color32) {
     ui.painter().circle_filled(rect.center(), 5.0, color);
 }
 
-fn notice(ui: &mut Ui, st: &mut PhoneUi, text: &str) {
+/// The last notice, with what may be done about a dial refused for want of call permission
+/// (in the dialer only: "Ask for permission", then "Call now" once the customer allowed calls).
+fn notice(ui: &mut Ui, st: &mut PhoneUi, v: &PhoneView) {
+    let offer = v
+        .permission
+        .as_ref()
+        .filter(|_| matches!(v.state, PhoneState::Idle));
+    if v.notice.is_none() && offer.is_none() {
+        return;
+    }
     egui::Frame::group(ui.style())
         .fill(ui.visuals().faint_bg_color)
         .show(ui, |ui| {
-            ui.horizontal(|ui| {
-                ui.label(text);
+            // Wrapped: the bridge's permission words are long, and the buttons follow them.
+            ui.horizontal_wrapped(|ui| {
+                if let Some(text) = &v.notice {
+                    ui.label(text);
+                }
+                match offer.map(|o| (&o.state, o.number.clone())) {
+                    Some((PermissionStep::CanAsk, n)) => {
+                        if ui
+                            .button("Ask for permission")
+                            .on_hover_text(format!(
+                                "WhatsApp asks +{n} to allow calls from this business"
+                            ))
+                            .clicked()
+                        {
+                            st.phone.send(Command::RequestPermission(n));
+                        }
+                    }
+                    Some((PermissionStep::Granted, n)) => {
+                        if ui
+                            .add(
+                                egui::Button::new(RichText::new("Call now").color(Color32::WHITE))
+                                    .fill(GREEN),
+                            )
+                            .on_hover_text(format!("Call +{n}"))
+                            .clicked()
+                        {
+                            st.remember(&n);
+                            st.dial_error = None;
+                            st.phone.send(Command::Dial(n));
+                        }
+                    }
+                    Some((PermissionStep::Asking { .. } | PermissionStep::Waiting, _)) | None => {}
+                }
                 if ui.small_button("OK").clicked() {
                     st.phone.send(Command::DismissNotice);
                 }

@@ -17,7 +17,7 @@ use super::world::{ActionError, World};
 pub const CALL_PATH: &str = "/whatsapp-bsp-api-endpoint/services/v1/call";
 pub const SETTINGS_PATH: &str =
     "/whatsapp-bsp-admin-ext-endpoint-ws/services/v1/phone-number/{waba}/{phone}/call-settings";
-const BODY_LIMIT: usize = 256 * 1024;
+pub(crate) const BODY_LIMIT: usize = 256 * 1024;
 
 /// One request the BSP received (tests assert on these).
 #[derive(Debug, Clone)]
@@ -33,6 +33,8 @@ pub(crate) struct BspState {
     pub world: Arc<World>,
     pub token: String,
     pub log: Mutex<Vec<Received>>,
+    /// The number's call settings as last set (Meta's GET reads them back).
+    pub settings: Mutex<Value>,
 }
 
 #[derive(Deserialize)]
@@ -45,7 +47,7 @@ struct ActionBody {
     biz_opaque_callback_data: Option<String>,
 }
 
-fn error(status: u16, code: u32, message: impl Into<String>) -> Response {
+pub(crate) fn error(status: u16, code: u32, message: impl Into<String>) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
     let body = json!({"error": {
         "message": message.into(),
@@ -62,7 +64,7 @@ impl IntoResponse for ActionError {
     }
 }
 
-fn authorized(headers: &HeaderMap, token: &str) -> bool {
+pub(crate) fn authorized(headers: &HeaderMap, token: &str) -> bool {
     let Some(given) = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -73,7 +75,7 @@ fn authorized(headers: &HeaderMap, token: &str) -> bool {
     crate::secret::secrets_match(token, given)
 }
 
-fn success() -> Response {
+pub(crate) fn success() -> Response {
     Json(json!({"messaging_product": "whatsapp", "success": true})).into_response()
 }
 
@@ -150,7 +152,7 @@ async fn handle(st: &BspState, action: &str, b: ActionBody) -> Result<Response, 
             }
             let id = st
                 .world
-                .on_connect(to, sdp, b.biz_opaque_callback_data)
+                .on_connect(to, sdp, b.biz_opaque_callback_data, Default::default())
                 .await?;
             let delay = st.world.faults().connect_reply_delay;
             if let Some(d) = delay {
@@ -168,7 +170,9 @@ async fn handle(st: &BspState, action: &str, b: ActionBody) -> Result<Response, 
         }
         "accept" => {
             let id = required("call_id", &b.call_id)?;
-            st.world.on_accept(id, required("sdp", &b.sdp)?).await?;
+            st.world
+                .on_accept(id, required("sdp", &b.sdp)?, Default::default())
+                .await?;
             Ok(success())
         }
         "reject" => {
@@ -216,7 +220,7 @@ async fn call_settings(
             at: std::time::Instant::now(),
         });
     }
-    if let Err(message) = super::validate_settings(&body) {
+    if let Err(message) = super::validate_settings(&body, crate::config::Provider::Bsp) {
         return error(400, 100, message);
     }
     success()

@@ -31,6 +31,8 @@ pub struct DemoOptions {
     pub prompt: Option<PathBuf>,
     /// Print a status line while calls run.
     pub live: bool,
+    /// The local BSP's API shape (and the bridge's provider).
+    pub provider: crate::config::Provider,
 }
 
 impl Default for DemoOptions {
@@ -43,6 +45,7 @@ impl Default for DemoOptions {
             history_db: PathBuf::from("wacall-sandbox.sqlite"),
             prompt: Some(PathBuf::from("audio/greeting.wav")),
             live: true,
+            provider: crate::config::Provider::Bsp,
         }
     }
 }
@@ -79,7 +82,8 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoOutcome> {
     let app_secret = format!("sandbox-secret-{:x}", rand::random::<u64>());
     let edge_token = format!("edge-{:x}", rand::random::<u64>());
     let business = demo_business();
-    let (sandbox, bridge) = super::start_with_bridge(
+    let (sandbox, bridge) = super::start_with_bridge_as(
+        opts.provider,
         &app_secret,
         vec![Secret::new(&edge_token)],
         Some(opts.history_db.clone()),
@@ -149,6 +153,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoOutcome> {
         cmd_tx
             .send(BotCommand::Dial {
                 to: format!("52155{:08}", 20_000_000 + i),
+                options: Default::default(),
                 done: Some(done_tx),
                 progress: None,
             })

@@ -7,6 +7,9 @@
 
 pub mod bsp;
 pub mod demo;
+pub mod graph;
+pub mod meta;
+pub mod permissions;
 pub mod voice;
 pub mod webhooks;
 pub mod world;
@@ -27,6 +30,8 @@ use crate::media::MediaConfig;
 /// Everything the sandbox needs to know about the business it simulates WhatsApp for.
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {
+    /// Whose API shape the sandbox speaks: the BSP's, or Meta's Cloud API.
+    pub provider: crate::config::Provider,
     pub business: Business,
     /// The Bearer token the BSP accepts.
     pub token: String,
@@ -48,10 +53,29 @@ pub async fn start_with_bridge(
     history_db: Option<std::path::PathBuf>,
     timeouts: crate::call::CallTimeouts,
 ) -> anyhow::Result<(Sandbox, crate::bridge::Bridge)> {
+    start_with_bridge_as(
+        crate::config::Provider::Bsp,
+        app_secret,
+        edge_tokens,
+        history_db,
+        timeouts,
+    )
+    .await
+}
+
+/// [`start_with_bridge`] with the sandbox in `provider`'s API shape (and the bridge speaking it).
+pub async fn start_with_bridge_as(
+    provider: crate::config::Provider,
+    app_secret: &str,
+    edge_tokens: Vec<crate::secret::Secret>,
+    history_db: Option<std::path::PathBuf>,
+    timeouts: crate::call::CallTimeouts,
+) -> anyhow::Result<(Sandbox, crate::bridge::Bridge)> {
     // Each side must know the other's address before it starts: bind the bridge first, serve
     // it once the sandbox's BSP address is known.
     let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let sandbox = Sandbox::start_for_bridge(listener.local_addr()?, app_secret).await?;
+    let sandbox =
+        Sandbox::start_for_bridge_as(provider, listener.local_addr()?, app_secret).await?;
     let mut cfg = sandbox.bridge_config(edge_tokens, history_db);
     cfg.timeouts = timeouts;
     let bridge = crate::bridge::Bridge::start_on(listener, cfg).await?;
@@ -69,6 +93,7 @@ pub struct Sandbox {
 impl Sandbox {
     pub async fn start(cfg: SandboxConfig) -> std::io::Result<Sandbox> {
         let world = World::new(world::WorldConfig {
+            provider: cfg.provider,
             business: cfg.business.clone(),
             app_secret: cfg.app_secret.clone(),
             webhook_url: cfg.webhook_url.clone(),
@@ -78,10 +103,19 @@ impl Sandbox {
             world: world.clone(),
             token: cfg.token.clone(),
             log: Mutex::new(Vec::new()),
+            settings: Mutex::new(
+                serde_json::json!({"status": "ENABLED", "sip": {"status": "DISABLED"}}),
+            ),
         });
         let listener = TcpListener::bind(cfg.listen).await?;
         let addr = listener.local_addr()?;
-        let app = bsp::router(state.clone());
+        let _ = world.base_url.set(format!("http://{addr}"));
+        world.start_meta_worker();
+        // One shape at a time: a bridge speaking the other provider's API gets 404s.
+        let app = match cfg.provider {
+            crate::config::Provider::Bsp => bsp::router(state.clone()),
+            crate::config::Provider::Meta => graph::router(state.clone()),
+        };
         let server = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(error = %e, "sandbox BSP server stopped");
@@ -101,7 +135,17 @@ impl Sandbox {
         bridge: SocketAddr,
         app_secret: &str,
     ) -> std::io::Result<Sandbox> {
+        Sandbox::start_for_bridge_as(crate::config::Provider::Bsp, bridge, app_secret).await
+    }
+
+    /// [`Sandbox::start_for_bridge`] in `provider`'s API shape.
+    pub async fn start_for_bridge_as(
+        provider: crate::config::Provider,
+        bridge: SocketAddr,
+        app_secret: &str,
+    ) -> std::io::Result<Sandbox> {
         Sandbox::start(SandboxConfig {
+            provider,
             business: demo::demo_business(),
             token: format!("sandbox-token-{:x}", rand::random::<u64>()),
             app_secret: app_secret.to_string(),
@@ -115,8 +159,19 @@ impl Sandbox {
     /// [`Sandbox::start_for_bridge`] for a bridge not started yet (another process, or one
     /// started later): picks a free 127.0.0.1 port for it and returns that address too.
     pub async fn start_for_new_bridge(app_secret: &str) -> std::io::Result<(Sandbox, SocketAddr)> {
+        Sandbox::start_for_new_bridge_as(crate::config::Provider::Bsp, app_secret).await
+    }
+
+    /// [`Sandbox::start_for_new_bridge`] in `provider`'s API shape.
+    pub async fn start_for_new_bridge_as(
+        provider: crate::config::Provider,
+        app_secret: &str,
+    ) -> std::io::Result<(Sandbox, SocketAddr)> {
         let bridge = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-        Ok((Sandbox::start_for_bridge(bridge, app_secret).await?, bridge))
+        Ok((
+            Sandbox::start_for_bridge_as(provider, bridge, app_secret).await?,
+            bridge,
+        ))
     }
 
     /// What [`Sandbox::bridge_config`] says, as the `wacall.toml` a `wacall` process reads
@@ -124,8 +179,16 @@ impl Sandbox {
     /// More sections (recording, routing) can be appended.
     pub fn wacall_toml(&self, listen: SocketAddr, history_db: &std::path::Path) -> String {
         let biz = self.world.business();
+        let meta = match self.world.provider() {
+            crate::config::Provider::Bsp => String::new(),
+            crate::config::Provider::Meta => format!(
+                "provider = \"meta\"\ngraph_version = \"{}\"\nphone_number_id = \"{}\"\n",
+                graph::VERSION,
+                biz.phone_number_id
+            ),
+        };
         format!(
-            "[bsp]\nbase_url = \"{}\"\nwaba_id = \"{}\"\nphone_number = \"{}\"\ntoken = \"{}\"\n\n\
+            "[bsp]\n{meta}base_url = \"{}\"\nwaba_id = \"{}\"\nphone_number = \"{}\"\ntoken = \"{}\"\n\n\
              [webhook]\napp_secret = \"{}\"\nverify_token = \"sandbox-verify\"\n\n\
              [server]\nlisten = \"{listen}\"\nhistory_db = \"{}\"\n\n",
             self.bsp_url,
@@ -154,7 +217,7 @@ impl Sandbox {
         history_db: Option<std::path::PathBuf>,
     ) -> crate::bridge::BridgeConfig {
         let biz = self.world.business();
-        crate::bridge::BridgeConfig::local(
+        let mut cfg = crate::bridge::BridgeConfig::local(
             &self.bsp_url,
             &biz.waba_id,
             &biz.phone_number,
@@ -162,7 +225,13 @@ impl Sandbox {
             crate::secret::Secret::new(self.world.app_secret()),
             edge_tokens,
             history_db,
-        )
+        );
+        if self.world.provider() == crate::config::Provider::Meta {
+            cfg.bsp.provider = crate::config::Provider::Meta;
+            cfg.bsp.graph_version = graph::VERSION.to_owned();
+            cfg.bsp.phone_number_id = biz.phone_number_id.clone();
+        }
+        cfg
     }
 
     /// Requests the BSP has received so far, in order.
@@ -176,16 +245,19 @@ impl Sandbox {
     }
 }
 
-/// The BSP checks call settings like the real one before storing them.
-fn validate_settings(body: &Value) -> Result<(), String> {
+/// The BSP (or Meta) checks call settings like the real one before storing them: a BSP
+/// refuses Meta's own keys.
+fn validate_settings(body: &Value, provider: crate::config::Provider) -> Result<(), String> {
     let settings: crate::settings::CallSettings =
         serde_json::from_value(body.clone()).map_err(|e| format!("Invalid call settings: {e}"))?;
     let today = chrono::Utc::now().date_naive();
-    crate::settings::validate(&settings, today).map_err(|errors| {
+    let join = |errors: Vec<crate::settings::SettingsError>| {
         errors
             .iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join("; ")
-    })
+    };
+    crate::settings::check_for_provider(&settings, provider).map_err(join)?;
+    crate::settings::validate(&settings, today).map_err(join)
 }

@@ -138,6 +138,79 @@ pub fn terminate(
     one_call(biz, user, "", call)
 }
 
+/// The user's answer to a call-permission request (or WhatsApp's on their behalf), on the
+/// `messages` field as Meta documents it.
+pub fn permission_reply(
+    biz: &Business,
+    user: &str,
+    accepted: bool,
+    permanent: bool,
+    expires_at: Option<i64>,
+    automatic: bool,
+    context_id: &str,
+) -> Value {
+    let mut reply = json!({
+        "response": if accepted { "accept" } else { "reject" },
+        "is_permanent": permanent,
+        "response_source": if automatic { "automatic" } else { "user_action" },
+    });
+    if let Some(t) = expires_at {
+        reply["expiration_timestamp"] = json!(t);
+    }
+    json!({
+        "object": "whatsapp_business_account",
+        "entry": [{
+            "id": biz.waba_id,
+            "changes": [{ "field": "messages", "value": {
+                "messaging_product": "whatsapp",
+                "metadata": metadata(biz),
+                "contacts": [{ "profile": { "name": "" }, "wa_id": user }],
+                "messages": [{
+                    "from": user,
+                    "id": format!("wamid.SBXREPLY{:016X}", rand::random::<u64>()),
+                    "timestamp": now_unix(),
+                    "type": "interactive",
+                    "context": { "id": context_id },
+                    "interactive": {
+                        "type": "call_permission_reply",
+                        "call_permission_reply": reply
+                    }
+                }]
+            }}]
+        }]
+    })
+}
+
+/// A file Meta made of a call: its recording (Ogg Opus) or transcript (JSON).
+pub struct MetaFile<'a> {
+    pub transcript: bool,
+    pub media_id: &'a str,
+    pub url: &'a str,
+    pub sha256: &'a str,
+    pub mime_type: &'a str,
+}
+
+/// Meta's recording or transcript of a call is ready: `call_recording_available` /
+/// `call_transcription_available`.
+pub fn media_available(biz: &Business, call_id: &str, user: &str, f: &MetaFile<'_>) -> Value {
+    let mut call = json!({
+        "id": call_id,
+        "from": biz.phone_number,
+        "to": user,
+        "timestamp": now_unix(),
+    });
+    if f.transcript {
+        call["event"] = json!("call_transcription_available");
+        call["call_transcript"] =
+            json!({"document": {"id": f.media_id, "mime_type": f.mime_type, "url": f.url}});
+    } else {
+        call["event"] = json!("call_recording_available");
+        call["call_recording"] = json!({"audio": {
+            "id": f.media_id, "sha256": f.sha256, "mime_type": f.mime_type, "url": f.url}});
+    }
+    one_call(biz, user, "", call)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

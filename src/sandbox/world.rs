@@ -103,6 +103,19 @@ pub struct Faults {
     /// `connect` makes its call at once but answers this much later (a reply lost or slow
     /// while the call goes ahead at WhatsApp).
     pub connect_reply_delay: Option<std::time::Duration>,
+    /// The next this many media download URLs (Meta shape) are issued already expired: the
+    /// bridge must fetch a fresh one (`GET /{media-id}`).
+    pub expire_media_urls: u32,
+}
+
+/// A call Meta was asked to record or transcribe has ended: its files are made and announced.
+struct MetaJob {
+    call_id: String,
+    user: String,
+    capture: crate::api::Capture,
+    tape: Option<Vec<Bytes>>,
+    heard_hz: Option<f32>,
+    seconds: u64,
 }
 
 /// A user call whose offer is ready but whose webhook is not sent yet.
@@ -177,6 +190,8 @@ struct SimCall {
     offered_at: Option<std::time::Instant>,
     /// When the user's media connected after a `pre_accept`.
     media_connected_at: Option<std::time::Instant>,
+    /// What Meta was asked to record of the call (Meta shape).
+    capture: crate::api::Capture,
 }
 
 impl SimCall {
@@ -196,11 +211,13 @@ impl SimCall {
             final_voice: None,
             offered_at: None,
             media_connected_at: None,
+            capture: Default::default(),
         }
     }
 }
 
 pub(crate) struct WorldConfig {
+    pub provider: crate::config::Provider,
     pub business: Business,
     pub app_secret: String,
     pub webhook_url: String,
@@ -221,6 +238,12 @@ pub struct World {
     /// When the last `pre_accept` arrived: users apply answers once these stop (see
     /// [`World::on_pre_accept`]).
     last_pre_accept: Mutex<Option<std::time::Instant>>,
+    /// Meta's side (permission rules, media store), used in the Meta shape.
+    pub meta: super::meta::MetaSide,
+    meta_jobs: tokio::sync::mpsc::UnboundedSender<MetaJob>,
+    meta_rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<MetaJob>>>,
+    /// Where the sandbox's API listens (media download URLs point here).
+    pub(crate) base_url: std::sync::OnceLock<String>,
 }
 
 fn unix_now() -> u64 {
@@ -251,6 +274,7 @@ impl ActionError {
 impl World {
     pub(crate) fn new(cfg: WorldConfig) -> Arc<World> {
         let (events, _) = broadcast::channel(256);
+        let (meta_jobs, meta_rx) = tokio::sync::mpsc::unbounded_channel();
         Arc::new(World {
             cfg,
             http: reqwest::Client::builder()
@@ -265,11 +289,169 @@ impl World {
             events,
             next_id: std::sync::atomic::AtomicU64::new(1),
             last_pre_accept: Mutex::new(None),
+            meta: Default::default(),
+            meta_jobs,
+            meta_rx: Mutex::new(Some(meta_rx)),
+            base_url: std::sync::OnceLock::new(),
         })
     }
 
     pub fn business(&self) -> &Business {
         &self.cfg.business
+    }
+
+    /// Whose API shape this sandbox speaks.
+    pub fn provider(&self) -> crate::config::Provider {
+        self.cfg.provider
+    }
+
+    fn is_meta(&self) -> bool {
+        self.cfg.provider == crate::config::Provider::Meta
+    }
+
+    /// Makes and announces Meta's recordings and transcripts (runs for the sandbox's life).
+    pub(crate) fn start_meta_worker(self: &Arc<Self>) {
+        let Some(mut rx) = self.meta_rx.lock().ok().and_then(|mut r| r.take()) else {
+            return;
+        };
+        let world = Arc::downgrade(self);
+        tokio::spawn(async move {
+            while let Some(job) = rx.recv().await {
+                // Meta announces them "usually under a minute" after the call.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let Some(world) = world.upgrade() else { break };
+                world.publish_meta_media(job).await;
+            }
+        });
+    }
+
+    async fn publish_meta_media(&self, job: MetaJob) {
+        let biz = self.cfg.business.clone();
+        let base = self.base_url.get().cloned().unwrap_or_default();
+        let mut files = Vec::new();
+        if job.capture.recording.is_some() {
+            match crate::audio::ogg_opus::mono_packets_to_ogg(job.tape.as_deref().unwrap_or(&[])) {
+                Ok(ogg) => files.push((false, Bytes::from(ogg), "audio/ogg; codecs=opus")),
+                Err(e) => warn!(error = %e, "sandbox: cannot make Meta's recording"),
+            }
+        }
+        if job.capture.transcription.is_some() {
+            // No speech recognition here: the transcript says what the user heard.
+            let text = match job.heard_hz {
+                Some(hz) => format!("(a tone of {hz:.0} Hz)"),
+                None => "(silence)".to_owned(),
+            };
+            let doc = serde_json::json!({"segments": [{
+                "speaker": "business", "channel": 1, "start": 0.0,
+                "end": job.seconds as f64, "text": text}]});
+            files.push((true, Bytes::from(doc.to_string()), "application/json"));
+        }
+        for (transcript, bytes, mime) in files {
+            let id = self.meta.store(bytes, mime);
+            let sha = self
+                .meta
+                .media(&id)
+                .map(|m| m.sha256_hex)
+                .unwrap_or_default();
+            let ttl = {
+                let mut f = self.faults();
+                if f.expire_media_urls > 0 {
+                    f.expire_media_urls -= 1;
+                    Duration::ZERO
+                } else {
+                    super::meta::URL_TTL
+                }
+            };
+            let url = format!("{base}/sandbox-media/{}", self.meta.issue_url(&id, ttl));
+            self.emit(
+                &job.call_id,
+                if transcript {
+                    "Meta's transcript is ready"
+                } else {
+                    "Meta's recording is ready"
+                },
+            );
+            self.post_webhook(&webhooks::media_available(
+                &biz,
+                &job.call_id,
+                &job.user,
+                &webhooks::MetaFile {
+                    transcript,
+                    media_id: &id,
+                    url: &url,
+                    sha256: &sha,
+                    mime_type: mime,
+                },
+            ))
+            .await;
+        }
+    }
+
+    /// A business call the user did not answer counts toward revoking their permission.
+    async fn unanswered(&self, user: &str) {
+        if !self.is_meta() {
+            return;
+        }
+        if self.meta.call_unanswered(user) == super::permissions::Unanswered::Revoked {
+            let biz = self.cfg.business.clone();
+            self.post_webhook(&webhooks::permission_reply(
+                &biz, user, false, false, None, true, "",
+            ))
+            .await;
+        }
+    }
+
+    /// `POST /messages` with a call-permission request: counted against Meta's limits, then
+    /// the user answers by their plan. Returns the message id.
+    pub(crate) async fn on_permission_request(
+        self: &Arc<Self>,
+        to: &str,
+    ) -> Result<String, ActionError> {
+        let refused = self.faults().no_permission.contains(to);
+        self.meta.request(to, refused).map_err(|e| ActionError {
+            status: e.status,
+            code: e.code,
+            message: e.message,
+        })?;
+        let wamid = format!("wamid.SBXREQ{:016X}", rand::random::<u64>());
+        let answer = self.meta.answer_for(to);
+        let world = self.clone();
+        let (user, context) = (to.to_owned(), wamid.clone());
+        tokio::spawn(async move {
+            let (accept, permanent, after) = match answer {
+                super::meta::PermissionAnswer::Accept { permanent, after } => {
+                    (true, permanent, after)
+                }
+                super::meta::PermissionAnswer::Reject { after } => (false, false, after),
+                super::meta::PermissionAnswer::Ignore => return,
+            };
+            tokio::time::sleep(after).await;
+            let status = world.meta.reply(&user, accept, permanent);
+            if accept {
+                // A user who allows calls is no longer held back by the test's fault list.
+                world.faults().no_permission.remove(&user);
+            }
+            let expires = match status {
+                super::permissions::PermissionStatus::Temporary { until } => {
+                    Some(until.timestamp())
+                }
+                _ => None,
+            };
+            let biz = world.cfg.business.clone();
+            world.emit(
+                &context,
+                format!(
+                    "{user} {} the call-permission request",
+                    if accept { "accepted" } else { "rejected" }
+                ),
+            );
+            world
+                .post_webhook(&webhooks::permission_reply(
+                    &biz, &user, accept, permanent, expires, false, &context,
+                ))
+                .await;
+        });
+        Ok(wamid)
     }
 
     /// The secret webhooks are signed with.
@@ -506,6 +688,24 @@ impl World {
             c.offered_at = Some(std::time::Instant::now());
         }
         self.send_webhook(&webhook).instrument(span).await;
+        if self.is_meta() {
+            // A user who calls the business lets it call back (WhatsApp says so automatically).
+            if let super::permissions::PermissionStatus::Temporary { until } =
+                self.meta.user_called(&call.user)
+            {
+                let biz = self.cfg.business.clone();
+                self.post_webhook(&webhooks::permission_reply(
+                    &biz,
+                    &call.user,
+                    true,
+                    false,
+                    Some(until.timestamp()),
+                    true,
+                    &call_id,
+                ))
+                .await;
+            }
+        }
         if let Some(after) = call.hangup_after {
             let world = self.clone();
             let id = call_id.clone();
@@ -587,8 +787,21 @@ impl World {
             c.ended_at = Some(now);
             c.ended_by = Some(by.to_string());
             c.final_voice = c.voice.as_ref().map(Voice::report);
+            let tape = c.voice.as_ref().and_then(Voice::take_tape);
             c.voice = None;
             let connected = c.accepted_at.map(|a| (a, now));
+            if !c.capture.is_empty()
+                && let Some(accepted) = c.accepted_at
+            {
+                let _ = self.meta_jobs.send(MetaJob {
+                    call_id: call_id.to_string(),
+                    user: c.user.clone(),
+                    capture: c.capture.clone(),
+                    tape,
+                    heard_hz: c.final_voice.as_ref().and_then(|v| v.heard_hz),
+                    seconds: now.saturating_sub(accepted),
+                });
+            }
             (
                 c.media.clone(),
                 (c.user.clone(), c.user_initiated, connected),
@@ -655,8 +868,16 @@ impl World {
         to: &str,
         offer: &str,
         opaque: Option<String>,
+        capture: crate::api::Capture,
     ) -> Result<String, ActionError> {
-        if self.faults().no_permission.contains(to) {
+        let refused = self.faults().no_permission.contains(to);
+        if self.is_meta() {
+            self.meta.may_call(to, refused).map_err(|e| ActionError {
+                status: e.status,
+                code: e.code,
+                message: e.message,
+            })?;
+        } else if refused {
             return Err(ActionError {
                 status: 400,
                 code: 138006,
@@ -680,6 +901,7 @@ impl World {
             call_id.clone(),
             SimCall {
                 opaque: opaque.clone(),
+                capture,
                 ..SimCall::new(
                     to.to_string(),
                     false,
@@ -727,6 +949,9 @@ impl World {
             .unwrap_or_else(|e| e.into_inner())
             .get_mut(&call_id)
         {
+            if c.capture.recording.is_some() {
+                voice.start_tape();
+            }
             c.voice = Some(voice);
         }
         // WhatsApp sends the user's SDP answer as soon as the phone has it, then progress.
@@ -749,6 +974,7 @@ impl World {
         }
         if plan.reject {
             self.emit(&call_id, "user rejected");
+            self.unanswered(&user).await;
             self.post_webhook(&webhooks::status(&biz, &call_id, &user, "REJECTED"))
                 .await;
             if let Some((u, i, c)) = self.end_call(&call_id, "user") {
@@ -758,6 +984,9 @@ impl World {
             return;
         }
         self.mark_active(&call_id);
+        if self.is_meta() {
+            self.meta.call_connected(&user);
+        }
         self.emit(&call_id, "user answered");
         self.post_webhook(&webhooks::status(&biz, &call_id, &user, "ACCEPTED"))
             .await;
@@ -884,10 +1113,23 @@ impl World {
     }
 
     /// `accept`: the business answers; the user starts talking.
-    pub(crate) async fn on_accept(&self, call_id: &str, sdp: &str) -> Result<(), ActionError> {
+    pub(crate) async fn on_accept(
+        &self,
+        call_id: &str,
+        sdp: &str,
+        capture: crate::api::Capture,
+    ) -> Result<(), ActionError> {
         let needs_answer = {
             let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
             let c = Self::user_call_mut(&mut calls, call_id)?;
+            if capture.recording.is_some()
+                && let Some(v) = &c.voice
+            {
+                v.start_tape();
+            }
+            if !capture.is_empty() {
+                c.capture = capture;
+            }
             match (c.state, c.pre_accept_sdp.as_deref()) {
                 (SimState::Active, _) => return Ok(()),
                 (SimState::PreAccepted, Some(pre)) if pre != sdp => {
@@ -950,6 +1192,9 @@ impl World {
         }
         if let Some((u, i, c)) = self.end_call(call_id, "business") {
             self.emit(call_id, "terminated by the business");
+            if !i && c.is_none() {
+                self.unanswered(&u).await;
+            }
             let biz = self.cfg.business.clone();
             self.post_webhook(&webhooks::terminate(&biz, call_id, &u, i, "COMPLETED", c))
                 .await;

@@ -4,7 +4,7 @@
 pub mod parse;
 pub mod signature;
 
-pub use parse::{CallEvent, CallStatus, WebhookError, parse_webhook};
+pub use parse::{CallEvent, CallStatus, MetaMediaKind, WebhookError, parse_webhook};
 pub use signature::{
     ChallengeError, MAX_CHALLENGE_CHARS, SignatureError, sign, verify_challenge, verify_signature,
 };

@@ -2,20 +2,43 @@
 //!
 //! Pure code, no IO, and never panics on any input (see the fuzz tests at the bottom).
 //!
+//! # What is parsed
+//! * Changes with `field: "calls"`:
+//!   * `value.calls[]`: `connect` ([`CallEvent::Offer`] or [`CallEvent::Answer`]), `terminate`
+//!     ([`CallEvent::Terminate`]), and Meta's own recording and transcription,
+//!     `call_recording_available` / `call_transcription_available` ([`CallEvent::MetaMedia`]).
+//!   * `value.statuses[]` with `type: "call"` ([`CallEvent::Status`]).
+//!   * `value.messages[]` call-permission replies ([`CallEvent::PermissionReply`]), since which
+//!     field Meta delivers them on is unconfirmed; any other message there is `Ignored`.
+//! * Changes with `field: "messages"`: only the call-permission replies in `value.messages[]`
+//!   (`interactive.type: "call_permission_reply"`). Everything else in such a change (text and
+//!   other messages, message statuses, ...) becomes one `Ignored` whose `what` is
+//!   `field "messages"`, as does a change of any other field (`field "<name>"`).
+//!
+//! Events come out in body order: per change, calls, then statuses, then messages.
+//!
 //! # Error policy
 //! * `Err(WebhookError)` only when the **envelope** is invalid: the body is not JSON, the root is
 //!   not an object, `entry` is missing or not an array, an `entry[i]` is not an object or lacks a
 //!   `changes` array, or a `changes[j]` is not an object. Such a body is not a Meta webhook at all.
-//! * Everything inside a change degrades per item: a malformed call or status (no id, `connect`
-//!   without `session`/`sdp`, empty offer SDP, wrong JSON types, ...) becomes
-//!   [`CallEvent::Ignored`] whose `what` is `"<json path>: <problem>"`, and is logged with
+//! * Everything inside a change degrades per item: a malformed call, status or permission reply
+//!   (no id, `connect` without `session`/`sdp`, empty offer SDP, a recording without its media id,
+//!   a reply without `from` or whose `response` is not `accept`/`reject`, wrong JSON types, ...)
+//!   becomes [`CallEvent::Ignored`] whose `what` is `"<json path>: <problem>"`, and is logged with
 //!   `tracing::warn!`, so one bad call in a batch never loses the others.
-//! * Unknown events (`call_recording_available`, ...), changes for other fields (`messages`) and
+//! * Unknown events, changes for other fields, messages that are not permission replies and
 //!   status entries of another `type` become `Ignored` with a `tracing::debug!`.
 //!
 //! # Leniency (Meta's docs and examples are inconsistent; see `whatsapp-calling.md`)
 //! * Timestamps (`timestamp`, `start_time`, `end_time`) and `duration` are accepted as JSON numbers
 //!   or numeric strings; an unreadable one becomes `None` (debug log), never an error.
+//! * A permission reply's `expiration_timestamp` is also a number or a numeric string, but an
+//!   unreadable one makes the reply malformed (a wrong expiry must not pass for a right one).
+//!   `is_permanent` is a boolean (or `"true"`/`"false"`), absent meaning `false`;
+//!   `response_source` absent or unknown means `user_action`. The user is `from` (else
+//!   `from_user_id`).
+//! * Media ids are strings or JSON integers; the transcript is read from `call_transcript` (the
+//!   documented name) or `call_transcription`.
 //! * Customer vs business is decided by `metadata.display_phone_number` first, then by
 //!   `contacts[]`, then a username-only party (always the customer), then `direction`
 //!   (`USER_INITIATED`: customer is `from`; `BUSINESS_INITIATED`: customer is `to`), then the event
@@ -95,7 +118,32 @@ pub enum CallEvent {
         /// `"code: message (details)"`, from the call's and the value's `errors[]`.
         errors: Vec<String>,
     },
-    /// Any other calls event or unknown shape we tolerate (call_recording_available, ...).
+    /// The user answered a call-permission request, or WhatsApp did for them
+    /// (`messages[].interactive.call_permission_reply`).
+    PermissionReply {
+        /// The user (`messages[].from`), normalized like other customer numbers.
+        customer: String,
+        accepted: bool,
+        permanent: bool,
+        /// Unix seconds when a temporary permission ends.
+        expires_at: Option<i64>,
+        /// `response_source: automatic` (the user called, or missed calls revoked it).
+        automatic: bool,
+        /// `context.id`: the request's wamid, or the user's call id.
+        context_id: Option<String>,
+        timestamp: Option<i64>,
+    },
+    /// Meta recorded or transcribed the call on its side: the file can be downloaded.
+    MetaMedia {
+        call_id: String,
+        kind: MetaMediaKind,
+        /// The media id (`GET /{id}` gives a fresh download URL once `url` expired).
+        media_id: String,
+        url: Option<String>,
+        mime_type: Option<String>,
+        sha256: Option<String>,
+    },
+    /// Any other calls event, message or unknown shape we tolerate, and malformed items.
     Ignored {
         call_id: Option<String>,
         what: String,
@@ -119,8 +167,30 @@ impl CallEvent {
             Self::Offer { call_id, .. }
             | Self::Answer { call_id, .. }
             | Self::Status { call_id, .. }
-            | Self::Terminate { call_id, .. } => Some(call_id),
+            | Self::Terminate { call_id, .. }
+            | Self::MetaMedia { call_id, .. } => Some(call_id),
             Self::Ignored { call_id, .. } => call_id.as_deref(),
+            // About the user, not a call (`context_id` may name one, or a message).
+            Self::PermissionReply { .. } => None,
+        }
+    }
+}
+
+/// What Meta made of a call it recorded ([`CallEvent::MetaMedia`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum MetaMediaKind {
+    /// `call_recording_available`: `call_recording.audio` (Ogg Opus).
+    Recording,
+    /// `call_transcription_available`: `call_transcript.document` (JSON segments).
+    Transcript,
+}
+
+impl MetaMediaKind {
+    /// `"recording"` or `"transcript"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Recording => "recording",
+            Self::Transcript => "transcript",
         }
     }
 }
@@ -136,7 +206,8 @@ pub enum WebhookError {
     Invalid { path: String, problem: String },
 }
 
-/// Parses a webhook POST body into call events, in order (per change: calls, then statuses).
+/// Parses a webhook POST body into call events, in order (per change: calls, then statuses, then
+/// messages).
 pub fn parse_webhook(body: &[u8]) -> Result<Vec<CallEvent>, WebhookError> {
     let root: Value =
         serde_json::from_slice(body).map_err(|e| WebhookError::NotJson(e.to_string()))?;
@@ -252,6 +323,10 @@ struct Ctx {
 fn parse_change(change: &Map<String, Value>, cpath: &str, out: &mut Vec<CallEvent>) {
     match change.get("field") {
         Some(Value::String(f)) if f == "calls" => {}
+        Some(Value::String(f)) if f == "messages" => {
+            parse_messages_change(change.get("value"), &format!("{cpath}.value"), out);
+            return;
+        }
         Some(Value::String(f)) => {
             push_ignored(out, None, format!("field {f:?}"));
             return;
@@ -341,6 +416,28 @@ fn parse_change(change: &Map<String, Value>, cpath: &str, out: &mut Vec<CallEven
         }
     }
 
+    if let Some(messages) = value.get("messages") {
+        let path = format!("{vpath}.messages");
+        match messages {
+            Value::Array(messages) => {
+                for (k, msg) in messages.iter().enumerate() {
+                    any_item = true;
+                    let path = format!("{path}[{k}]");
+                    match parse_message(msg, &path) {
+                        Some(Ok(ev)) => out.push(ev),
+                        Some(Err(bad)) => push_bad(out, bad),
+                        None => push_ignored(out, None, not_a_reply(msg, &path)),
+                    }
+                }
+            }
+            v => {
+                any_item = true;
+                let problem = format!("expected an array, got {}", describe(v));
+                push_bad(out, Bad::new(None, &path, problem));
+            }
+        }
+    }
+
     if !value_errors.is_empty() && !errors_used {
         // Errors not attached to any terminate (e.g. a value with only `errors`): keep them visible.
         let what = format!("{vpath}.errors: {}", value_errors.join("; "));
@@ -351,6 +448,43 @@ fn parse_change(change: &Map<String, Value>, cpath: &str, out: &mut Vec<CallEven
         });
     } else if !any_item {
         push_ignored(out, None, format!("{vpath}: no calls or statuses"));
+    }
+}
+
+/// A change of the `messages` field: only its call-permission replies are ours. Anything else in
+/// it (other messages, message statuses, a value of another shape) becomes one
+/// `Ignored { what: "field \"messages\"" }` for the whole change, after the replies.
+fn parse_messages_change(value: Option<&Value>, vpath: &str, out: &mut Vec<CallEvent>) {
+    let mut replies = 0usize;
+    let mut others = false;
+    match value.and_then(|v| v.get("messages")) {
+        Some(Value::Array(messages)) => {
+            for (k, msg) in messages.iter().enumerate() {
+                match parse_message(msg, &format!("{vpath}.messages[{k}]")) {
+                    Some(Ok(ev)) => {
+                        replies += 1;
+                        out.push(ev);
+                    }
+                    Some(Err(bad)) => {
+                        replies += 1;
+                        push_bad(out, bad);
+                    }
+                    None => others = true,
+                }
+            }
+        }
+        _ => others = true,
+    }
+    if others || replies == 0 {
+        push_ignored(out, None, "field \"messages\"".to_owned());
+    }
+}
+
+/// `what` for a message that is not a permission reply (on a `calls` change).
+fn not_a_reply(msg: &Value, path: &str) -> String {
+    match msg.get("type").and_then(Value::as_str) {
+        Some(t) => format!("{path}: message of type {t:?} (not a call permission reply)"),
+        None => format!("{path}: not a call permission reply"),
     }
 }
 
@@ -473,7 +607,20 @@ fn party_str(v: &Value) -> Option<String> {
 /// Seconds since the epoch, from a number or a numeric string.
 fn int_field(obj: &Map<String, Value>, key: &str) -> Option<i64> {
     let v = obj.get(key)?;
-    let n = match v {
+    if v.is_null() {
+        return None;
+    }
+    let n = to_i64(v);
+    if n.is_none() {
+        debug!(field = key, value = %describe(v), "webhook: unreadable number ignored");
+    }
+    n
+}
+
+/// A number or a numeric string, truncated to an integer; `None` when it is neither or out of
+/// range.
+fn to_i64(v: &Value) -> Option<i64> {
+    match v {
         Value::Number(n) => n.as_i64().or_else(|| float_to_i64(n.as_f64()?)),
         Value::String(s) => {
             let s = s.trim();
@@ -481,13 +628,68 @@ fn int_field(obj: &Map<String, Value>, key: &str) -> Option<i64> {
                 .ok()
                 .or_else(|| float_to_i64(s.parse::<f64>().ok()?))
         }
-        Value::Null => return None,
         _ => None,
-    };
-    if n.is_none() {
-        debug!(field = key, value = %describe(v), "webhook: unreadable number ignored");
     }
-    n
+}
+
+/// An optional integer (number or numeric string) that must be readable when given: absent,
+/// `null` or a blank string is `None`, anything else unreadable is an error.
+fn opt_int(
+    obj: &Map<String, Value>,
+    key: &str,
+    path: &str,
+    call_id: Option<&str>,
+) -> Result<Option<i64>, Bad> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(v) => to_i64(v).map(Some).ok_or_else(|| {
+            Bad::new(
+                call_id,
+                &format!("{path}.{key}"),
+                format!("expected a number, got {}", describe(v)),
+            )
+        }),
+    }
+}
+
+/// An optional boolean: `true`/`false`, or those words as a string (any case).
+fn opt_bool(
+    obj: &Map<String, Value>,
+    key: &str,
+    path: &str,
+    call_id: Option<&str>,
+) -> Result<Option<bool>, Bad> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(Value::String(s)) if s.trim().eq_ignore_ascii_case("true") => Ok(Some(true)),
+        Some(Value::String(s)) if s.trim().eq_ignore_ascii_case("false") => Ok(Some(false)),
+        Some(v) => Err(Bad::new(
+            call_id,
+            &format!("{path}.{key}"),
+            format!("expected a boolean, got {}", describe(v)),
+        )),
+    }
+}
+
+/// A required object field.
+fn req_obj<'a>(
+    obj: &'a Map<String, Value>,
+    key: &str,
+    path: &str,
+    call_id: Option<&str>,
+) -> Result<&'a Map<String, Value>, Bad> {
+    let p = format!("{path}.{key}");
+    match obj.get(key) {
+        None | Some(Value::Null) => Err(Bad::new(call_id, &p, "missing")),
+        Some(Value::Object(m)) => Ok(m),
+        Some(v) => Err(Bad::new(
+            call_id,
+            &p,
+            format!("expected an object, got {}", describe(v)),
+        )),
+    }
 }
 
 fn float_to_i64(f: f64) -> Option<i64> {
@@ -635,12 +837,139 @@ fn parse_call(
             end_time: int_field(obj, "end_time"),
             errors,
         })
+    } else if event.eq_ignore_ascii_case("call_recording_available") {
+        parse_meta_media(obj, path, call_id, MetaMediaKind::Recording)
+    } else if event.eq_ignore_ascii_case("call_transcription_available") {
+        parse_meta_media(obj, path, call_id, MetaMediaKind::Transcript)
     } else {
         Ok(CallEvent::Ignored {
             call_id: Some(call_id.to_owned()),
             what: format!("event {event:?}"),
         })
     }
+}
+
+/// `call_recording_available` (`call_recording.audio`) or `call_transcription_available`
+/// (`call_transcript.document`, or `call_transcription.document`).
+fn parse_meta_media(
+    obj: &Map<String, Value>,
+    path: &str,
+    call_id: &str,
+    kind: MetaMediaKind,
+) -> Result<CallEvent, Bad> {
+    let id = Some(call_id);
+    let (keys, file): (&[&str], &str) = match kind {
+        MetaMediaKind::Recording => (&["call_recording"], "audio"),
+        MetaMediaKind::Transcript => (&["call_transcript", "call_transcription"], "document"),
+    };
+    // The first key present names the container (and the path of its problems).
+    let key = keys
+        .iter()
+        .copied()
+        .find(|k| obj.get(*k).is_some_and(|v| !v.is_null()))
+        .unwrap_or(keys[0]);
+    let container = req_obj(obj, key, path, id)?;
+    let fpath = format!("{path}.{key}");
+    let media = req_obj(container, file, &fpath, id)?;
+    let mpath = format!("{fpath}.{file}");
+    let media_id = match media.get("id") {
+        // Media ids are digits; tolerate them as a JSON integer.
+        Some(Value::Number(n)) if n.is_u64() => n.to_string(),
+        _ => req_str(media, "id", &mpath, id)?.to_owned(),
+    };
+    Ok(CallEvent::MetaMedia {
+        call_id: call_id.to_owned(),
+        kind,
+        media_id,
+        url: opt_str(media, "url"),
+        mime_type: opt_str(media, "mime_type"),
+        sha256: opt_str(media, "sha256"),
+    })
+}
+
+/// A `messages[]` entry: `None` when it is not a call-permission reply (not ours), else the reply
+/// or why it is malformed. A reply is a message whose `interactive.type` is
+/// `call_permission_reply` or whose `interactive` has a `call_permission_reply`.
+fn parse_message(msg: &Value, path: &str) -> Option<Result<CallEvent, Bad>> {
+    let obj = msg.as_object()?;
+    let interactive = obj.get("interactive")?.as_object()?;
+    let is_reply = interactive
+        .get("type")
+        .and_then(Value::as_str)
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("call_permission_reply"))
+        || interactive.contains_key("call_permission_reply");
+    if !is_reply {
+        return None;
+    }
+    Some(parse_permission_reply(obj, interactive, path))
+}
+
+fn parse_permission_reply(
+    msg: &Map<String, Value>,
+    interactive: &Map<String, Value>,
+    path: &str,
+) -> Result<CallEvent, Bad> {
+    let customer = match ["from", "from_user_id"]
+        .iter()
+        .find_map(|k| msg.get(*k).and_then(party_str))
+    {
+        Some(c) => c,
+        None => {
+            let p = format!("{path}.from");
+            return Err(match msg.get("from") {
+                None | Some(Value::Null) => Bad::new(None, &p, "missing"),
+                Some(Value::String(_)) => Bad::new(None, &p, "empty"),
+                Some(v) => Bad::new(None, &p, format!("expected a string, got {}", describe(v))),
+            });
+        }
+    };
+    let ipath = format!("{path}.interactive");
+    let reply = req_obj(interactive, "call_permission_reply", &ipath, None)?;
+    let rpath = format!("{ipath}.call_permission_reply");
+    let response = req_str(reply, "response", &rpath, None)?;
+    let accepted = if response.eq_ignore_ascii_case("accept") {
+        true
+    } else if response.eq_ignore_ascii_case("reject") {
+        false
+    } else {
+        return Err(Bad::new(
+            None,
+            &format!("{rpath}.response"),
+            format!("unknown {response:?} (expected \"accept\" or \"reject\")"),
+        ));
+    };
+    let permanent = opt_bool(reply, "is_permanent", &rpath, None)?.unwrap_or(false);
+    let expires_at = opt_int(reply, "expiration_timestamp", &rpath, None)?;
+    let automatic = match reply.get("response_source") {
+        None | Some(Value::Null) => false,
+        Some(Value::String(s)) if s.trim().eq_ignore_ascii_case("automatic") => true,
+        Some(Value::String(s)) => {
+            if !s.trim().eq_ignore_ascii_case("user_action") {
+                debug!(source = %s, path = %rpath, "webhook: unknown response_source, taken as user_action");
+            }
+            false
+        }
+        Some(v) => {
+            return Err(Bad::new(
+                None,
+                &format!("{rpath}.response_source"),
+                format!("expected a string, got {}", describe(v)),
+            ));
+        }
+    };
+    let context_id = msg
+        .get("context")
+        .and_then(Value::as_object)
+        .and_then(|c| opt_str(c, "id"));
+    Ok(CallEvent::PermissionReply {
+        customer,
+        accepted,
+        permanent,
+        expires_at,
+        automatic,
+        context_id,
+        timestamp: int_field(msg, "timestamp"),
+    })
 }
 
 fn parse_connect(
@@ -767,9 +1096,14 @@ mod tests {
 
     /// Meta's envelope around one `calls` value.
     fn envelope(value: Value) -> Vec<u8> {
+        envelope_field("calls", value)
+    }
+
+    /// Meta's envelope around one value of `field`.
+    fn envelope_field(field: &str, value: Value) -> Vec<u8> {
         serde_json::to_vec(&json!({
             "object": "whatsapp_business_account",
-            "entry": [{"id": "102290129340398", "changes": [{"field": "calls", "value": value}]}]
+            "entry": [{"id": "102290129340398", "changes": [{"field": field, "value": value}]}]
         }))
         .unwrap()
     }
@@ -1170,16 +1504,454 @@ mod tests {
     fn unknown_event_is_ignored_with_its_call_id() {
         let ev = parse_one(json!({
             "metadata": metadata(),
-            "calls": [{"id": "wacid.R1", "event": "call_recording_available",
-                       "recording": {"url": "https://example.invalid/r.ogg"}}]
+            "calls": [{"id": "wacid.R1", "event": "call_summary_available",
+                       "summary": {"url": "https://example.invalid/s.json"}}]
         }));
         assert_eq!(
             ev,
             CallEvent::Ignored {
                 call_id: Some("wacid.R1".into()),
-                what: "event \"call_recording_available\"".into()
+                what: "event \"call_summary_available\"".into()
             }
         );
+    }
+
+    // ---- call-permission replies -------------------------------------------------------------
+
+    /// A `messages` value holding the given messages.
+    fn messages_value(messages: Value) -> Value {
+        json!({
+            "messaging_product": "whatsapp",
+            "metadata": metadata(),
+            "contacts": [{"profile": {"name": "Ana"}, "wa_id": USER}],
+            "messages": messages
+        })
+    }
+
+    /// One permission-reply message from `from` with the given `call_permission_reply`.
+    fn reply_message(from: Value, reply: Value) -> Value {
+        json!({
+            "from": from, "id": "wamid.REPLY", "timestamp": "1767225600", "type": "interactive",
+            "context": {"id": "wamid.REQUEST"},
+            "interactive": {"type": "call_permission_reply", "call_permission_reply": reply}
+        })
+    }
+
+    fn parse_messages(field: &str, messages: Value) -> Vec<CallEvent> {
+        parse_webhook(&envelope_field(field, messages_value(messages))).unwrap()
+    }
+
+    #[test]
+    fn permission_reply_accepted_temporary() {
+        let want = CallEvent::PermissionReply {
+            customer: USER.into(),
+            accepted: true,
+            permanent: false,
+            expires_at: Some(1_767_830_400),
+            automatic: false,
+            context_id: Some("wamid.REQUEST".into()),
+            timestamp: Some(1_767_225_600),
+        };
+        // Expiry as a number, and as a numeric string; `is_permanent` explicit or absent.
+        for reply in [
+            json!({"response": "accept", "is_permanent": false,
+                   "expiration_timestamp": 1767830400, "response_source": "user_action"}),
+            json!({"response": "accept", "expiration_timestamp": "1767830400"}),
+        ] {
+            let evs = parse_messages("messages", json!([reply_message(json!(USER), reply)]));
+            assert_eq!(evs, vec![want.clone()]);
+            assert_eq!(evs[0].call_id(), None);
+            assert_eq!(evs[0].biz_opaque(), None);
+        }
+        // The number is normalized like other customer numbers.
+        let evs = parse_messages(
+            "messages",
+            json!([reply_message(
+                json!("+52 1 55 0000 0002"),
+                json!({"response": "ACCEPT", "expiration_timestamp": 1767830400})
+            )]),
+        );
+        assert_eq!(evs, vec![want]);
+    }
+
+    #[test]
+    fn permission_reply_permanent() {
+        let evs = parse_messages(
+            "messages",
+            json!([reply_message(
+                json!(USER),
+                json!({"response": "accept", "is_permanent": true, "response_source": "user_action"})
+            )]),
+        );
+        assert_eq!(
+            evs,
+            vec![CallEvent::PermissionReply {
+                customer: USER.into(),
+                accepted: true,
+                permanent: true,
+                expires_at: None,
+                automatic: false,
+                context_id: Some("wamid.REQUEST".into()),
+                timestamp: Some(1_767_225_600),
+            }]
+        );
+    }
+
+    #[test]
+    fn permission_reply_automatic_reject() {
+        // Missed calls revoked the permission: WhatsApp answers for the user, with no context.
+        let mut msg = reply_message(
+            json!(USER),
+            json!({"response": "reject", "response_source": "automatic"}),
+        );
+        msg.as_object_mut().unwrap().remove("context");
+        msg["timestamp"] = json!(1767225601);
+        let evs = parse_messages("messages", json!([msg]));
+        assert_eq!(
+            evs,
+            vec![CallEvent::PermissionReply {
+                customer: USER.into(),
+                accepted: false,
+                permanent: false,
+                expires_at: None,
+                automatic: true,
+                context_id: None,
+                timestamp: Some(1_767_225_601),
+            }]
+        );
+    }
+
+    #[test]
+    fn permission_reply_on_a_calls_change() {
+        // Which field carries the replies is unconfirmed: a `calls` change is read too, after its
+        // calls; other messages there are ignored by path.
+        let mut v = messages_value(json!([
+            {"from": USER, "id": "wamid.T", "type": "text", "text": {"body": "hola"}},
+            reply_message(json!(USER), json!({"response": "accept", "is_permanent": "true"}))
+        ]));
+        v["calls"] = json!([{"id": "wacid.T9", "event": "terminate", "status": "COMPLETED"}]);
+        let evs = parse_webhook(&envelope(v)).unwrap();
+        assert_eq!(evs.len(), 3, "{evs:#?}");
+        assert!(matches!(evs[0], CallEvent::Terminate { .. }), "{evs:#?}");
+        assert_eq!(
+            ignored_what(&evs[1]),
+            "entry[0].changes[0].value.messages[0]: message of type \"text\" (not a call permission reply)"
+        );
+        assert_eq!(
+            evs[2],
+            CallEvent::PermissionReply {
+                customer: USER.into(),
+                accepted: true,
+                permanent: true,
+                expires_at: None,
+                automatic: false,
+                context_id: Some("wamid.REQUEST".into()),
+                timestamp: Some(1_767_225_600),
+            }
+        );
+        // Only a reply: one event, no "no calls or statuses".
+        let evs = parse_messages(
+            "calls",
+            json!([reply_message(json!(USER), json!({"response": "reject"}))]),
+        );
+        assert!(
+            matches!(
+                &evs[..],
+                [CallEvent::PermissionReply {
+                    accepted: false,
+                    ..
+                }]
+            ),
+            "{evs:#?}"
+        );
+        // A username-only user.
+        let mut msg = reply_message(Value::Null, json!({"response": "accept"}));
+        msg["from_user_id"] = json!("US.13491208655302741918");
+        let evs = parse_messages("calls", json!([msg]));
+        assert!(
+            matches!(&evs[..], [CallEvent::PermissionReply { customer, .. }] if customer == "US.13491208655302741918"),
+            "{evs:#?}"
+        );
+    }
+
+    #[test]
+    fn malformed_permission_replies_name_path_and_problem() {
+        let base = "entry[0].changes[0].value.messages[0]";
+        let r = "interactive.call_permission_reply";
+        let cases = [
+            (
+                reply_message(Value::Null, json!({"response": "accept"})),
+                format!("{base}.from: missing"),
+            ),
+            (
+                reply_message(json!(" "), json!({"response": "accept"})),
+                format!("{base}.from: empty"),
+            ),
+            (
+                reply_message(json!(true), json!({"response": "accept"})),
+                format!("{base}.from: expected a string, got true"),
+            ),
+            (
+                reply_message(json!(USER), json!({"response": "maybe"})),
+                format!(
+                    "{base}.{r}.response: unknown \"maybe\" (expected \"accept\" or \"reject\")"
+                ),
+            ),
+            (
+                reply_message(json!(USER), json!({"is_permanent": true})),
+                format!("{base}.{r}.response: missing"),
+            ),
+            (
+                reply_message(json!(USER), json!({"response": 1})),
+                format!("{base}.{r}.response: expected a string, got 1"),
+            ),
+            (
+                reply_message(
+                    json!(USER),
+                    json!({"response": "accept", "is_permanent": 1}),
+                ),
+                format!("{base}.{r}.is_permanent: expected a boolean, got 1"),
+            ),
+            (
+                reply_message(
+                    json!(USER),
+                    json!({"response": "accept", "expiration_timestamp": "next week"}),
+                ),
+                format!("{base}.{r}.expiration_timestamp: expected a number, got \"next week\""),
+            ),
+            (
+                reply_message(
+                    json!(USER),
+                    json!({"response": "accept", "expiration_timestamp": {}}),
+                ),
+                format!("{base}.{r}.expiration_timestamp: expected a number, got {{}}"),
+            ),
+            (
+                reply_message(
+                    json!(USER),
+                    json!({"response": "accept", "response_source": false}),
+                ),
+                format!("{base}.{r}.response_source: expected a string, got false"),
+            ),
+            (
+                reply_message(json!(USER), json!("accept")),
+                format!("{base}.{r}: expected an object, got \"accept\""),
+            ),
+            (
+                reply_message(json!(USER), Value::Null),
+                format!("{base}.{r}: missing"),
+            ),
+        ];
+        for (msg, want) in cases {
+            for field in ["messages", "calls"] {
+                let evs = parse_messages(field, json!([msg.clone()]));
+                assert_eq!(evs.len(), 1, "{field}: {evs:#?}");
+                assert_eq!(ignored_what(&evs[0]), want, "{field}");
+                assert_eq!(evs[0].call_id(), None);
+            }
+        }
+        // One bad reply does not lose the good one after it.
+        let evs = parse_messages(
+            "messages",
+            json!([
+                reply_message(json!(USER), json!({"response": "perhaps"})),
+                reply_message(
+                    json!(USER),
+                    json!({"response": "accept", "is_permanent": true})
+                )
+            ]),
+        );
+        assert_eq!(evs.len(), 2, "{evs:#?}");
+        assert!(ignored_what(&evs[0]).starts_with(&format!("{base}.{r}.response: unknown")));
+        assert!(matches!(
+            evs[1],
+            CallEvent::PermissionReply {
+                permanent: true,
+                ..
+            }
+        ));
+        // `messages` that is not an array on a calls change is malformed; on a messages change it
+        // is simply not ours.
+        let evs = parse_messages("calls", json!({"from": USER}));
+        assert_eq!(
+            ignored_what(&evs[0]),
+            "entry[0].changes[0].value.messages: expected an array, got {\"from\":\"5215500000002\"}"
+        );
+        let evs = parse_messages("messages", json!({"from": USER}));
+        assert_eq!(
+            evs,
+            vec![CallEvent::Ignored {
+                call_id: None,
+                what: "field \"messages\"".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn text_and_other_messages_stay_ignored() {
+        let ignored = CallEvent::Ignored {
+            call_id: None,
+            what: "field \"messages\"".into(),
+        };
+        let text = json!({"from": USER, "id": "wamid.X", "type": "text", "text": {"body": "hola"}});
+        let button = json!({"from": USER, "id": "wamid.Y", "type": "interactive",
+            "interactive": {"type": "button_reply", "button_reply": {"id": "b1", "title": "Sí"}}});
+        assert_eq!(
+            parse_messages("messages", json!([text])),
+            vec![ignored.clone()]
+        );
+        assert_eq!(
+            parse_messages("messages", json!([button])),
+            vec![ignored.clone()]
+        );
+        // Several non-replies: still one Ignored for the change.
+        assert_eq!(
+            parse_messages("messages", json!([text, button, 7])),
+            vec![ignored.clone()]
+        );
+        // Message statuses only.
+        let evs = parse_webhook(&envelope_field(
+            "messages",
+            json!({"metadata": metadata(), "statuses": [{"id": "wamid.X", "status": "read"}]}),
+        ))
+        .unwrap();
+        assert_eq!(evs, vec![ignored.clone()]);
+        // A reply next to a text message: the reply, then the Ignored for the rest.
+        let evs = parse_messages(
+            "messages",
+            json!([
+                text,
+                reply_message(json!(USER), json!({"response": "accept"}))
+            ]),
+        );
+        assert_eq!(evs.len(), 2, "{evs:#?}");
+        assert!(matches!(evs[0], CallEvent::PermissionReply { .. }));
+        assert_eq!(evs[1], ignored);
+    }
+
+    // ---- Meta-side recording and transcription -----------------------------------------------
+
+    #[test]
+    fn recording_available() {
+        let sha = "3b1f5a3c6d8e9f0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f607182";
+        let ev = parse_one(json!({
+            "messaging_product": "whatsapp",
+            "metadata": metadata(),
+            "calls": [{
+                "id": "wacid.ABC", "event": "call_recording_available", "timestamp": "1767225700",
+                "call_recording": {"audio": {
+                    "id": "MEDIA1", "sha256": sha, "mime_type": "audio/ogg; codecs=opus",
+                    "url": "https://lookaside.fbsbx.com/whatsapp_business/attachments/?mid=1"
+                }}
+            }]
+        }));
+        assert_eq!(
+            ev,
+            CallEvent::MetaMedia {
+                call_id: "wacid.ABC".into(),
+                kind: MetaMediaKind::Recording,
+                media_id: "MEDIA1".into(),
+                url: Some(
+                    "https://lookaside.fbsbx.com/whatsapp_business/attachments/?mid=1".into()
+                ),
+                mime_type: Some("audio/ogg; codecs=opus".into()),
+                sha256: Some(sha.into()),
+            }
+        );
+        assert_eq!(ev.call_id(), Some("wacid.ABC"));
+        assert_eq!(MetaMediaKind::Recording.as_str(), "recording");
+        let v = serde_json::to_value(&ev).unwrap();
+        assert_eq!(v["MetaMedia"]["kind"], json!("Recording"));
+        // A numeric media id, nothing else.
+        let ev = parse_one(
+            json!({"calls": [{"id": "wacid.ABD", "event": "call_recording_available",
+            "call_recording": {"audio": {"id": 1234567890123u64}}}]}),
+        );
+        assert_eq!(
+            ev,
+            CallEvent::MetaMedia {
+                call_id: "wacid.ABD".into(),
+                kind: MetaMediaKind::Recording,
+                media_id: "1234567890123".into(),
+                url: None,
+                mime_type: None,
+                sha256: None,
+            }
+        );
+    }
+
+    #[test]
+    fn transcription_available() {
+        let want = CallEvent::MetaMedia {
+            call_id: "wacid.ABC".into(),
+            kind: MetaMediaKind::Transcript,
+            media_id: "MEDIA2".into(),
+            url: Some("https://lookaside.fbsbx.com/t".into()),
+            mime_type: Some("application/json".into()),
+            sha256: None,
+        };
+        for key in ["call_transcript", "call_transcription"] {
+            let ev = parse_one(json!({
+                "metadata": metadata(),
+                "calls": [{
+                    "id": "wacid.ABC", "event": "call_transcription_available",
+                    key: {"document": {"id": "MEDIA2", "mime_type": "application/json",
+                                       "url": "https://lookaside.fbsbx.com/t"}}
+                }]
+            }));
+            assert_eq!(ev, want, "{key}");
+        }
+        assert_eq!(MetaMediaKind::Transcript.as_str(), "transcript");
+    }
+
+    #[test]
+    fn meta_media_without_media_id_is_ignored() {
+        let p = "entry[0].changes[0].value.calls[0]";
+        let rec = "call_recording_available";
+        let tr = "call_transcription_available";
+        let cases = [
+            (
+                json!({"id": "wacid.M", "event": rec, "call_recording": {"audio": {"url": "https://x"}}}),
+                format!("{p}.call_recording.audio.id: missing"),
+            ),
+            (
+                json!({"id": "wacid.M", "event": rec, "call_recording": {"audio": {"id": " "}}}),
+                format!("{p}.call_recording.audio.id: empty"),
+            ),
+            (
+                json!({"id": "wacid.M", "event": rec, "call_recording": {"audio": {"id": [1]}}}),
+                format!("{p}.call_recording.audio.id: expected a string, got [1]"),
+            ),
+            (
+                json!({"id": "wacid.M", "event": rec, "call_recording": {}}),
+                format!("{p}.call_recording.audio: missing"),
+            ),
+            (
+                json!({"id": "wacid.M", "event": rec, "call_recording": "MEDIA1"}),
+                format!("{p}.call_recording: expected an object, got \"MEDIA1\""),
+            ),
+            (
+                json!({"id": "wacid.M", "event": rec}),
+                format!("{p}.call_recording: missing"),
+            ),
+            (
+                json!({"id": "wacid.M", "event": tr, "call_transcript": {"document": {}}}),
+                format!("{p}.call_transcript.document.id: missing"),
+            ),
+            (
+                json!({"id": "wacid.M", "event": tr, "call_transcription": {"document": 3}}),
+                format!("{p}.call_transcription.document: expected an object, got 3"),
+            ),
+            (
+                json!({"id": "wacid.M", "event": tr}),
+                format!("{p}.call_transcript: missing"),
+            ),
+        ];
+        for (call, want) in cases {
+            let ev = parse_one(json!({"metadata": metadata(), "calls": [call]}));
+            assert_eq!(ev.call_id(), Some("wacid.M"));
+            assert_eq!(ignored_what(&ev), want);
+        }
     }
 
     #[test]
@@ -1417,9 +2189,26 @@ mod tests {
             "status": "FAILED", "start_time": "1", "end_time": 2.5, "duration": "1",
             "errors": [{"code": 1, "message": "m", "error_data": {"details": "d"}}]}),
         );
-        calls.push(json!({"id": "wacid.R1", "event": "call_recording_available"}));
+        calls.push(json!({"id": "wacid.R0", "event": "call_recording_available"}));
+        calls.push(
+            json!({"id": "wacid.R1", "event": "call_recording_available",
+            "call_recording": {"audio": {"id": "M1", "sha256": "ab", "mime_type": "audio/ogg",
+                                         "url": "https://example.invalid/r"}}}),
+        );
+        calls.push(
+            json!({"id": "wacid.R1", "event": "call_transcription_available",
+            "call_transcript": {"document": {"id": 7, "mime_type": "application/json"}}}),
+        );
         v["statuses"] = json!([{"id": "wacid.B1", "type": "call", "status": "RINGING",
             "timestamp": "3", "recipient_id": USER}]);
+        v["messages"] = json!([
+            {"from": USER, "id": "wamid.1", "type": "text", "text": {"body": "x"}},
+            {"from": USER, "id": "wamid.2", "timestamp": "4", "type": "interactive",
+             "context": {"id": "wamid.0"},
+             "interactive": {"type": "call_permission_reply", "call_permission_reply": {
+                 "response": "accept", "is_permanent": false, "expiration_timestamp": 5,
+                 "response_source": "user_action"}}}
+        ]);
         v["errors"] = json!([{"code": 2, "message": "e"}]);
         envelope(v)
     }
@@ -1427,7 +2216,31 @@ mod tests {
     #[test]
     fn rich_payload_parses() {
         let evs = parse_webhook(&rich_payload()).unwrap();
-        assert_eq!(evs.len(), 5, "{evs:#?}");
+        assert_eq!(evs.len(), 9, "{evs:#?}");
+        assert!(matches!(
+            &evs[4],
+            CallEvent::MetaMedia {
+                kind: MetaMediaKind::Recording,
+                ..
+            }
+        ));
+        assert!(matches!(
+            &evs[5],
+            CallEvent::MetaMedia {
+                kind: MetaMediaKind::Transcript,
+                ..
+            }
+        ));
+        assert!(
+            matches!(
+                &evs[8],
+                CallEvent::PermissionReply {
+                    expires_at: Some(5),
+                    ..
+                }
+            ),
+            "{evs:#?}"
+        );
         assert!(
             matches!(&evs[2], CallEvent::Terminate { errors, end_time: Some(2), .. } if errors.len() == 2)
         );

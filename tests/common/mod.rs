@@ -38,8 +38,19 @@ pub async fn sandbox_and_bridge(
     history_db: Option<PathBuf>,
     edit: impl FnOnce(&mut wacall::bridge::BridgeConfig),
 ) -> (Sandbox, Result<Bridge, wacall::bridge::server::BridgeError>) {
+    sandbox_and_bridge_as(wacall::config::Provider::Bsp, history_db, edit).await
+}
+
+/// [`sandbox_and_bridge`] with the sandbox (and the bridge) in `provider`'s API shape.
+pub async fn sandbox_and_bridge_as(
+    provider: wacall::config::Provider,
+    history_db: Option<PathBuf>,
+    edit: impl FnOnce(&mut wacall::bridge::BridgeConfig),
+) -> (Sandbox, Result<Bridge, wacall::bridge::server::BridgeError>) {
     init_logs();
-    let (sandbox, addr) = Sandbox::start_for_new_bridge(APP_SECRET).await.unwrap();
+    let (sandbox, addr) = Sandbox::start_for_new_bridge_as(provider, APP_SECRET)
+        .await
+        .unwrap();
     let mut cfg = sandbox.bridge_config(vec![Secret::new(EDGE_TOKEN)], history_db);
     edit(&mut cfg);
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
@@ -157,6 +168,7 @@ impl Rig {
             .expect("a bot")
             .send(BotCommand::Dial {
                 to: to.into(),
+                options: Default::default(),
                 done: Some(tx),
                 progress: Some(ptx),
             })
@@ -165,7 +177,8 @@ impl Rig {
         let r = tokio::time::timeout(Duration::from_secs(10), rx)
             .await
             .expect("dial answered")
-            .unwrap();
+            .unwrap()
+            .map_err(|e| e.message);
         (r, prx)
     }
 
