@@ -1,5 +1,9 @@
 //! End to end over 127.0.0.1: sandbox users (real ICE-lite WebRTC peers) ⇄ signed webhooks ⇄
 //! bridge ⇄ BSP actions ⇄ bot edge (real media). Tones prove audio in both directions.
+//!
+//! Every test runs twice, against each provider shape of the sandbox: `bsp::` (the BSP's call
+//! actions) and `meta::` (Meta's Cloud API: Graph paths, `session` bodies, Meta's errors, the
+//! permission check before a dial). The bridge speaks the same provider as its sandbox.
 
 mod common;
 
@@ -9,7 +13,57 @@ use std::time::Duration;
 use common::{EDGE_TOKEN, Rig, bot_config, read_stereo};
 use wacall::audio::tone::dominant_frequency;
 use wacall::call::CallTimeouts;
+use wacall::config::Provider;
 use wacall::sandbox::{SimState, UserCall, UserPlan};
+
+/// One `#[tokio::test]` per provider shape for each test of the suite.
+macro_rules! in_both_shapes {
+    ($($name:ident),* $(,)?) => {
+        mod bsp {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(wacall::config::Provider::Bsp).await
+                }
+            )*
+        }
+        mod meta {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(wacall::config::Provider::Meta).await
+                }
+            )*
+        }
+    };
+}
+
+in_both_shapes!(
+    user_calls_the_bot_tones_cross_both_ways_and_the_recording_matches_history,
+    user_calls_a_bot_in_the_bridges_process_and_tones_cross_both_ways,
+    business_calls_a_user_tones_cross_and_the_bot_hangs_up,
+    user_rejects_the_business_call,
+    call_without_permission_fails_plainly_and_is_not_retried,
+    edge_that_never_answers_then_reject,
+    call_whose_ice_never_connects_is_terminated,
+    a_call_gone_silent_is_ended_by_the_bot,
+    duplicate_webhooks_make_one_call,
+    reordered_terminate_before_connect,
+    forged_signature_is_refused,
+    another_edge_cannot_act_on_a_call_it_does_not_hold,
+    replayed_connect_webhooks_never_become_calls,
+    a_bridge_without_an_app_secret_does_not_start,
+    tokens_decide_identity_and_what_calls_an_edge_can_read,
+    the_bridge_serves_tls_and_edges_connect_over_wss,
+    connections_are_limited_and_slow_clients_cut_off,
+    a_call_whose_connect_reply_was_lost_is_terminated,
+    an_edge_dialling_in_a_loop_is_rate_limited,
+    a_half_open_edge_is_dropped_and_a_live_one_kept,
+    callers_wait_in_order_abandon_or_overflow_to_voicemail,
+    groups_pick_the_agent_and_closed_hours_send_callers_to_voicemail,
+    the_supervisor_console_shows_live_calls_and_searches_history,
+    recordings_are_uploaded_to_the_bridge_resumably_by_their_holder,
+);
 
 const RATE: u32 = 48_000;
 
@@ -23,21 +77,24 @@ fn middle(x: &[i16]) -> &[i16] {
     &x[n / 4..n * 3 / 4]
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn user_calls_the_bot_tones_cross_both_ways_and_the_recording_matches_history() {
-    user_calls_the_bot(false).await;
+async fn user_calls_the_bot_tones_cross_both_ways_and_the_recording_matches_history(
+    provider: Provider,
+) {
+    user_calls_the_bot(provider, false).await;
 }
 
 /// The same call with the bot inside the bridge's process (`wacall serve --bot`), linked by
 /// channels instead of the hub's WebSocket.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn user_calls_a_bot_in_the_bridges_process_and_tones_cross_both_ways() {
-    user_calls_the_bot(true).await;
+async fn user_calls_a_bot_in_the_bridges_process_and_tones_cross_both_ways(provider: Provider) {
+    user_calls_the_bot(provider, true).await;
 }
 
-async fn user_calls_the_bot(local: bool) {
-    let rig = Rig::start_linked(
-        Some(bot_config(&std::env::temp_dir().join("wacall-e2e-1"))),
+async fn user_calls_the_bot(provider: Provider, local: bool) {
+    let rig = Rig::start_linked_as(
+        provider,
+        Some(bot_config(
+            &std::env::temp_dir().join(format!("wacall-e2e-1-{provider}")),
+        )),
         CallTimeouts::default(),
         local,
     )
@@ -174,11 +231,10 @@ async fn user_calls_the_bot(local: bool) {
     rig.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn business_calls_a_user_tones_cross_and_the_bot_hangs_up() {
-    let mut bot = bot_config(&std::env::temp_dir().join("wacall-e2e-2"));
+async fn business_calls_a_user_tones_cross_and_the_bot_hangs_up(provider: Provider) {
+    let mut bot = bot_config(&std::env::temp_dir().join(format!("wacall-e2e-2-{provider}")));
     bot.max_duration = Some(Duration::from_secs(4));
-    let rig = Rig::start(Some(bot), CallTimeouts::default()).await;
+    let rig = Rig::start_as(provider, Some(bot), CallTimeouts::default()).await;
     rig.sandbox.world.set_default_plan(UserPlan {
         answer_after: Duration::from_millis(500),
         tone_hz: 520.0,
@@ -207,10 +263,12 @@ async fn business_calls_a_user_tones_cross_and_the_bot_hangs_up() {
     rig.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn user_rejects_the_business_call() {
-    let rig = Rig::start(
-        Some(bot_config(&std::env::temp_dir().join("wacall-e2e-3"))),
+async fn user_rejects_the_business_call(provider: Provider) {
+    let rig = Rig::start_as(
+        provider,
+        Some(bot_config(
+            &std::env::temp_dir().join(format!("wacall-e2e-3-{provider}")),
+        )),
         CallTimeouts::default(),
     )
     .await;
@@ -236,10 +294,12 @@ async fn user_rejects_the_business_call() {
     rig.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn call_without_permission_fails_plainly_and_is_not_retried() {
-    let rig = Rig::start(
-        Some(bot_config(&std::env::temp_dir().join("wacall-e2e-4"))),
+async fn call_without_permission_fails_plainly_and_is_not_retried(provider: Provider) {
+    let rig = Rig::start_as(
+        provider,
+        Some(bot_config(
+            &std::env::temp_dir().join(format!("wacall-e2e-4-{provider}")),
+        )),
         CallTimeouts::default(),
     )
     .await;
@@ -249,17 +309,19 @@ async fn call_without_permission_fails_plainly_and_is_not_retried() {
         .no_permission
         .insert("5215500000099".into());
     let err = rig.dial("5215500000099").await.unwrap_err();
-    assert!(
-        err.contains("138006") || err.contains("permission"),
-        "{err}"
-    );
-    let connects = rig
-        .sandbox
-        .received()
-        .iter()
-        .filter(|r| r.action == "connect")
-        .count();
-    assert_eq!(connects, 1, "a permanent provider error is not retried");
+    assert!(err.contains("has not allowed calls"), "{err}");
+    let received = rig.sandbox.received();
+    let connects = received.iter().filter(|r| r.action == "connect").count();
+    match provider {
+        // The BSP has no permission check: connect is refused (#138006), and not retried.
+        Provider::Bsp => assert_eq!(connects, 1, "a permanent provider error is not retried"),
+        // Meta's check comes first: nothing is dialled.
+        Provider::Meta => {
+            assert_eq!(connects, 0, "the permission check came first");
+            assert!(received.iter().any(|r| r.action == "call_permissions"));
+            assert!(err.contains("call-permission request"), "{err}");
+        }
+    }
     let bad = rig.dial("not-a-number").await.unwrap_err();
     assert!(bad.contains("to:"), "{bad}");
     rig.stop().await;
@@ -267,13 +329,12 @@ async fn call_without_permission_fails_plainly_and_is_not_retried() {
 
 /// An edge that takes calls and never answers them: the call goes to the next edge, and with
 /// none left it is rejected at the BSP.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn edge_that_never_answers_then_reject() {
+async fn edge_that_never_answers_then_reject(provider: Provider) {
     let timeouts = CallTimeouts {
         ring: Duration::from_millis(800),
         ..CallTimeouts::default()
     };
-    let rig = Rig::start(None, timeouts).await;
+    let rig = Rig::start_as(provider, None, timeouts).await;
     let mut silent = Vec::new();
     for name in ["agent-a", "agent-b"] {
         let conn = wacall::edge::hub_client::connect(
@@ -322,10 +383,12 @@ async fn edge_that_never_answers_then_reject() {
 }
 
 /// ICE never connects: the bot gives up, the bridge terminates at the BSP, media is freed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn call_whose_ice_never_connects_is_terminated() {
-    let rig = Rig::start(
-        Some(bot_config(&std::env::temp_dir().join("wacall-e2e-6"))),
+async fn call_whose_ice_never_connects_is_terminated(provider: Provider) {
+    let rig = Rig::start_as(
+        provider,
+        Some(bot_config(
+            &std::env::temp_dir().join(format!("wacall-e2e-6-{provider}")),
+        )),
         CallTimeouts::default(),
     )
     .await;
@@ -363,11 +426,10 @@ async fn call_whose_ice_never_connects_is_terminated() {
 
 /// The user's phone stops sending audio mid-call but never hangs up (ICE stays up): the bot
 /// notices the silence, the bridge terminates at the BSP and closes the row.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_call_gone_silent_is_ended_by_the_bot() {
-    let mut bot = bot_config(&std::env::temp_dir().join("wacall-e2e-silent"));
+async fn a_call_gone_silent_is_ended_by_the_bot(provider: Provider) {
+    let mut bot = bot_config(&std::env::temp_dir().join(format!("wacall-e2e-silent-{provider}")));
     bot.media_deadlines.silence = Duration::from_secs(3);
-    let rig = Rig::start(Some(bot), CallTimeouts::default()).await;
+    let rig = Rig::start_as(provider, Some(bot), CallTimeouts::default()).await;
     let call_id = rig
         .sandbox
         .world
@@ -412,10 +474,12 @@ async fn a_call_gone_silent_is_ended_by_the_bot() {
 }
 
 /// WhatsApp may send every webhook twice: still one pre_accept, one accept, one call.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn duplicate_webhooks_make_one_call() {
-    let rig = Rig::start(
-        Some(bot_config(&std::env::temp_dir().join("wacall-e2e-7"))),
+async fn duplicate_webhooks_make_one_call(provider: Provider) {
+    let rig = Rig::start_as(
+        provider,
+        Some(bot_config(
+            &std::env::temp_dir().join(format!("wacall-e2e-7-{provider}")),
+        )),
         CallTimeouts::default(),
     )
     .await;
@@ -438,10 +502,12 @@ async fn duplicate_webhooks_make_one_call() {
 }
 
 /// A terminate that overtakes its own connect webhook: the call ends cleanly, never accepted.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reordered_terminate_before_connect() {
-    let rig = Rig::start(
-        Some(bot_config(&std::env::temp_dir().join("wacall-e2e-8"))),
+async fn reordered_terminate_before_connect(provider: Provider) {
+    let rig = Rig::start_as(
+        provider,
+        Some(bot_config(
+            &std::env::temp_dir().join(format!("wacall-e2e-8-{provider}")),
+        )),
         CallTimeouts::default(),
     )
     .await;
@@ -485,9 +551,8 @@ async fn reordered_terminate_before_connect() {
 }
 
 /// A webhook with a forged signature is refused with 401 and creates no call.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn forged_signature_is_refused() {
-    let rig = Rig::start(None, CallTimeouts::default()).await;
+async fn forged_signature_is_refused(provider: Provider) {
+    let rig = Rig::start_as(provider, None, CallTimeouts::default()).await;
     let biz = wacall::sandbox::demo::demo_business();
     let body = wacall::sandbox::webhooks::user_call(
         &biz,
@@ -563,13 +628,13 @@ async fn forged_signature_is_refused() {
 /// Hardening: a second edge with a valid token tries to end, finish, fail, key and report on
 /// a live call the in-process bot holds. Each message is refused and counted; the call goes on
 /// and nothing reaches the BSP.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn another_edge_cannot_act_on_a_call_it_does_not_hold() {
+async fn another_edge_cannot_act_on_a_call_it_does_not_hold(provider: Provider) {
     use wacall::call_record::QualitySummary;
     use wacall::hub_protocol::{EdgeKind, EdgeMessage};
-    let rig = Rig::start_linked(
+    let rig = Rig::start_linked_as(
+        provider,
         Some(bot_config(
-            &std::env::temp_dir().join("wacall-e2e-intruder"),
+            &std::env::temp_dir().join(format!("wacall-e2e-intruder-{provider}")),
         )),
         CallTimeouts::default(),
         true,
@@ -676,10 +741,9 @@ async fn metric(bridge_url: &str, line: &str, within: Duration) -> Result<(), St
 
 /// Hardening: a correctly signed connect webhook an hour old is acknowledged but not answered;
 /// a call id already in history (here: after the bridge restarted) never becomes a new call.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replayed_connect_webhooks_never_become_calls() {
+async fn replayed_connect_webhooks_never_become_calls(provider: Provider) {
     use wacall::sandbox::webhooks;
-    let rig = Rig::start(None, CallTimeouts::default()).await;
+    let rig = Rig::start_as(provider, None, CallTimeouts::default()).await;
     let biz = rig.sandbox.world.business().clone();
     let offer = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -753,9 +817,8 @@ async fn replayed_connect_webhooks_never_become_calls() {
 
 /// Hardening: no bridge starts without an app secret (it would accept forged webhooks): the
 /// path `serve`, standalone `dial`, the sandbox and the tests all share.
-#[tokio::test]
-async fn a_bridge_without_an_app_secret_does_not_start() {
-    let (sandbox, bridge) = common::sandbox_and_bridge(None, |cfg| {
+async fn a_bridge_without_an_app_secret_does_not_start(provider: Provider) {
+    let (sandbox, bridge) = common::sandbox_and_bridge_as(provider, None, |cfg| {
         cfg.app_secret = wacall::secret::Secret::new("");
     })
     .await;
@@ -770,20 +833,20 @@ async fn a_bridge_without_an_app_secret_does_not_start() {
 /// Hardening: the token decides who an edge is. An agent's token names it whatever it says in
 /// hello, and it may not dial when its identity says so; a supervisor's token reads every call
 /// but cannot connect as an edge; `/calls` shows an agent only its own calls.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tokens_decide_identity_and_what_calls_an_edge_can_read() {
+async fn tokens_decide_identity_and_what_calls_an_edge_can_read(provider: Provider) {
     use wacall::bridge::identity::Role;
     use wacall::hub_protocol::{EdgeKind, EdgeMessage, HubMessage};
 
-    let dir = std::env::temp_dir().join(format!("wacall-e2e-ids-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("wacall-e2e-ids-{:016x}", rand::random::<u64>()));
     std::fs::create_dir_all(&dir).unwrap();
-    let (sandbox, bridge) = common::sandbox_and_bridge(Some(dir.join("h.db")), |cfg| {
-        cfg.edges = vec![
-            common::identity("ana", Role::Agent, "tok-ana"),
-            common::identity("qa", Role::Supervisor, "tok-qa"),
-        ];
-    })
-    .await;
+    let (sandbox, bridge) =
+        common::sandbox_and_bridge_as(provider, Some(dir.join("h.db")), |cfg| {
+            cfg.edges = vec![
+                common::identity("ana", Role::Agent, "tok-ana"),
+                common::identity("qa", Role::Supervisor, "tok-qa"),
+            ];
+        })
+        .await;
     let bridge = bridge.unwrap();
     let hub = bridge.hub_url();
 
@@ -993,13 +1056,12 @@ fn test_certificates(
 /// Hardening: the bridge terminates TLS itself (server.tls_cert / tls_key). An edge joins over
 /// wss:// trusting a private CA, and not without it; webhooks and /health are served over
 /// https; plain http to the TLS port gets nothing.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_bridge_serves_tls_and_edges_connect_over_wss() {
+async fn the_bridge_serves_tls_and_edges_connect_over_wss(provider: Provider) {
     use wacall::hub_protocol::EdgeKind;
-    let dir = std::env::temp_dir().join(format!("wacall-e2e-tls-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("wacall-e2e-tls-{:016x}", rand::random::<u64>()));
     let (ca, cert, key) = test_certificates(&dir);
     let (sandbox, bridge) =
-        common::sandbox_and_bridge(None, |cfg| cfg.tls = Some((cert, key))).await;
+        common::sandbox_and_bridge_as(provider, None, |cfg| cfg.tls = Some((cert, key))).await;
     let bridge = bridge.unwrap();
     let addr = bridge.addr;
     assert!(
@@ -1061,10 +1123,9 @@ async fn the_bridge_serves_tls_and_edges_connect_over_wss() {
 
 /// Hardening: past server.max_connections a new connection gets 503 at once; a client that
 /// sends no headers within server.header_timeout_s is cut off, which frees its place.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connections_are_limited_and_slow_clients_cut_off() {
+async fn connections_are_limited_and_slow_clients_cut_off(provider: Provider) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let (sandbox, bridge) = common::sandbox_and_bridge(None, |cfg| {
+    let (sandbox, bridge) = common::sandbox_and_bridge_as(provider, None, |cfg| {
         cfg.max_connections = 2;
         cfg.header_timeout = Duration::from_millis(700);
     })
@@ -1111,10 +1172,10 @@ async fn connections_are_limited_and_slow_clients_cut_off() {
 /// Hardening: a `connect` whose reply never came (the BSP made the call but its answer was
 /// lost or late) leaves a call at WhatsApp nobody carries. Its first webhook echoes our
 /// `biz_opaque_callback_data`; the bridge recognises it and terminates the call.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_call_whose_connect_reply_was_lost_is_terminated() {
+async fn a_call_whose_connect_reply_was_lost_is_terminated(provider: Provider) {
     use wacall::bot::runner::{self, BotCommand};
-    let (sandbox, bridge) = common::sandbox_and_bridge(None, |cfg| cfg.bsp.timeout_ms = 400).await;
+    let (sandbox, bridge) =
+        common::sandbox_and_bridge_as(provider, None, |cfg| cfg.bsp.timeout_ms = 400).await;
     let bridge = bridge.unwrap();
     sandbox.world.faults().connect_reply_delay = Some(Duration::from_millis(1500));
     sandbox.world.set_default_plan(UserPlan {
@@ -1124,7 +1185,7 @@ async fn a_call_whose_connect_reply_was_lost_is_terminated() {
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let (cmd, cmd_rx) = tokio::sync::mpsc::channel(1);
     let hub = bridge.hub_url();
-    let bot = bot_config(&std::env::temp_dir().join("wacall-e2e-lost"));
+    let bot = bot_config(&std::env::temp_dir().join(format!("wacall-e2e-lost-{provider}")));
     let task = tokio::spawn(async move {
         runner::run(bot, &hub, EDGE_TOKEN, cmd_rx, stop_rx)
             .await
@@ -1183,10 +1244,9 @@ async fn a_call_whose_connect_reply_was_lost_is_terminated() {
 
 /// Hardening: an edge placing calls in a loop gets its excess refused (5 at once, then one
 /// every 2 s), counted in /metrics; its first dials still go out.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_edge_dialling_in_a_loop_is_rate_limited() {
+async fn an_edge_dialling_in_a_loop_is_rate_limited(provider: Provider) {
     use wacall::hub_protocol::{EdgeKind, EdgeMessage, HubMessage};
-    let rig = Rig::start(None, CallTimeouts::default()).await;
+    let rig = Rig::start_as(provider, None, CallTimeouts::default()).await;
     let mut edge = wacall::edge::hub_client::connect(
         &rig.bridge.hub_url(),
         EDGE_TOKEN,
@@ -1237,11 +1297,10 @@ async fn an_edge_dialling_in_a_loop_is_rate_limited() {
 
 /// Hardening: the hub pings its edges; one that stops answering (half-open: no pong, no
 /// message) is dropped after the silence limit, while a live edge stays.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_half_open_edge_is_dropped_and_a_live_one_kept() {
+async fn a_half_open_edge_is_dropped_and_a_live_one_kept(provider: Provider) {
     use futures_util::{SinkExt, StreamExt};
     use wacall::hub_protocol::{EdgeKind, EdgeMessage};
-    let (sandbox, bridge) = common::sandbox_and_bridge(None, |cfg| {
+    let (sandbox, bridge) = common::sandbox_and_bridge_as(provider, None, |cfg| {
         cfg.edge_liveness = wacall::bridge::hub::Liveness {
             every: Duration::from_millis(200),
             silence: Duration::from_millis(1500),
@@ -1303,31 +1362,31 @@ async fn a_half_open_edge_is_dropped_and_a_live_one_kept() {
 /// The queue: one agent, five callers. The first talks; the second and third wait and reach
 /// the agent in order; the fourth hangs up while waiting; the fifth's wait runs out and the
 /// voicemail bot (the overflow edge) records its message. Waits are read from history.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn callers_wait_in_order_abandon_or_overflow_to_voicemail() {
+async fn callers_wait_in_order_abandon_or_overflow_to_voicemail(provider: Provider) {
     use wacall::bridge::identity::{EdgeIdentity, Role};
     use wacall::secret::Secret;
     let dir = std::env::temp_dir().join(format!("wacall-e2e-queue-{}", rand::random::<u32>()));
     std::fs::create_dir_all(&dir).unwrap();
-    let (sandbox, bridge) = common::sandbox_and_bridge(Some(dir.join("h.db")), |cfg| {
-        cfg.timeouts.queue = Duration::from_secs(10);
-        cfg.overflow = Some("voicemail".into());
-        cfg.edges = ["agent", "voicemail"]
-            .into_iter()
-            .map(|name| EdgeIdentity {
-                name: name.into(),
-                role: if name == "agent" {
-                    Role::Agent
-                } else {
-                    Role::Bot
-                },
-                token: Secret::new(format!("tok-{name}")),
-                may_dial: false,
-                max_calls: Some(if name == "agent" { 1 } else { 10 }),
-            })
-            .collect();
-    })
-    .await;
+    let (sandbox, bridge) =
+        common::sandbox_and_bridge_as(provider, Some(dir.join("h.db")), |cfg| {
+            cfg.timeouts.queue = Duration::from_secs(10);
+            cfg.overflow = Some("voicemail".into());
+            cfg.edges = ["agent", "voicemail"]
+                .into_iter()
+                .map(|name| EdgeIdentity {
+                    name: name.into(),
+                    role: if name == "agent" {
+                        Role::Agent
+                    } else {
+                        Role::Bot
+                    },
+                    token: Secret::new(format!("tok-{name}")),
+                    may_dial: false,
+                    max_calls: Some(if name == "agent" { 1 } else { 10 }),
+                })
+                .collect();
+        })
+        .await;
     let bridge = bridge.unwrap();
     let (stop, _) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
@@ -1439,8 +1498,7 @@ async fn callers_wait_in_order_abandon_or_overflow_to_voicemail() {
 /// the default group's; a caller whose group has nobody signed in, and every caller outside the
 /// number's business hours, go straight to the voicemail bot, with the reason in history; with
 /// a night team (an `outside_hours` group) the closed hours go to it instead.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn groups_pick_the_agent_and_closed_hours_send_callers_to_voicemail() {
+async fn groups_pick_the_agent_and_closed_hours_send_callers_to_voicemail(provider: Provider) {
     use chrono::Datelike;
     use wacall::bridge::identity::{EdgeIdentity, Role};
     use wacall::config::GroupConfig;
@@ -1507,7 +1565,7 @@ async fn groups_pick_the_agent_and_closed_hours_send_callers_to_voicemail() {
                 outside_hours: true,
             });
         }
-        let (sandbox, bridge) = common::sandbox_and_bridge(None, |cfg| {
+        let (sandbox, bridge) = common::sandbox_and_bridge_as(provider, None, |cfg| {
             cfg.overflow = Some("voicemail".into());
             cfg.groups = groups;
             cfg.hours_file = closed.then(|| hours.clone());
@@ -1590,19 +1648,19 @@ async fn groups_pick_the_agent_and_closed_hours_send_callers_to_voicemail() {
 /// The supervisor console: only a supervisor's token signs in (an HttpOnly, SameSite cookie
 /// after that); the live view shows a call in progress with its bot, pushed over SSE within a
 /// second; history is searched by number and exported as CSV.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_supervisor_console_shows_live_calls_and_searches_history() {
+async fn the_supervisor_console_shows_live_calls_and_searches_history(provider: Provider) {
     use wacall::bridge::identity::Role;
 
     let dir = std::env::temp_dir().join(format!("wacall-e2e-console-{}", rand::random::<u32>()));
     std::fs::create_dir_all(&dir).unwrap();
-    let (sandbox, bridge) = common::sandbox_and_bridge(Some(dir.join("h.db")), |cfg| {
-        cfg.edges = vec![
-            common::identity("qa-lead", Role::Supervisor, "tok-qa"),
-            common::identity("ana", Role::Agent, "tok-ana"),
-        ];
-    })
-    .await;
+    let (sandbox, bridge) =
+        common::sandbox_and_bridge_as(provider, Some(dir.join("h.db")), |cfg| {
+            cfg.edges = vec![
+                common::identity("qa-lead", Role::Supervisor, "tok-qa"),
+                common::identity("ana", Role::Agent, "tok-ana"),
+            ];
+        })
+        .await;
     let bridge = bridge.unwrap();
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let (_cmd, cmd_rx) = tokio::sync::mpsc::channel(1);
@@ -1723,11 +1781,12 @@ async fn the_supervisor_console_shows_live_calls_and_searches_history() {
         "{live}"
     );
     drop(sse);
-    // After the end: history finds it by number, and exports it.
+    // After the end (and the bot's report of its recording, which follows it): history finds
+    // it by number, and exports it.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while bridge
         .history_row(&call_id)
-        .is_none_or(|r| r.end_reason.is_none())
+        .is_none_or(|r| r.end_reason.is_none() || r.recording.is_none())
     {
         assert!(
             tokio::time::Instant::now() < deadline,
@@ -1829,19 +1888,19 @@ async fn the_supervisor_console_shows_live_calls_and_searches_history() {
 /// its sidecar (checked by SHA-256); the history row then points at the bridge's copy. The
 /// protocol resumes from the bridge's offset, refuses a bad checksum, and an edge that did not
 /// hold the call cannot upload to it. Recordings left unsent by an earlier run go on start.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn recordings_are_uploaded_to_the_bridge_resumably_by_their_holder() {
+async fn recordings_are_uploaded_to_the_bridge_resumably_by_their_holder(provider: Provider) {
     use sha2::Digest;
     use wacall::bridge::identity::Role;
 
     let dir = std::env::temp_dir().join(format!("wacall-e2e-upload-{}", rand::random::<u32>()));
     let store = dir.join("store");
     std::fs::create_dir_all(&store).unwrap();
-    let (sandbox, bridge) = common::sandbox_and_bridge(Some(dir.join("h.db")), |cfg| {
-        cfg.store_dir = Some(store.clone());
-        cfg.edges = vec![common::identity("other", Role::Agent, "tok-other")];
-    })
-    .await;
+    let (sandbox, bridge) =
+        common::sandbox_and_bridge_as(provider, Some(dir.join("h.db")), |cfg| {
+            cfg.store_dir = Some(store.clone());
+            cfg.edges = vec![common::identity("other", Role::Agent, "tok-other")];
+        })
+        .await;
     let bridge = bridge.unwrap();
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let (_cmd, cmd_rx) = tokio::sync::mpsc::channel(1);

@@ -97,14 +97,34 @@ impl Rig {
         Rig::start_linked(bot, timeouts, false).await
     }
 
+    /// [`Rig::start`] with the sandbox (and the bridge) in `provider`'s API shape.
+    pub async fn start_as(
+        provider: wacall::config::Provider,
+        bot: Option<BotConfig>,
+        timeouts: CallTimeouts,
+    ) -> Rig {
+        Rig::start_linked_as(provider, bot, timeouts, false).await
+    }
+
     /// `local`: the bot is attached inside the bridge's process (as `wacall serve --bot` does)
     /// instead of connecting to the hub over its WebSocket.
     pub async fn start_linked(bot: Option<BotConfig>, timeouts: CallTimeouts, local: bool) -> Rig {
+        Rig::start_linked_as(wacall::config::Provider::Bsp, bot, timeouts, local).await
+    }
+
+    /// [`Rig::start_linked`] in `provider`'s API shape.
+    pub async fn start_linked_as(
+        provider: wacall::config::Provider,
+        bot: Option<BotConfig>,
+        timeouts: CallTimeouts,
+        local: bool,
+    ) -> Rig {
         init_logs();
         let dir = std::env::temp_dir().join(format!("wacall-e2e-{:016x}", rand::random::<u64>()));
         std::fs::create_dir_all(&dir).unwrap();
         let db = dir.join("history.sqlite3");
-        let (sandbox, bridge) = wacall::sandbox::start_with_bridge(
+        let (sandbox, bridge) = wacall::sandbox::start_with_bridge_as(
+            provider,
             APP_SECRET,
             vec![Secret::new(EDGE_TOKEN)],
             Some(db.clone()),
