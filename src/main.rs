@@ -325,6 +325,15 @@ enum SettingsCmd {
         #[arg(long, short, env = "WACALL_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Print the number's current call settings, SIP status included (Meta's Cloud API; a
+    /// BSP's API cannot read them back).
+    Get {
+        #[arg(long, short, default_value = "wacall.toml", env = "WACALL_CONFIG")]
+        config: PathBuf,
+        /// Print Meta's answer as JSON instead of words.
+        #[arg(long)]
+        json: bool,
+    },
     /// Validate, then submit (to the BSP, or to Meta with bsp.provider = "meta").
     Set {
         file: PathBuf,
@@ -920,6 +929,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }) => {
             let provider = ops::settings_provider(provider, config.as_deref());
             ops::settings_check(&file, provider).map(|_| ExitCode::SUCCESS)
+        }
+        Cmd::Settings(SettingsCmd::Get { config, json }) => {
+            let cfg = Config::load(&config)?;
+            ops::settings_get(&cfg, json)
+                .await
+                .map(|_| ExitCode::SUCCESS)
         }
         Cmd::Settings(SettingsCmd::Set { file, config, yes }) => {
             let cfg = Config::load(&config)?;

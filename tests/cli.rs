@@ -437,3 +437,103 @@ async fn sigterm_ends_every_live_call_and_exits_cleanly() {
     sandbox.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The run command in Meta's shape: the same demo through Graph paths and Meta's bodies.
+#[test]
+fn sandbox_demo_passes_in_metas_shape() {
+    let dir = std::env::temp_dir().join(format!("wacall-cli-demo-meta-{}", std::process::id()));
+    let (ok, out, err) = run(wacall()
+        .args([
+            "sandbox",
+            "--provider",
+            "meta",
+            "--quiet",
+            "--talk-secs",
+            "3",
+            "--record-dir",
+        ])
+        .arg(dir.join("rec"))
+        .arg("--history-db")
+        .arg(dir.join("h.sqlite3")));
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("local Meta Cloud API"), "{out}");
+    assert!(
+        out.contains("OK: audio flowed both ways in every call."),
+        "{out}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `settings set` / `settings get` / `permission` against the sandbox in Meta's shape, as an
+/// operator runs them from `wacall.toml`; and the BSP's refusals in words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_and_permissions_through_metas_api() {
+    let dir = std::env::temp_dir().join(format!("wacall-cli-meta-{}", rand::random::<u64>()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (sandbox, bridge_addr) = wacall::sandbox::Sandbox::start_for_new_bridge_as(
+        wacall::config::Provider::Meta,
+        "cli-secret",
+    )
+    .await
+    .unwrap();
+    sandbox.world.meta.set_strict(true);
+    let cfg = dir.join("wacall.toml");
+    std::fs::write(
+        &cfg,
+        sandbox.wacall_toml(bridge_addr, &dir.join("h.sqlite3")),
+    )
+    .unwrap();
+    let settings = dir.join("meta-settings.json");
+    std::fs::write(
+        &settings,
+        r#"{"status":"ENABLED","call_icons":{"restrict_to_user_countries":["MX","BR"]},
+            "audio":{"additional_codecs":["PCMU"]}}"#,
+    )
+    .unwrap();
+    let cli = |args: Vec<String>| {
+        let cfg = cfg.clone();
+        tokio::task::spawn_blocking(move || run(wacall().args(&args).arg("-c").arg(&cfg)))
+    };
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let path = settings.display().to_string();
+    let (ok, out, err) = cli(s(&["settings", "set", &path, "--yes"])).await.unwrap();
+    assert!(ok, "{out}\n{err}");
+    let (ok, out, err) = cli(s(&["settings", "get"])).await.unwrap();
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("MX") && out.contains("BR"), "{out}");
+    assert!(out.contains("PCMU"), "{out}");
+    assert!(out.to_lowercase().contains("sip"), "{out}");
+    let set = sandbox
+        .received()
+        .into_iter()
+        .find(|r| r.action == "call_settings")
+        .unwrap();
+    assert_eq!(set.body["calling"]["audio"]["additional_codecs"][0], "PCMU");
+    // A user who never allowed calls: the state and what to do, in words.
+    let (ok, out, err) = cli(s(&["permission", "5215500000777"])).await.unwrap();
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("permission: none"), "{out}");
+    assert!(
+        out.contains("wacall permission request 5215500000777"),
+        "{out}"
+    );
+    let (ok, out, err) = cli(s(&["permission", "request", "5215500000777"]))
+        .await
+        .unwrap();
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("permission request sent"), "{out}");
+    let (ok, out, err) = cli(s(&["permission", "request", "5215500000777"]))
+        .await
+        .unwrap();
+    assert!(!ok, "a second request within 24 h went out: {out}");
+    assert!(err.contains("the next one can be sent at"), "{err}");
+    sandbox.shutdown().await;
+
+    // The same file for a BSP: refused offline, naming the Meta-only keys.
+    let (ok, out, _) = run(wacall()
+        .args(["settings", "check", "--provider", "bsp"])
+        .arg(&settings));
+    assert!(!ok);
+    assert!(out.contains("call_icons") && out.contains("audio"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

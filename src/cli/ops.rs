@@ -105,6 +105,21 @@ pub fn settings_check(file: &Path, provider: Provider) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `wacall settings get`: the number's settings as Meta returns them, in words (or JSON).
+/// Keys Meta sends that wacall does not know are listed, not refused.
+pub async fn settings_get(config: &Config, json: bool) -> anyhow::Result<()> {
+    let client = client(config)?;
+    let body = client.get_call_settings().await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&body)?);
+        return Ok(());
+    }
+    let parsed = settings::from_meta_body(&body)
+        .map_err(|e| anyhow::anyhow!("Meta's answer is not call settings: {e}"))?;
+    print!("{}", settings::describe(&parsed));
+    Ok(())
+}
+
 /// `wacall settings set FILE`: validates, prints the warnings, then submits the settings to the
 /// BSP. Without `yes` the exact JSON sent is printed first. Meta-only keys are refused when
 /// `bsp.provider` is `"bsp"`.
