@@ -423,3 +423,61 @@ async fn in_metas_shape_four_unanswered_calls_revoke_the_permission() {
     assert_eq!(connects, 4);
     m.stop().await;
 }
+
+/// A user's call to a bot, in Meta's shape with `[recording.meta]` on: recording and
+/// transcription are asked on `accept` (never on `pre_accept`), and Meta's files are linked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_metas_shape_a_users_call_is_recorded_by_meta_when_asked_on_accept() {
+    let m = meta_setup().await;
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let (_cmd, cmd_rx) = tokio::sync::mpsc::channel(1);
+    let bot = common::bot_config(&m.dir.join("answering-bot"));
+    let hub = m.bridge.hub_url();
+    let bot_task = tokio::spawn(async move {
+        wacall::bot::runner::run(bot, &hub, common::EDGE_TOKEN, cmd_rx, stop_rx)
+            .await
+            .unwrap()
+    });
+    m.bridge
+        .wait_for_edges(1, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let call_id = m
+        .sandbox
+        .world
+        .place_user_call(wacall::sandbox::UserCall {
+            user: "5215500000404".into(),
+            name: "Ivo".into(),
+            tone_hz: 440.0,
+            hangup_after: Some(Duration::from_secs(3)),
+        })
+        .await
+        .unwrap();
+    let row = row_when(&m.bridge, &call_id, |r| {
+        r.meta_recording.is_some() && r.meta_transcript.is_some()
+    })
+    .await;
+    let transcript = std::fs::read_to_string(row.meta_transcript.as_deref().unwrap()).unwrap();
+    assert!(
+        transcript.contains("880 Hz"),
+        "the user heard the bot: {transcript}"
+    );
+    let bodies: Vec<_> = m
+        .sandbox
+        .received()
+        .into_iter()
+        .filter(|r| r.call_id.as_deref() == Some(call_id.as_str()))
+        .collect();
+    let pre = bodies.iter().find(|r| r.action == "pre_accept").unwrap();
+    let accept = bodies.iter().find(|r| r.action == "accept").unwrap();
+    assert!(pre.body.get("recording").is_none(), "{}", pre.body);
+    assert_eq!(accept.body["recording"]["status"], "ENABLED");
+    assert_eq!(accept.body["transcription"]["purpose"], "quality assurance");
+    assert_eq!(accept.body["session"]["sdp"], pre.body["session"]["sdp"]);
+    // The user called: WhatsApp lets the business call back (an automatic permission).
+    let p = permission_when(&m.bridge, "5215500000404", |p| p.source == "automatic").await;
+    assert_eq!(p.status, "temporary");
+    let _ = stop.send(true);
+    let _ = bot_task.await;
+    m.stop().await;
+}
