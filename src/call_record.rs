@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::media::MediaStats;
+use crate::media_stats::MediaStats;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

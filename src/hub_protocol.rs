@@ -3,11 +3,13 @@
 //! Edges own media; the bridge owns the BSP credentials and call state. So an edge never talks to
 //! the BSP: it hands the bridge its SDP and its decisions, and the bridge submits the actions and
 //! tells the edge what happened. Every message that concerns a call carries the WhatsApp call id.
+//! The messages only: what carries them (a socket, or channels in one process) is the edge's
+//! `edge::link::HubConnection`.
 
 use serde::{Deserialize, Serialize};
 
 use crate::call_record::{CallRecord, QualitySummary};
-use crate::media::MediaStats;
+use crate::media_stats::MediaStats;
 
 /// Edge → bridge.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -213,15 +215,6 @@ impl HubMessage {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }
-}
-
-/// An edge's live link to the engine, whatever carries it: a WebSocket to a remote hub
-/// (`edge::hub_client::connect`) or channels inside one process (`Bridge::attach_local_edge`).
-/// Dropping `tx` ends the link.
-pub struct HubConnection {
-    pub edge_id: String,
-    pub tx: tokio::sync::mpsc::Sender<EdgeMessage>,
-    pub rx: tokio::sync::mpsc::Receiver<HubMessage>,
 }
 
 #[cfg(test)]

@@ -620,7 +620,7 @@ struct BridgeThread {
     url: String,
     hub_url: String,
     /// The link of the bot named at start, attached inside this process.
-    local_edge: Option<wacall::hub_protocol::HubConnection>,
+    local_edge: Option<wacall::edge::link::HubConnection>,
     readiness: wacall::bridge::server::Readiness,
     stop: tokio::sync::oneshot::Sender<()>,
     done: tokio::sync::oneshot::Receiver<()>,

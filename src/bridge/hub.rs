@@ -9,7 +9,8 @@ use tokio::sync::mpsc;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::engine::EngineInput;
-use crate::hub_protocol::{EdgeKind, EdgeMessage, HubConnection, HubMessage};
+use crate::edge::link::HubConnection;
+use crate::hub_protocol::{EdgeKind, EdgeMessage, HubMessage};
 
 /// An edge must say hello this soon after connecting.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);

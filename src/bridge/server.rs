@@ -26,7 +26,8 @@ use crate::api::BspClient;
 use crate::call::CallTimeouts;
 use crate::call_record::CallRecord;
 use crate::config::{BspConfig, Config};
-use crate::hub_protocol::{EdgeKind, HubConnection};
+use crate::edge::link::HubConnection;
+use crate::hub_protocol::EdgeKind;
 use crate::secret::Secret;
 use crate::webhook;
 

@@ -10,7 +10,8 @@ use crate::bot::runner::{self, BotCommand, BotConfig, DialFailure, DialOptions};
 use crate::bridge::{Bridge, BridgeConfig};
 use crate::config::Config;
 use crate::edge::hub_client;
-use crate::hub_protocol::{EdgeKind, HubConnection};
+use crate::edge::link::HubConnection;
+use crate::hub_protocol::EdgeKind;
 
 /// How a dialled call went.
 #[derive(Debug, Clone, PartialEq)]

@@ -5,7 +5,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tracing::{debug, warn};
 
-pub use crate::hub_protocol::HubConnection;
+pub use super::link::HubConnection;
 use crate::hub_protocol::{EdgeKind, EdgeMessage, HubMessage};
 
 #[derive(Debug, thiserror::Error)]

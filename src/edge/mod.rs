@@ -3,6 +3,7 @@
 
 pub mod call_audio;
 pub mod hub_client;
+pub mod link;
 pub mod media_watch;
 pub mod tls;
 pub mod upload;

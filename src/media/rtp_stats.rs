@@ -3,8 +3,6 @@
 //! Kept by us rather than read from the stack's RTCP reports so that loss and jitter are exact
 //! for the audio we actually received, available from the first packet, and testable.
 
-use serde::Serialize;
-
 #[derive(Debug, Default, Clone)]
 pub struct RecvStats {
     base_seq: Option<u16>,
@@ -18,16 +16,7 @@ pub struct RecvStats {
     last_transit: Option<i64>,
 }
 
-/// A copy of the figures at one instant, for the UI, the metrics and the sidecar.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
-pub struct RecvSummary {
-    pub packets: u64,
-    pub bytes: u64,
-    pub expected: u64,
-    pub lost: u64,
-    pub loss_pct: f64,
-    pub jitter_ms: f64,
-}
+pub use crate::media_stats::RecvSummary;
 
 impl RecvStats {
     /// Records one packet. `arrival_ts` is the arrival time converted to RTP clock units

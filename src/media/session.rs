@@ -38,7 +38,8 @@ use super::dtmf::DtmfReceiver;
 use super::negotiate::{self, AudioCodec, Choice};
 use super::packetizer::Packetizer;
 use super::remote_sdp::{RemoteAudio, SdpError, check_remote_sdp, sanitize_local_sdp};
-use super::rtp_stats::{RecvStats, RecvSummary};
+use super::rtp_stats::RecvStats;
+pub use crate::media_stats::{MediaStats, RecvSummary};
 
 pub use super::negotiate::{DTMF_PT, OPUS_PT};
 const NO_PT: u16 = u16::MAX;
@@ -179,33 +180,6 @@ pub struct RtpAudio {
 pub enum MediaEvent {
     State(ConnState),
     Dtmf(char),
-}
-
-/// Live figures for one call.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
-pub struct MediaStats {
-    pub packets_sent: u64,
-    pub bytes_sent: u64,
-    pub received: RecvSummary,
-    /// Round-trip time of the selected ICE pair (STUN), in ms.
-    pub rtt_ms: Option<f64>,
-    /// Audio packets dropped because our consumer was too slow.
-    pub dropped_in_queue: u64,
-    /// Packets whose payload type was neither the negotiated codec nor telephone-event:
-    /// dropped, never decoded.
-    #[serde(default)]
-    pub unknown_payload_type: u64,
-    /// Filled by the audio engine that plays the call out (the session does not see it).
-    #[serde(default)]
-    pub playout: crate::call_record::Playout,
-    /// Levels of the last 20 ms heard and sent, in dBFS (also from the audio engine).
-    #[serde(default)]
-    pub level_in_dbfs: Option<f32>,
-    #[serde(default)]
-    pub level_out_dbfs: Option<f32>,
-    /// When the call's media first connected (unix ms).
-    #[serde(default)]
-    pub connected_at_ms: Option<u64>,
 }
 
 /// State shared between the session and the WebRTC driver's callbacks.
