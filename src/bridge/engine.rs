@@ -32,7 +32,8 @@ const ORPHAN_TTL: Duration = Duration::from_secs(15);
 pub enum EngineInput {
     Webhook {
         events: Vec<CallEvent>,
-        received: DateTime<Utc>,
+        /// When it arrived, on both clocks (the call's durations count from here).
+        received: crate::call::Now,
     },
     EdgeJoined {
         edge_id: String,
@@ -51,7 +52,7 @@ pub enum EngineInput {
     },
     ActionResult {
         call_id: String,
-        action: &'static str,
+        action: crate::call::ActionKind,
         result: Result<(), ActionFailure>,
     },
     DialResult {
@@ -397,7 +398,7 @@ impl Engine {
                 continue;
             };
             let to = call.record.customer.clone();
-            let Ok(cmds) = call.handle(Input::Shutdown, Utc::now()) else {
+            let Ok(cmds) = call.handle(Input::Shutdown, now()) else {
                 continue;
             };
             for cmd in cmds {
@@ -484,7 +485,7 @@ impl Engine {
                         Input::EdgeLeft {
                             edge: edge_id.clone(),
                         },
-                        Utc::now(),
+                        now(),
                     );
                 }
                 self.publish();
@@ -499,7 +500,7 @@ impl Engine {
                     Ok(()) => Input::ActionDone { action },
                     Err(f) => {
                         self.metrics.bsp_errors.inc();
-                        warn!(%call_id, action, error = %f.message, "BSP action failed");
+                        warn!(%call_id, %action, error = %f.message, "BSP action failed");
                         Input::ActionFailed {
                             action,
                             message: f.message,
@@ -507,7 +508,7 @@ impl Engine {
                         }
                     }
                 };
-                self.feed(&call_id, input, Utc::now());
+                self.feed(&call_id, input, now());
             }
             EngineInput::DialResult {
                 edge_id,
@@ -594,7 +595,7 @@ impl Engine {
                 call_id,
                 timer,
                 seq,
-            } => self.feed(&call_id, Input::Timeout(timer, seq), Utc::now()),
+            } => self.feed(&call_id, Input::Timeout(timer, seq), now()),
             EngineInput::Shutdown => {}
             EngineInput::RecordingStored { call_id, path } => {
                 if let Some(h) = &self.history {
@@ -634,7 +635,7 @@ impl Engine {
         }
     }
 
-    fn webhook_event(&mut self, ev: CallEvent, received: DateTime<Utc>) {
+    fn webhook_event(&mut self, ev: CallEvent, received: crate::call::Now) {
         if let CallEvent::PermissionReply {
             customer,
             accepted,
@@ -686,7 +687,7 @@ impl Engine {
                 CallEvent::Offer { timestamp, .. } => *timestamp,
                 _ => None,
             };
-            if let Some(why) = self.refuse_offer(&call_id, timestamp, received) {
+            if let Some(why) = self.refuse_offer(&call_id, timestamp, received.wall) {
                 // Acknowledged (WhatsApp must not resend it) but not answered.
                 self.metrics.webhook_stale_offers.inc();
                 warn!(%call_id, %why, "connect webhook not answered");
@@ -707,7 +708,11 @@ impl Engine {
                 received,
             );
             self.registry.insert(call);
-            let open = self.cfg.hours.as_ref().is_none_or(|h| h.is_open(received));
+            let open = self
+                .cfg
+                .hours
+                .as_ref()
+                .is_none_or(|h| h.is_open(received.wall));
             let group = self.group_for(customer, open);
             if let Some(g) = group {
                 self.call_group.insert(call_id.clone(), g);
@@ -788,13 +793,13 @@ impl Engine {
     fn replay_orphans(&mut self, call_id: &str) {
         if let Some((_, events)) = self.orphans.remove(call_id) {
             for input in events {
-                self.feed(call_id, input, Utc::now());
+                self.feed(call_id, input, now());
             }
         }
     }
 
     fn edge_message(&mut self, edge_id: String, msg: EdgeMessage) {
-        let now = Utc::now();
+        let now = now();
         // Rate limits: every message, and dials apart.
         if let Some(e) = self.edges.get_mut(&edge_id) {
             let t = Instant::now();
@@ -882,7 +887,9 @@ impl Engine {
             EdgeMessage::Stats { call_id, stats } => {
                 self.count_quality(&call_id, &(&stats).into(), true);
                 if let Some(h) = &self.history {
-                    let at = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                    let at = now
+                        .wall
+                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
                     h.sample(
                         &call_id,
                         crate::call_record::QualitySample::from_stats(&stats, at),
@@ -1180,7 +1187,7 @@ impl Engine {
                     &self.cfg.business,
                     &edge_id,
                     self.cfg.timeouts,
-                    Utc::now(),
+                    now(),
                 );
                 self.registry.insert(call);
                 self.send_edge(
@@ -1228,7 +1235,7 @@ impl Engine {
     }
 
     /// Feeds one input to a call and carries out what it says.
-    fn feed(&mut self, call_id: &str, input: Input, now: DateTime<Utc>) {
+    fn feed(&mut self, call_id: &str, input: Input, now: crate::call::Now) {
         let span = info_span!("call", call_id = %call_id);
         let _g = span.enter();
         let Some(call) = self.registry.get_mut(call_id) else {
@@ -1255,7 +1262,7 @@ impl Engine {
                         },
                         None => Input::NoEdge,
                     };
-                    self.feed(call_id, input, Utc::now());
+                    self.feed(call_id, input, now());
                 }
                 Command::Enqueue => {
                     info!(
@@ -1275,7 +1282,7 @@ impl Engine {
                         }
                         None => Input::NoEdge,
                     };
-                    self.feed(call_id, input, Utc::now());
+                    self.feed(call_id, input, now());
                 }
                 Command::Submit(action) => {
                     let to = self
@@ -1338,7 +1345,7 @@ impl Engine {
         let bsp = self.bsp.clone();
         let tx = self.tx.clone();
         let (call_id, to) = (call_id.to_string(), to.to_string());
-        let name = action.name();
+        let name = action.kind();
         // The client's own `bsp` span (action, call id) covers what is logged on the way.
         tokio::spawn(async move {
             let result = perform(&bsp, &call_id, &to, &action, &capture)
@@ -1435,7 +1442,7 @@ impl Engine {
                 return;
             };
             self.leave_queue(&call_id, Left::Taken);
-            self.feed(&call_id, Input::Dequeued, Utc::now());
+            self.feed(&call_id, Input::Dequeued, now());
         }
     }
 
@@ -1604,6 +1611,11 @@ impl Engine {
             }
         }
     }
+}
+
+/// This moment on both clocks, for the call machines.
+fn now() -> crate::call::Now {
+    crate::call::Now::new(Utc::now(), Instant::now())
 }
 
 /// Submits one call action at the BSP.

@@ -554,7 +554,7 @@ async fn verify(State(s): State<AppState>, Query(q): Query<VerifyParams>) -> Res
 }
 
 async fn webhook_post(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let received = chrono::Utc::now();
+    let received = crate::call::Now::new(chrono::Utc::now(), std::time::Instant::now());
     let sig = headers
         .get("x-hub-signature-256")
         .and_then(|v| v.to_str().ok());

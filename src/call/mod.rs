@@ -33,12 +33,42 @@ pub enum Action {
 
 impl Action {
     pub fn name(&self) -> &'static str {
+        self.kind().as_str()
+    }
+
+    pub fn kind(&self) -> ActionKind {
         match self {
-            Action::PreAccept { .. } => "pre_accept",
-            Action::Accept { .. } => "accept",
-            Action::Reject => "reject",
-            Action::Terminate => "terminate",
+            Action::PreAccept { .. } => ActionKind::PreAccept,
+            Action::Accept { .. } => ActionKind::Accept,
+            Action::Reject => ActionKind::Reject,
+            Action::Terminate => ActionKind::Terminate,
         }
+    }
+}
+
+/// Which action a BSP result is about: results reach the call typed, not as names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ActionKind {
+    PreAccept,
+    Accept,
+    Reject,
+    Terminate,
+}
+
+impl ActionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionKind::PreAccept => "pre_accept",
+            ActionKind::Accept => "accept",
+            ActionKind::Reject => "reject",
+            ActionKind::Terminate => "terminate",
+        }
+    }
+}
+
+impl std::fmt::Display for ActionKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -140,10 +170,10 @@ pub enum Input {
     },
     // -- BSP results --
     ActionDone {
-        action: &'static str,
+        action: ActionKind,
     },
     ActionFailed {
-        action: &'static str,
+        action: ActionKind,
         message: String,
         permanent: bool,
     },
@@ -275,7 +305,9 @@ pub struct Call {
     pub record: CallRecord,
     timeouts: CallTimeouts,
     /// When the call was offered (inbound) or dialled; for setup latency.
-    started: DateTime<Utc>,
+    started: std::time::Instant,
+    /// When it was answered (its length counts from there).
+    accepted: Option<std::time::Instant>,
     /// Webhook → pre_accept submitted, the figure the bridge reports as setup latency.
     pub setup_ms: Option<u64>,
     /// The arming of each deadline kind that counts ([`Timer`] as index), and the last number
@@ -283,7 +315,7 @@ pub struct Call {
     armed: [Option<u32>; TIMERS],
     timer_seq: u32,
     /// When the call first entered the queue (its wait counts from there, across re-queues).
-    queued_at: Option<DateTime<Utc>>,
+    queued_at: Option<std::time::Instant>,
     /// The queue's deadline passed: the next `NoEdge` overflows.
     queue_expired: bool,
     /// Offered to the overflow edge, and why (`queue_timeout`, `outside_hours`, `group_empty`):
@@ -297,6 +329,21 @@ fn stamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// The time an input arrives, both ways: the wall clock for the record's stamps, the
+/// monotonic clock for every duration the call measures (setup, queue wait, length), so a
+/// clock step (NTP, a VM resumed) never makes one negative or huge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    pub wall: DateTime<Utc>,
+    pub mono: std::time::Instant,
+}
+
+impl Now {
+    pub fn new(wall: DateTime<Utc>, mono: std::time::Instant) -> Now {
+        Now { wall, mono }
+    }
+}
+
 impl Call {
     /// The parts every call starts with; the direction decides the rest.
     fn fresh(
@@ -305,7 +352,7 @@ impl Call {
         edge: Option<String>,
         offer: Option<String>,
         timeouts: CallTimeouts,
-        now: DateTime<Utc>,
+        now: Now,
     ) -> Call {
         Call {
             id: record.call_id.clone(),
@@ -319,7 +366,8 @@ impl Call {
             remote_answered: false,
             record,
             timeouts,
-            started: now,
+            started: now.mono,
+            accepted: None,
             setup_ms: None,
             armed: [None; TIMERS],
             timer_seq: 0,
@@ -354,11 +402,11 @@ impl Call {
         caller_name: Option<String>,
         offer: String,
         timeouts: CallTimeouts,
-        now: DateTime<Utc>,
+        now: Now,
     ) -> (Call, Vec<Command>) {
         let mut record = CallRecord::new(id, Direction::Inbound, customer, business);
         record.caller_name = caller_name;
-        record.offered_at = stamp(now);
+        record.offered_at = stamp(now.wall);
         let call = Call::fresh(record, Phase::Routing, None, Some(offer), timeouts, now);
         (call, vec![Command::Route])
     }
@@ -370,10 +418,10 @@ impl Call {
         business: &str,
         edge: &str,
         timeouts: CallTimeouts,
-        now: DateTime<Utc>,
+        now: Now,
     ) -> (Call, Vec<Command>) {
         let mut record = CallRecord::new(id, Direction::Outbound, customer, business);
-        record.offered_at = stamp(now);
+        record.offered_at = stamp(now.wall);
         record.edge = Some(edge.to_string());
         let mut call = Call::fresh(
             record,
@@ -423,7 +471,7 @@ impl Call {
 
     /// Ends the call here: tells the edge, asks the BSP to end it at WhatsApp when `action` is
     /// given, and records why.
-    fn end(&mut self, reason: &str, action: Option<Action>, now: DateTime<Utc>) -> Vec<Command> {
+    fn end(&mut self, reason: &str, action: Option<Action>, now: Now) -> Vec<Command> {
         let mut cmds = Vec::new();
         if let Some(a) = action {
             if matches!(a, Action::Terminate | Action::Reject) {
@@ -432,14 +480,12 @@ impl Call {
             cmds.push(Command::Submit(a));
         }
         self.phase = Phase::Ended;
-        self.record.ended_at = Some(stamp(now));
+        self.record.ended_at = Some(stamp(now.wall));
         self.record.end_reason = Some(reason.to_string());
         if self.record.duration_s.is_none()
-            && let Some(acc) = &self.record.accepted_at
-            && let Ok(t) = DateTime::parse_from_rfc3339(acc)
+            && let Some(acc) = self.accepted
         {
-            let secs = (now - t.with_timezone(&Utc)).num_seconds().max(0);
-            self.record.duration_s = Some(secs as u64);
+            self.record.duration_s = Some(now.mono.saturating_duration_since(acc).as_secs());
         }
         if let Some(c) = self.to_edge(HubMessage::Ended {
             call_id: self.id.clone(),
@@ -465,7 +511,7 @@ impl Call {
 
     /// Feed one input; returns what to do. Inputs after the end are ignored except the edge's
     /// final report, which completes the record.
-    pub fn handle(&mut self, input: Input, now: DateTime<Utc>) -> Result<Vec<Command>, CallError> {
+    pub fn handle(&mut self, input: Input, now: Now) -> Result<Vec<Command>, CallError> {
         use Input::*;
         if self.phase == Phase::Ended {
             return Ok(match input {
@@ -494,7 +540,7 @@ impl Call {
                 // WhatsApp. Again later, backing off, until the BSP confirms, WhatsApp says it
                 // ended, or the BSP says no for good.
                 ActionFailed {
-                    action: "terminate" | "reject",
+                    action: ActionKind::Terminate | ActionKind::Reject,
                     permanent,
                     ..
                 } => match self.end_retry.take() {
@@ -506,7 +552,7 @@ impl Call {
                     _ => vec![],
                 },
                 ActionDone {
-                    action: "terminate" | "reject",
+                    action: ActionKind::Terminate | ActionKind::Reject,
                 } => {
                     self.end_retry = None;
                     vec![]
@@ -526,7 +572,7 @@ impl Call {
                 // A PIN or a menu choice is a few keys; a flood is not kept.
                 if self.record.dtmf.chars().count() < MAX_DTMF {
                     self.record.dtmf.push(digit);
-                    self.record.dtmf_at.push(stamp(now));
+                    self.record.dtmf_at.push(stamp(now.wall));
                 }
                 Ok(vec![])
             }
@@ -557,7 +603,8 @@ impl Call {
                 }
                 // From the first entry into the queue to the edge that has the call now.
                 if let Some(q) = self.queued_at {
-                    self.record.queue_wait_s = Some((now - q).num_seconds().max(0) as u64);
+                    self.record.queue_wait_s =
+                        Some(now.mono.saturating_duration_since(q).as_secs());
                 }
                 if let Some(why) = &self.overflowing {
                     let detail = match why.as_str() {
@@ -606,7 +653,7 @@ impl Call {
                     self.phase = Phase::Queued;
                     let mut cmds = vec![Command::Enqueue];
                     if self.queued_at.is_none() {
-                        self.queued_at = Some(now);
+                        self.queued_at = Some(now.mono);
                         cmds.push(self.arm(Timer::Queue, self.timeouts.queue));
                     }
                     return Ok(cmds);
@@ -638,7 +685,8 @@ impl Call {
                 }
                 self.our_answer = Some(sdp.clone());
                 self.phase = Phase::PreAccepting;
-                self.setup_ms = Some((now - self.started).num_milliseconds().max(0) as u64);
+                self.setup_ms =
+                    Some(now.mono.saturating_duration_since(self.started).as_millis() as u64);
                 Ok(vec![Command::Submit(Action::PreAccept { sdp })])
             }
             EdgeAccept { edge } => {
@@ -722,9 +770,9 @@ impl Call {
                 Ok(self.end("edge_finished", Some(action), now))
             }
             ActionDone { action } => match (action, &self.phase) {
-                ("pre_accept", Phase::PreAccepting) => {
+                (ActionKind::PreAccept, Phase::PreAccepting) => {
                     self.phase = Phase::PreAccepted;
-                    self.record.pre_accepted_at = Some(stamp(now));
+                    self.record.pre_accepted_at = Some(stamp(now.wall));
                     let mut cmds: Vec<Command> = self
                         .to_edge(HubMessage::PreAccepted {
                             call_id: self.id.clone(),
@@ -736,9 +784,10 @@ impl Call {
                     }
                     Ok(cmds)
                 }
-                ("accept", Phase::Accepting) => {
+                (ActionKind::Accept, Phase::Accepting) => {
                     self.phase = Phase::Active;
-                    self.record.accepted_at = Some(stamp(now));
+                    self.record.accepted_at = Some(stamp(now.wall));
+                    self.accepted = Some(now.mono);
                     self.record.answered_by = self.edge.clone();
                     let mut cmds: Vec<Command> = self
                         .to_edge(HubMessage::Accepted {
@@ -759,11 +808,11 @@ impl Call {
             } => {
                 let reason = format!("bsp_{action}_failed: {message}");
                 match (action, &self.phase) {
-                    ("pre_accept", Phase::PreAccepting) => {
+                    (ActionKind::PreAccept, Phase::PreAccepting) => {
                         // The SDP never reached WhatsApp: tell the caller no.
                         Ok(self.end(&reason, Some(Action::Reject), now))
                     }
-                    ("accept", Phase::Accepting) => {
+                    (ActionKind::Accept, Phase::Accepting) => {
                         Ok(self.end(&reason, Some(Action::Terminate), now))
                     }
                     _ => {
@@ -793,7 +842,8 @@ impl Call {
                     Progress::Accepted => {
                         // The first ACCEPTED counts; repeats keep its time.
                         if self.record.accepted_at.is_none() {
-                            self.record.accepted_at = Some(stamp(now));
+                            self.record.accepted_at = Some(stamp(now.wall));
+                            self.accepted = Some(now.mono);
                             self.record.answered_by = Some("customer".into());
                             cmds.push(self.arm(Timer::MaxLength, self.timeouts.max_call));
                         }
@@ -813,7 +863,8 @@ impl Call {
                     return Ok(vec![]);
                 }
                 self.remote_answered = true;
-                self.setup_ms = Some((now - self.started).num_milliseconds().max(0) as u64);
+                self.setup_ms =
+                    Some(now.mono.saturating_duration_since(self.started).as_millis() as u64);
                 Ok(self
                     .to_edge(HubMessage::RemoteAnswer {
                         call_id: self.id.clone(),

@@ -1,10 +1,16 @@
 use super::*;
 use chrono::TimeZone;
 
-fn t(ms: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(1_760_000_000_000 + ms)
-        .single()
-        .unwrap()
+/// `ms` after a fixed start, on both clocks.
+fn t(ms: i64) -> Now {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let start = *START.get_or_init(std::time::Instant::now);
+    Now::new(
+        Utc.timestamp_millis_opt(1_760_000_000_000 + ms)
+            .single()
+            .unwrap(),
+        start + std::time::Duration::from_millis(ms.max(0) as u64),
+    )
 }
 
 fn inbound() -> Call {
@@ -83,7 +89,7 @@ fn to_active(call: &mut Call) {
     let c = call
         .handle(
             Input::ActionDone {
-                action: "pre_accept",
+                action: ActionKind::PreAccept,
             },
             t(60),
         )
@@ -107,7 +113,12 @@ fn to_active(call: &mut Call) {
         })]
     );
     let c = call
-        .handle(Input::ActionDone { action: "accept" }, t(320))
+        .handle(
+            Input::ActionDone {
+                action: ActionKind::Accept,
+            },
+            t(320),
+        )
         .unwrap();
     assert!(matches!(&edge_msgs(&c)[0].1, HubMessage::Accepted { .. }));
     assert_eq!(call.phase, Phase::Active);
@@ -186,7 +197,7 @@ fn accept_requested_while_pre_accept_in_flight_is_sent_after_it() {
     let c = call
         .handle(
             Input::ActionDone {
-                action: "pre_accept",
+                action: ActionKind::PreAccept,
             },
             t(4),
         )
@@ -222,7 +233,7 @@ fn terminate_before_pre_accept_returns_ends_cleanly() {
     assert!(
         call.handle(
             Input::ActionDone {
-                action: "pre_accept"
+                action: ActionKind::PreAccept
             },
             t(5)
         )
@@ -307,7 +318,7 @@ fn pre_accepted_but_never_accepted_is_terminated() {
     .unwrap();
     call.handle(
         Input::ActionDone {
-            action: "pre_accept",
+            action: ActionKind::PreAccept,
         },
         t(3),
     )
@@ -367,7 +378,7 @@ fn media_failure_after_pre_accept_terminates_and_before_it_reroutes() {
     .unwrap();
     call.handle(
         Input::ActionDone {
-            action: "pre_accept",
+            action: ActionKind::PreAccept,
         },
         t(5),
     )
@@ -402,7 +413,7 @@ fn pre_accept_refused_by_the_bsp_rejects_the_call() {
     let c = call
         .handle(
             Input::ActionFailed {
-                action: "pre_accept",
+                action: ActionKind::PreAccept,
                 message: "bad sdp".into(),
                 permanent: true,
             },
@@ -559,7 +570,7 @@ fn outbound_status_before_answer_and_duplicates() {
         .unwrap();
     assert_eq!(
         call.record.accepted_at.as_deref(),
-        Some(stamp(t(10)).as_str()),
+        Some(stamp(t(10).wall).as_str()),
         "first accept wins"
     );
     assert_eq!(call.phase, Phase::Active);
@@ -713,7 +724,7 @@ fn a_stale_ring_deadline_does_not_end_the_next_edges_call() {
     .unwrap();
     call.handle(
         Input::ActionDone {
-            action: "pre_accept",
+            action: ActionKind::PreAccept,
         },
         t(15_200),
     )
@@ -764,7 +775,7 @@ fn a_failed_terminate_is_retried_until_confirmed() {
         call
     };
     let fail = || Input::ActionFailed {
-        action: "terminate",
+        action: ActionKind::Terminate,
         message: "BSP unreachable".into(),
         permanent: false,
     };
@@ -790,7 +801,7 @@ fn a_failed_terminate_is_retried_until_confirmed() {
     // Confirmed: nothing more.
     call.handle(
         Input::ActionDone {
-            action: "terminate",
+            action: ActionKind::Terminate,
         },
         t(20_000),
     )
@@ -985,4 +996,66 @@ fn outside_hours_a_call_overflows_at_once_or_is_rejected_with_the_reason() {
     let c = call.handle(Input::NoEdge, t(2)).unwrap();
     assert_eq!(submits(&c), vec!["reject"]);
     assert_eq!(finished(&c).as_deref(), Some("group_empty"));
+}
+
+/// The wall clock steps back an hour mid-call (NTP, a resumed VM): the setup latency and the
+/// call's length still count on the monotonic clock, the stamps follow the wall clock.
+#[test]
+fn durations_count_on_the_monotonic_clock_when_the_wall_clock_steps() {
+    let mut call = inbound();
+    call.handle(
+        Input::Assigned {
+            edge: "bot-1".into(),
+        },
+        t(5),
+    )
+    .unwrap();
+    let back = |ms: i64| {
+        let n = t(ms);
+        Now::new(n.wall - chrono::Duration::hours(1), n.mono)
+    };
+    call.handle(
+        Input::EdgeAnswer {
+            edge: "bot-1".into(),
+            sdp: "answer".into(),
+        },
+        back(40),
+    )
+    .unwrap();
+    assert_eq!(call.setup_ms, Some(40));
+    call.handle(
+        Input::ActionDone {
+            action: ActionKind::PreAccept,
+        },
+        back(60),
+    )
+    .unwrap();
+    call.handle(
+        Input::EdgeAccept {
+            edge: "bot-1".into(),
+        },
+        back(100),
+    )
+    .unwrap();
+    call.handle(
+        Input::ActionDone {
+            action: ActionKind::Accept,
+        },
+        back(120),
+    )
+    .unwrap();
+    call.handle(
+        Input::EdgeHangup {
+            edge: "bot-1".into(),
+        },
+        back(5_120),
+    )
+    .unwrap();
+    assert_eq!(call.record.duration_s, Some(5));
+    assert!(
+        call.record.ended_at.as_deref() < Some(call.record.offered_at.as_str()),
+        "stamps are wall-clock: {:?} {:?}",
+        call.record.ended_at,
+        call.record.offered_at
+    );
 }
