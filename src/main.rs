@@ -560,25 +560,28 @@ async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let mut bridge_cfg = BridgeConfig::from_config(&cfg);
     bridge_cfg.start_ready = !a.bot;
-    let mut bridge =
-        BridgeThread::start(cfg.server.listen, bridge_cfg, a.bot.then_some("serve-bot")).await?;
+    // On a thread and runtime of its own (see `Bridge::start_on`).
+    let bridge = Bridge::start(cfg.server.listen, bridge_cfg).await?;
     println!(
         "wacall bridge on {} (webhook {}{}, hub {})",
-        bridge.url, bridge.url, cfg.webhook.path, bridge.hub_url
+        bridge.url(),
+        bridge.url(),
+        cfg.webhook.path,
+        bridge.hub_url()
     );
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut bot = None;
     if let Some(bot_cfg) = bot_cfg {
         let link = bridge
-            .local_edge
-            .take()
+            .attach_local_edge("serve-bot", wacall::hub_protocol::EdgeKind::Bot)
+            .await
             .ok_or_else(|| anyhow::anyhow!("the bridge did not take the bot's link"))?;
         let (_cmd_tx, cmd_rx) = mpsc::channel(1);
         bot = Some(tokio::spawn(async move {
             let _keep = _cmd_tx;
             runner::run_on(bot_cfg, link, cmd_rx, stop_rx).await
         }));
-        bridge.readiness.set_ready();
+        bridge.readiness().set_ready();
     }
     let signal = stop_signal().await;
     eprintln!("stopping ({signal}): ending live calls at the BSP; a second signal exits at once");
@@ -609,92 +612,6 @@ async fn stop_signal() -> &'static str {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => "SIGINT",
         _ = term.recv() => "SIGTERM",
-    }
-}
-
-/// The bridge (webhooks, engine, hub, BSP calls) on a thread and runtime of its own: its work
-/// is short and latency-bound, and on the media runtime each of its steps would wait behind the
-/// set-up and audio work of every other call. The OS runs a mostly idle thread as soon as it
-/// wakes.
-struct BridgeThread {
-    url: String,
-    hub_url: String,
-    /// The link of the bot named at start, attached inside this process.
-    local_edge: Option<wacall::edge::link::HubConnection>,
-    readiness: wacall::bridge::server::Readiness,
-    stop: tokio::sync::oneshot::Sender<()>,
-    done: tokio::sync::oneshot::Receiver<()>,
-}
-
-impl BridgeThread {
-    async fn start(
-        listen: std::net::SocketAddr,
-        cfg: BridgeConfig,
-        local_edge: Option<&str>,
-    ) -> anyhow::Result<BridgeThread> {
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let (done_tx, done) = tokio::sync::oneshot::channel::<()>();
-        let local_edge = local_edge.map(str::to_owned);
-        std::thread::Builder::new()
-            .name("wacall-bridge".into())
-            .spawn(move || {
-                let favoured = wacall::thread_priority::favour_wakeup_latency();
-                tracing::debug!(favoured, "bridge thread: short scheduler slice");
-                let rt = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(anyhow::Error::from(e)));
-                        return;
-                    }
-                };
-                rt.block_on(async move {
-                    let bridge = match Bridge::start(listen, cfg).await {
-                        Ok(b) => b,
-                        Err(e) => {
-                            let _ = ready_tx.send(Err(e.into()));
-                            return;
-                        }
-                    };
-                    let link = match &local_edge {
-                        Some(name) => {
-                            bridge
-                                .attach_local_edge(name, wacall::hub_protocol::EdgeKind::Bot)
-                                .await
-                        }
-                        None => None,
-                    };
-                    let _ = ready_tx.send(Ok((
-                        bridge.url(),
-                        bridge.hub_url(),
-                        link,
-                        bridge.readiness(),
-                    )));
-                    let _ = stop_rx.await;
-                    bridge.shutdown().await;
-                });
-                let _ = done_tx.send(());
-            })?;
-        let (url, hub_url, local_edge, readiness) = ready_rx
-            .await
-            .map_err(|_| anyhow::anyhow!("the bridge thread ended before starting"))??;
-        Ok(BridgeThread {
-            url,
-            hub_url,
-            local_edge,
-            readiness,
-            stop,
-            done,
-        })
-    }
-
-    /// Ends live calls at the BSP and waits for the bridge's thread.
-    async fn shutdown(self) {
-        let _ = self.stop.send(());
-        let _ = self.done.await;
     }
 }
 
@@ -734,127 +651,23 @@ async fn dial(a: DialArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn report(a: ReportArgs) -> anyhow::Result<ExitCode> {
-    use wacall::call_record::CallRecord;
-    let as_path = std::path::Path::new(&a.call);
-    let (record, samples) = if as_path.extension().is_some_and(|e| e == "wav") {
-        let sidecar = as_path.with_extension("json");
-        let text = std::fs::read_to_string(&sidecar).map_err(|e| {
-            anyhow::anyhow!(
-                "{}: {e} (the recording's sidecar is needed)",
-                sidecar.display()
-            )
-        })?;
-        let mut record: CallRecord = serde_json::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("{}: not a call sidecar: {e}", sidecar.display()))?;
-        record.recording = Some(a.call.clone());
-        // The quality timeline lives in the bridge's history, when it is at hand.
-        let samples = match a.db.exists() {
-            true => wacall::bridge::history::History::open(&a.db)?.samples(&record.call_id)?,
-            false => Vec::new(),
-        };
-        (record, samples)
-    } else {
-        if !a.db.exists() {
-            anyhow::bail!(
-                "no call history at {} (set --db, or give a recording's .wav)",
-                a.db.display()
-            );
-        }
-        let h = wacall::bridge::history::History::open(&a.db)?;
-        let Some(record) = h.get(&a.call)? else {
-            anyhow::bail!("no call {} in {}", a.call, a.db.display());
-        };
-        (record, h.samples(&a.call)?)
-    };
-    let wav = record
-        .recording
-        .as_deref()
-        .map(std::path::Path::new)
-        .filter(|p| p.is_file());
-    let html = wacall::cli::report::render(&record, &samples, wav);
-    let out = a.out.unwrap_or_else(|| {
-        PathBuf::from(format!(
-            "wacall-report-{}.html",
-            wacall::audio::recorder::file_safe_id(&record.call_id)
-        ))
-    });
-    std::fs::write(&out, html).map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;
+    let out = wacall::cli::report::write(&a.call, &a.db, a.out)?;
     println!("report written to {}", out.display());
     Ok(ExitCode::SUCCESS)
 }
 
 fn history(a: HistoryArgs) -> anyhow::Result<ExitCode> {
-    if !a.db.exists() {
-        anyhow::bail!(
-            "no call history at {} (set --db to the bridge's server.history_db)",
-            a.db.display()
-        );
-    }
-    let history = wacall::bridge::history::History::open(&a.db)?;
-    if a.permissions {
-        let rows = history.permissions(None, a.limit)?;
-        if a.json {
-            println!("{}", serde_json::to_string_pretty(&rows)?);
-        } else {
-            println!(
-                "{:<16} {:<10} {:<21} {:<12} updated",
-                "user", "status", "until", "from"
-            );
-            for r in rows {
-                println!(
-                    "{:<16} {:<10} {:<21} {:<12} {}",
-                    r.customer,
-                    r.status,
-                    r.expires_at.as_deref().unwrap_or("-"),
-                    r.source,
-                    r.updated_at
-                );
-            }
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
-    if let Some(id) = &a.quality {
-        let samples = history.samples(id)?;
-        if samples.is_empty() && history.get(id)?.is_none() {
-            anyhow::bail!("no call {id} in {}", a.db.display());
-        }
-        if a.json {
-            println!("{}", serde_json::to_string_pretty(&samples)?);
-        } else {
-            print!("{}", ops::quality_table(&samples));
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
-    let rows = history.recent(a.limit)?;
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    println!(
-        "{:<24} {:<8} {:<16} {:<12} {:>6} {:<22} {:>6}",
-        "offered", "dir", "customer", "name", "dur s", "end", "loss%"
+    let what = if a.permissions {
+        wacall::cli::history::Show::Permissions
+    } else if let Some(id) = a.quality {
+        wacall::cli::history::Show::Quality(id)
+    } else {
+        wacall::cli::history::Show::Calls
+    };
+    print!(
+        "{}",
+        wacall::cli::history::render(&a.db, what, a.limit, a.json)?
     );
-    for r in rows {
-        println!(
-            "{:<24} {:<8} {:<16} {:<12} {:>6} {:<22} {:>6}",
-            r.offered_at.get(..23).unwrap_or(&r.offered_at),
-            r.direction.as_str(),
-            r.customer,
-            r.caller_name.as_deref().unwrap_or("-"),
-            r.duration_s
-                .map(|d| d.to_string())
-                .unwrap_or_else(|| "-".into()),
-            r.end_reason
-                .as_deref()
-                .unwrap_or("(live)")
-                .chars()
-                .take(22)
-                .collect::<String>(),
-            r.quality
-                .map(|q| format!("{:.2}", q.loss_pct))
-                .unwrap_or_else(|| "-".into()),
-        );
-    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -221,6 +221,9 @@ pub struct Bridge {
     engine_tx: mpsc::Sender<EngineInput>,
     history: Option<Arc<Mutex<History>>>,
     ready: Readiness,
+    /// The runtime the bridge's tasks run on (its own thread's).
+    runtime: tokio::runtime::Handle,
+    thread: Option<ThreadGuard>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -305,8 +308,74 @@ impl Bridge {
         Self::start_on(listener, cfg).await
     }
 
+    /// Starts the bridge on `listener`, on a thread and runtime of its own: its work (webhooks,
+    /// engine, hub, BSP calls) is short and latency-bound, and on the media runtime each of its
+    /// steps would wait behind the set-up and audio work of every other call. The thread asks
+    /// for a short scheduler slice, so it runs as soon as it wakes.
+    ///
+    /// Every way of starting a bridge (serve, standalone dial, the sandbox, the tests) comes
+    /// here, so what the tests run is the production start-up.
     pub async fn start_on(listener: TcpListener, cfg: BridgeConfig) -> Result<Bridge, BridgeError> {
-        // Every way of starting a bridge (serve, standalone dial, the sandbox, tests) comes here.
+        let addr = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let listen_err = |source: std::io::Error| BridgeError::Listen {
+            addr: addr.clone(),
+            source,
+        };
+        let listener = listener.into_std().map_err(listen_err)?;
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (done_tx, done) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("wacall-bridge".into())
+            .spawn(move || {
+                let favoured = crate::thread_priority::favour_wakeup_latency();
+                tracing::debug!(favoured, "bridge thread: short scheduler slice");
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(source) => {
+                        let _ = ready_tx.send(Err(BridgeError::Listen {
+                            addr: "runtime".into(),
+                            source,
+                        }));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let started = match TcpListener::from_std(listener) {
+                        Ok(l) => Self::start_here(l, cfg).await,
+                        Err(source) => Err(BridgeError::Listen {
+                            addr: "listener".into(),
+                            source,
+                        }),
+                    };
+                    let ok = started.is_ok();
+                    let _ = ready_tx.send(started);
+                    if ok {
+                        // Runs the bridge's tasks until `shutdown` (or a dropped Bridge) says
+                        // stop.
+                        let _ = stop_rx.await;
+                    }
+                });
+                let _ = done_tx.send(());
+            })
+            .map_err(listen_err)?;
+        let mut bridge = ready_rx.await.map_err(|_| {
+            listen_err(std::io::Error::other(
+                "the bridge thread ended before starting",
+            ))
+        })??;
+        bridge.thread = Some(ThreadGuard { stop, done });
+        Ok(bridge)
+    }
+
+    /// The bridge's tasks on the current runtime.
+    async fn start_here(listener: TcpListener, cfg: BridgeConfig) -> Result<Bridge, BridgeError> {
         if cfg.app_secret.is_empty() {
             return Err(BridgeError::NoAppSecret);
         }
@@ -448,6 +517,8 @@ impl Bridge {
             engine_tx: tx,
             history: reader,
             ready,
+            runtime: tokio::runtime::Handle::current(),
+            thread: None,
         })
     }
 
@@ -463,7 +534,13 @@ impl Bridge {
 
     /// Connects an edge that runs in this process (see [`super::hub::attach_local`]).
     pub async fn attach_local_edge(&self, name: &str, kind: EdgeKind) -> Option<HubConnection> {
-        super::hub::attach_local(self.engine_tx.clone(), name, kind).await
+        // On the bridge's runtime: the link's forwarding task belongs with the engine.
+        let (engine, name) = (self.engine_tx.clone(), name.to_owned());
+        self.runtime
+            .spawn(async move { super::hub::attach_local(engine, &name, kind).await })
+            .await
+            .ok()
+            .flatten()
     }
 
     pub fn url(&self) -> String {
@@ -525,7 +602,17 @@ impl Bridge {
         let _ = self.engine_tx.send(EngineInput::Shutdown).await;
         // The engine ends live calls under its own deadline (25 s) and flushes history.
         let _ = tokio::time::timeout(Duration::from_secs(40), self.engine).await;
+        if let Some(t) = self.thread {
+            let _ = t.stop.send(());
+            let _ = t.done.await;
+        }
     }
+}
+
+/// Ends the bridge's thread: when told (`shutdown`), or when the `Bridge` is dropped.
+struct ThreadGuard {
+    stop: tokio::sync::oneshot::Sender<()>,
+    done: tokio::sync::oneshot::Receiver<()>,
 }
 
 #[derive(Deserialize)]

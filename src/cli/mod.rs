@@ -1,6 +1,7 @@
 //! Operator commands behind `main.rs`: each returns friendly errors.
 
 pub mod dial;
+pub mod history;
 pub mod ops;
 pub mod permission;
 pub mod report;

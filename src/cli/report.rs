@@ -224,6 +224,61 @@ pub fn render(record: &CallRecord, samples: &[QualitySample], recording: Option<
     )
 }
 
+/// `wacall report`: one call's report from the history (`db`) or from a recording and its
+/// sidecar; written to `out` (default `wacall-report-CALL_ID.html`). Returns where.
+pub fn write(
+    call: &str,
+    db: &std::path::Path,
+    out: Option<std::path::PathBuf>,
+) -> anyhow::Result<std::path::PathBuf> {
+    use crate::call_record::CallRecord;
+    let as_path = std::path::Path::new(&call);
+    let (record, samples) = if as_path.extension().is_some_and(|e| e == "wav") {
+        let sidecar = as_path.with_extension("json");
+        let text = std::fs::read_to_string(&sidecar).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: {e} (the recording's sidecar is needed)",
+                sidecar.display()
+            )
+        })?;
+        let mut record: CallRecord = serde_json::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}: not a call sidecar: {e}", sidecar.display()))?;
+        record.recording = Some(call.to_owned());
+        // The quality timeline lives in the bridge's history, when it is at hand.
+        let samples = match db.exists() {
+            true => crate::bridge::history::History::open(&db)?.samples(&record.call_id)?,
+            false => Vec::new(),
+        };
+        (record, samples)
+    } else {
+        if !db.exists() {
+            anyhow::bail!(
+                "no call history at {} (set --db, or give a recording's .wav)",
+                db.display()
+            );
+        }
+        let h = crate::bridge::history::History::open(&db)?;
+        let Some(record) = h.get(&call)? else {
+            anyhow::bail!("no call {} in {}", call, db.display());
+        };
+        (record, h.samples(&call)?)
+    };
+    let wav = record
+        .recording
+        .as_deref()
+        .map(std::path::Path::new)
+        .filter(|p| p.is_file());
+    let html = render(&record, &samples, wav);
+    let out = out.unwrap_or_else(|| {
+        std::path::PathBuf::from(format!(
+            "wacall-report-{}.html",
+            crate::audio::recorder::file_safe_id(&record.call_id)
+        ))
+    });
+    std::fs::write(&out, html).map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
