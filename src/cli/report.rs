@@ -246,7 +246,7 @@ pub fn write(
         record.recording = Some(call.to_owned());
         // The quality timeline lives in the bridge's history, when it is at hand.
         let samples = match db.exists() {
-            true => crate::bridge::history::History::open(&db)?.samples(&record.call_id)?,
+            true => crate::bridge::history::History::open(db)?.samples(&record.call_id)?,
             false => Vec::new(),
         };
         (record, samples)
@@ -257,11 +257,11 @@ pub fn write(
                 db.display()
             );
         }
-        let h = crate::bridge::history::History::open(&db)?;
-        let Some(record) = h.get(&call)? else {
+        let h = crate::bridge::history::History::open(db)?;
+        let Some(record) = h.get(call)? else {
             anyhow::bail!("no call {} in {}", call, db.display());
         };
-        (record, h.samples(&call)?)
+        (record, h.samples(call)?)
     };
     let wav = record
         .recording
