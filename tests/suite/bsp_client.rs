@@ -223,7 +223,7 @@ async fn answer_and_end_actions_send_the_exact_bodies() {
 #[tokio::test]
 async fn settings_go_to_the_admin_path_as_given() {
     let (mock, base) = start().await;
-    let text = include_str!("../examples/call-settings.json");
+    let text = include_str!("../../examples/call-settings.json");
     let settings = parse_settings(text, Some("json")).unwrap();
     let c = client(&base);
     c.set_call_settings(&settings).await.unwrap();

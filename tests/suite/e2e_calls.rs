@@ -5,7 +5,7 @@
 //! actions) and `meta::` (Meta's Cloud API: Graph paths, `session` bodies, Meta's errors, the
 //! permission check before a dial). The bridge speaks the same provider as its sandbox.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::time::Duration;

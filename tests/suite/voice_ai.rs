@@ -2,7 +2,7 @@
 //! real WebSocket server in this test) hears the caller's tone, answers with its own tone, which
 //! the caller hears; marks come back once played; DTMF is forwarded; `stop` ends the stream.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -6,7 +6,7 @@
 //! history, requests past Meta's limits are refused with the reset time, and four unanswered
 //! calls revoke the permission.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

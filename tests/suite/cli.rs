@@ -1,7 +1,7 @@
 //! The `wacall` binary as an operator meets it: help, offline checks with field-named errors,
 //! SDP tools, and the README's run command (`wacall sandbox`) end to end.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

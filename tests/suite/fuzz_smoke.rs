@@ -11,19 +11,19 @@
 
 #![allow(dead_code)]
 
-#[path = "../fuzz/bodies/config.rs"]
+#[path = "../../fuzz/bodies/config.rs"]
 mod config;
-#[path = "../fuzz/bodies/hub_message.rs"]
+#[path = "../../fuzz/bodies/hub_message.rs"]
 mod hub_message;
-#[path = "../fuzz/bodies/jitter_buffer.rs"]
+#[path = "../../fuzz/bodies/jitter_buffer.rs"]
 mod jitter_buffer;
-#[path = "../fuzz/bodies/remote_sdp.rs"]
+#[path = "../../fuzz/bodies/remote_sdp.rs"]
 mod remote_sdp;
-#[path = "../fuzz/bodies/rtp_dtmf.rs"]
+#[path = "../../fuzz/bodies/rtp_dtmf.rs"]
 mod rtp_dtmf;
-#[path = "../fuzz/bodies/settings.rs"]
+#[path = "../../fuzz/bodies/settings.rs"]
 mod settings;
-#[path = "../fuzz/bodies/webhook_parse.rs"]
+#[path = "../../fuzz/bodies/webhook_parse.rs"]
 mod webhook_parse;
 
 use std::path::{Path, PathBuf};

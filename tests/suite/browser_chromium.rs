@@ -13,7 +13,7 @@
 //! root for `ip netns`. Without them the test says so loudly and passes, except under CI (`CI`
 //! set), where it fails.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
