@@ -1,6 +1,6 @@
 //! Closing a media session frees its sockets: after calls that connected, exchanged audio and
-//! closed, this process holds no more UDP sockets than before. (Its own test binary, so no other
-//! test's sockets are counted.)
+//! closed, this process holds no more UDP sockets than before. (Its own test binary, apart from
+//! `tests/suite`, so no other test's sockets are counted.)
 
 use std::time::Duration;
 
