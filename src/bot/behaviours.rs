@@ -326,40 +326,6 @@ impl Behaviour for Sequence {
     }
 }
 
-/// Ends the call after a number of 20 ms slots.
-pub struct MaxDuration {
-    inner: Box<dyn Behaviour>,
-    left: u64,
-}
-
-impl MaxDuration {
-    pub fn new(inner: Box<dyn Behaviour>, max: std::time::Duration) -> Self {
-        MaxDuration {
-            inner,
-            left: (max.as_millis() / 20) as u64,
-        }
-    }
-}
-
-impl Behaviour for MaxDuration {
-    fn next(&mut self, heard: &Frame, arrived: &[Bytes]) -> Outgoing {
-        self.left = self.left.saturating_sub(1);
-        self.inner.next(heard, arrived)
-    }
-
-    fn wants_hangup(&self) -> bool {
-        self.left == 0 || self.inner.wants_hangup()
-    }
-
-    fn on_dtmf(&mut self, digit: char) {
-        self.inner.on_dtmf(digit);
-    }
-
-    fn configure(&mut self, codec: AudioCodec, encoder: &EncoderConfig) {
-        self.inner.configure(codec, encoder);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -484,16 +450,5 @@ mod tests {
         assert!(!once.wants_hangup());
         once.next(&Frame::silence(), &[]);
         assert!(once.wants_hangup());
-    }
-
-    #[test]
-    fn max_duration_counts_slots() {
-        let mut m = MaxDuration::new(Box::new(Echo), std::time::Duration::from_millis(60));
-        for _ in 0..2 {
-            m.next(&Frame::silence(), &[]);
-            assert!(!m.wants_hangup());
-        }
-        m.next(&Frame::silence(), &[]);
-        assert!(m.wants_hangup());
     }
 }

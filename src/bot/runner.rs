@@ -9,15 +9,16 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tracing::{Instrument, info, info_span, warn};
 
-use super::behaviours::{Echo, MaxDuration, Prompt, PromptClip, Sequence, Tone};
+use super::behaviours::{Echo, Prompt, PromptClip, Sequence, Tone};
 use super::voice_ai::{VoiceAi, VoiceAiConfig};
 use crate::audio::codec::EncoderConfig;
 use crate::audio::recorder::{CallRecorder, recording_stem};
 use crate::audio::tone::ToneGenerator;
 use crate::call_record::{CallRecord, Direction, QualitySummary};
 use crate::edge::call_audio::{Behaviour, CallAudio};
+use crate::edge::call_flow::{CallRules, EdgeCall, Input, Output};
 use crate::edge::hub_client::{self, HubConnection, HubError};
-use crate::edge::media_watch::{MediaDeadlines, MediaWatch};
+use crate::edge::media_watch::MediaDeadlines;
 use crate::hub_protocol::{EdgeKind, EdgeMessage, HubMessage};
 use crate::media::pool::SessionPool;
 use crate::media::{MediaConfig, MediaSession};
@@ -80,53 +81,27 @@ impl BotConfig {
             (None, None, true) => Some(Box::new(Echo)),
             (None, None, false) => None,
         };
-        let seq: Box<dyn Behaviour> = Box::new(Sequence::new(
+        Box::new(Sequence::new(
             self.prompt.clone().map(|clip| {
                 let p = Prompt::new(clip);
                 if self.loop_prompt { p.looping() } else { p }
             }),
             then,
             self.hangup_after_prompt,
-        ));
-        match self.max_duration {
-            Some(d) => Box::new(MaxDuration::new(seq, d)),
-            None => seq,
+        ))
+    }
+
+    /// The edge's deadlines for each call (see `edge::call_flow`).
+    fn rules(&self) -> CallRules {
+        CallRules {
+            media: self.media_deadlines,
+            auto_accept: Some(self.accept_delay),
+            max_length: self.max_duration,
         }
     }
 }
 
-/// Why a dial did not become a call.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DialFailure {
-    pub message: String,
-    /// The user has not allowed calls and a permission request may be sent now.
-    pub can_request_permission: bool,
-    /// When the limit in the way resets (RFC 3339), if one is.
-    pub resets_at: Option<String>,
-}
-
-impl DialFailure {
-    pub fn plain(message: impl Into<String>) -> Self {
-        DialFailure {
-            message: message.into(),
-            can_request_permission: false,
-            resets_at: None,
-        }
-    }
-}
-
-impl std::fmt::Display for DialFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-/// A dial's own choices (Meta-side recording and transcription; `None`: the bridge's config).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DialOptions {
-    pub meta_record: Option<bool>,
-    pub meta_transcribe: Option<bool>,
-}
+pub use crate::edge::call_flow::{DialFailure, DialOptions};
 
 /// The user's answer to a permission request: granted or not, and the status in words.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,7 +195,7 @@ pub async fn run_on(
                     calls.insert(request_id.clone(), ctx);
                     let span = info_span!("call", request_id = %request_id, to = %crate::pii::Number(&to));
                     tokio::spawn(
-                        outbound(cfg.clone(), request_id, to, options, crx, tx.clone(), gone_tx.clone(), done, progress)
+                        outbound(cfg.clone(), pool.clone(), request_id, to, options, crx, tx.clone(), gone_tx.clone(), done, progress)
                             .instrument(span),
                     );
                 }
@@ -342,7 +317,8 @@ fn recorder_for(
     }
 }
 
-/// A user's call offered to this bot: answer, pre-accept, accept, talk until it ends.
+/// A user's call offered to this bot: the call's flow is the edge machine's; this task does
+/// its IO.
 #[allow(clippy::too_many_arguments)]
 async fn inbound(
     cfg: Arc<BotConfig>,
@@ -351,274 +327,375 @@ async fn inbound(
     from: String,
     caller_name: Option<String>,
     offer: String,
-    mut rx: mpsc::Receiver<HubMessage>,
+    rx: mpsc::Receiver<HubMessage>,
     tx: mpsc::Sender<EdgeMessage>,
     gone: mpsc::Sender<String>,
 ) {
     info!(from = %crate::pii::Number(&from), name = %crate::pii::Name(caller_name.as_deref().unwrap_or("")), "incoming call");
-    let (media, answer) = match pool.answering(&call_id, &offer).await {
-        Ok(x) => x,
-        Err(e) => {
-            warn!(error = %e, "cannot set up media");
-            let _ = tx
-                .send(EdgeMessage::MediaFailed {
-                    call_id: call_id.clone(),
-                    reason: e.to_string(),
-                    offer_refused: e.offer_refused(),
-                })
-                .await;
-            let _ = gone.send(call_id).await;
-            return;
-        }
-    };
-    tracing::debug!("answer ready");
-    // The answer goes first: the audio engine and the recording file are not needed before
-    // accept, and every millisecond here delays pre_accept. They also wait for the other calls'
-    // set-ups to finish (`settled`): in a burst, starting this call's audio would delay theirs.
-    let _ = tx
-        .send(EdgeMessage::Answer {
-            call_id: call_id.clone(),
-            sdp: answer,
-        })
-        .await;
-    pool.settled().await;
-    let audio = CallAudio::start(
-        media.clone(),
-        cfg.behaviour(&call_id, &from),
-        cfg.encoder.clone(),
-        recorder(&cfg, &call_id, Direction::Inbound, &from).await,
-    );
-    // Accept after the configured delay; the bridge ignores it if the call ended meanwhile.
-    let accept = {
-        let (tx, call_id, delay) = (tx.clone(), call_id.clone(), cfg.accept_delay);
-        tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            let _ = tx.send(EdgeMessage::Accept { call_id }).await;
-        })
-    };
-    talk(&cfg, &call_id, media, audio, &mut rx, &tx, None).await;
-    accept.abort();
+    let (call, first) = EdgeCall::inbound(&call_id, &offer, cfg.rules());
+    let driver = Driver::new(cfg, call, tx, Direction::Inbound, from, None, None, pool);
+    driver.run(first, rx).await;
     let _ = gone.send(call_id).await;
-}
-
-/// The common middle and end of a call: wait for accept, talk, tear down, report.
-async fn talk(
-    cfg: &BotConfig,
-    call_id: &str,
-    media: Arc<MediaSession>,
-    audio: Result<CallAudio, crate::audio::codec::CodecError>,
-    rx: &mut mpsc::Receiver<HubMessage>,
-    tx: &mpsc::Sender<EdgeMessage>,
-    progress: Option<&mpsc::UnboundedSender<String>>,
-) {
-    let say = |what: String| {
-        if let Some(p) = progress {
-            let _ = p.send(what);
-        }
-    };
-    let audio = match audio {
-        Ok(a) => a,
-        Err(e) => {
-            warn!(error = %e, "cannot start the audio engine");
-            let _ = tx
-                .send(EdgeMessage::MediaFailed {
-                    call_id: call_id.to_string(),
-                    reason: e.to_string(),
-                    offer_refused: false,
-                })
-                .await;
-            media.close().await;
-            return;
-        }
-    };
-    let mut hangup = audio.hangup_requested();
-    let mut dtmf = audio.take_dtmf();
-    let mut stats_tick = tokio::time::interval(Duration::from_secs(2));
-    // Checked every half second: cheap (a counter and a state), and precise enough for
-    // deadlines of seconds.
-    let mut watch_tick = tokio::time::interval(Duration::from_millis(500));
-    let mut media_watch = MediaWatch::new(cfg.media_deadlines, std::time::Instant::now());
-    let mut hangup_sent = false;
-    let mut record: Option<CallRecord> = None;
-    loop {
-        tokio::select! {
-            _ = watch_tick.tick() => {
-                if let Some(verdict) = media_watch.observe(media.state(), media.packets_received(), std::time::Instant::now()) {
-                    warn!(%verdict, "giving up on the call's media");
-                    // The bridge terminates at the BSP and answers with Ended.
-                    let _ = tx.send(EdgeMessage::MediaFailed { call_id: call_id.to_string(), reason: verdict.to_string(), offer_refused: false }).await;
-                }
-            }
-            changed = hangup.changed(), if !hangup_sent => {
-                if changed.is_ok() && *hangup.borrow() {
-                    hangup_sent = true;
-                    info!("bot hangs up");
-                    let _ = tx.send(EdgeMessage::Hangup { call_id: call_id.to_string() }).await;
-                }
-            }
-            Some(digit) = async { match dtmf.as_mut() { Some(d) => d.recv().await, None => None } } => {
-                info!(digit = %crate::pii::Digit(digit), "caller pressed a key");
-                let _ = tx.send(EdgeMessage::Dtmf { call_id: call_id.to_string(), digit }).await;
-            }
-            _ = stats_tick.tick() => {
-                let mut stats = media.stats().await;
-                stats.playout = audio.playout();
-                let (heard, said) = audio.levels();
-                (stats.level_in_dbfs, stats.level_out_dbfs) = (Some(heard), Some(said));
-                let _ = tx.send(EdgeMessage::Stats { call_id: call_id.to_string(), stats }).await;
-            }
-            msg = rx.recv() => match msg {
-                // WhatsApp has our answer now, so our checks can succeed; and this loop runs
-                // only after set-ups have settled (`inbound`), so they take nothing from a burst.
-                Some(HubMessage::PreAccepted { .. }) => media.release_candidates().await,
-                Some(HubMessage::Accepted { .. }) => {
-                    info!("accepted: audio on");
-                    media_watch.live(std::time::Instant::now());
-                    media.release_candidates().await;
-                    audio.unmute_call();
-                }
-                Some(HubMessage::Status { status, .. }) => {
-                    if status == "accepted" {
-                        info!("user answered: audio on");
-                        media_watch.live(std::time::Instant::now());
-                        audio.unmute_call();
-                    }
-                    say(status);
-                }
-                Some(HubMessage::RemoteAnswer { sdp, .. }) => {
-                    if let Err(e) = media.apply_answer(&sdp).await {
-                        warn!(error = %e, "the user's answer is unusable");
-                        let _ = tx.send(EdgeMessage::MediaFailed { call_id: call_id.to_string(), reason: e.to_string(), offer_refused: false }).await;
-                    }
-                }
-                Some(HubMessage::Ended { reason, record: r, .. }) => {
-                    info!(%reason, "call ended");
-                    say(format!("ended: {reason}"));
-                    record = r.map(|b| *b);
-                    break;
-                }
-                Some(HubMessage::Error { message, permanent, .. }) => {
-                    warn!(%message, permanent, "bridge reported an error");
-                }
-                Some(_) => {}
-                None => break,
-            }
-        }
-    }
-    let mut stats = media.stats().await;
-    stats.playout = audio.playout();
-    let quality = QualitySummary::from(&stats);
-    let recorder = audio.stop().await;
-    media.close().await;
-    let mut recording = None;
-    if let Some(rec) = recorder {
-        let path = rec.wav_path().display().to_string();
-        let mut sidecar = record.unwrap_or_else(|| {
-            CallRecord::new(call_id, crate::call_record::Direction::Inbound, "", "")
-        });
-        sidecar.quality = Some(quality);
-        sidecar.recording = Some(path.clone());
-        // File IO (and its fsync) runs off the async workers, which carry other calls' audio.
-        match tokio::task::spawn_blocking(move || rec.finish(&sidecar)).await {
-            Ok(Ok(_)) => {
-                recording = Some(path);
-                if let Some(more) = &cfg.uploads {
-                    more.notify_one();
-                }
-            }
-            Ok(Err(e)) => warn!(error = %e, "finishing the recording"),
-            Err(e) => warn!(error = %e, "finishing the recording"),
-        }
-    }
-    let _ = tx
-        .send(EdgeMessage::Finished {
-            call_id: call_id.to_string(),
-            quality,
-            recording,
-        })
-        .await;
 }
 
 /// A call this bot places: offer, dial through the hub, talk when the user answers.
 #[allow(clippy::too_many_arguments)]
 async fn outbound(
     cfg: Arc<BotConfig>,
+    pool: Arc<SessionPool>,
     request_id: String,
     to: String,
     options: DialOptions,
-    mut rx: mpsc::Receiver<HubMessage>,
+    rx: mpsc::Receiver<HubMessage>,
     tx: mpsc::Sender<EdgeMessage>,
     gone: mpsc::Sender<String>,
     done: Option<tokio::sync::oneshot::Sender<Result<String, DialFailure>>>,
     progress: Option<mpsc::UnboundedSender<String>>,
 ) {
-    let reply = |r: Result<String, DialFailure>| {
-        if let Some(d) = done {
+    let (call, first) = EdgeCall::outbound(&request_id, &to, options, cfg.rules());
+    let driver = Driver::new(cfg, call, tx, Direction::Outbound, to, done, progress, pool);
+    let call_id = driver.run(first, rx).await;
+    if let Some(id) = call_id {
+        let _ = gone.send(id).await;
+    }
+    let _ = gone.send(request_id).await;
+}
+
+/// The IO of one call: carries out what its [`EdgeCall`] says (media, audio, recording,
+/// messages) and feeds it what happens.
+struct Driver {
+    cfg: Arc<BotConfig>,
+    call: EdgeCall,
+    tx: mpsc::Sender<EdgeMessage>,
+    direction: Direction,
+    customer: String,
+    done: Option<tokio::sync::oneshot::Sender<Result<String, DialFailure>>>,
+    progress: Option<mpsc::UnboundedSender<String>>,
+    pool: Arc<SessionPool>,
+    media: Option<Arc<MediaSession>>,
+    audio: Option<CallAudio>,
+    /// The machine said the call is over (`Finish` or `Close` carried out).
+    over: bool,
+}
+
+impl Driver {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        cfg: Arc<BotConfig>,
+        call: EdgeCall,
+        tx: mpsc::Sender<EdgeMessage>,
+        direction: Direction,
+        customer: String,
+        done: Option<tokio::sync::oneshot::Sender<Result<String, DialFailure>>>,
+        progress: Option<mpsc::UnboundedSender<String>>,
+        pool: Arc<SessionPool>,
+    ) -> Driver {
+        Driver {
+            cfg,
+            call,
+            tx,
+            direction,
+            customer,
+            done,
+            progress,
+            pool,
+            media: None,
+            audio: None,
+            over: false,
+        }
+    }
+
+    fn feed(&mut self, input: Input) -> Vec<Output> {
+        self.call.handle(input, std::time::Instant::now())
+    }
+
+    /// Runs the call to its end; returns its call id (none when a dial never became a call).
+    async fn run(
+        mut self,
+        first: Vec<Output>,
+        mut rx: mpsc::Receiver<HubMessage>,
+    ) -> Option<String> {
+        self.apply(first).await;
+        let mut stats_tick = tokio::time::interval(Duration::from_secs(2));
+        // The media is polled every half second: cheap (a counter and a state), and precise
+        // enough for deadlines of seconds.
+        let mut watch_tick = tokio::time::interval(Duration::from_millis(500));
+        let mut hangup = self.audio.as_ref().map(CallAudio::hangup_requested);
+        let mut dtmf = self.audio.as_ref().and_then(CallAudio::take_dtmf);
+        while !self.over {
+            if hangup.is_none() && self.audio.is_some() {
+                hangup = self.audio.as_ref().map(CallAudio::hangup_requested);
+                dtmf = self.audio.as_ref().and_then(CallAudio::take_dtmf);
+            }
+            let deadline = self
+                .call
+                .next_deadline()
+                .map(tokio::time::Instant::from_std);
+            let outs = tokio::select! {
+                _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
+                    self.feed(Input::Tick)
+                }
+                _ = watch_tick.tick() => match &self.media {
+                    Some(m) => {
+                        let input = Input::Media { state: m.state(), packets: m.packets_received() };
+                        self.feed(input)
+                    }
+                    None => Vec::new(),
+                },
+                changed = async { match hangup.as_mut() { Some(h) => h.changed().await.map(|_| *h.borrow()), None => std::future::pending().await } } => {
+                    match changed {
+                        Ok(true) => {
+                            info!("bot hangs up");
+                            hangup = None;
+                            self.feed(Input::Hangup)
+                        }
+                        Ok(false) => Vec::new(),
+                        Err(_) => { hangup = None; Vec::new() }
+                    }
+                }
+                Some(digit) = async { match dtmf.as_mut() { Some(d) => d.recv().await, None => None } } => {
+                    info!(digit = %crate::pii::Digit(digit), "caller pressed a key");
+                    self.feed(Input::Dtmf(digit))
+                }
+                _ = stats_tick.tick() => {
+                    self.report_stats().await;
+                    Vec::new()
+                }
+                msg = rx.recv() => match msg {
+                    Some(HubMessage::Error { message, permanent, .. }) if self.call.call_id().is_some() => {
+                        warn!(%message, permanent, "bridge reported an error");
+                        Vec::new()
+                    }
+                    Some(m) => self.feed(Input::Hub(m)),
+                    None => {
+                        // The hub went away: tear down what there is.
+                        self.dialed(Err(DialFailure::plain("hub connection closed")));
+                        vec![Output::Finish { record: None }]
+                    }
+                },
+            };
+            self.apply(outs).await;
+        }
+        self.call.call_id().map(str::to_owned)
+    }
+
+    fn dialed(&mut self, r: Result<String, DialFailure>) {
+        if let Some(d) = self.done.take() {
             let _ = d.send(r);
         }
-    };
-    let (media, offer) = match MediaSession::offering(&cfg.media, &request_id).await {
-        Ok(x) => x,
-        Err(e) => {
-            reply(Err(DialFailure::plain(e.to_string())));
-            let _ = gone.send(request_id).await;
-            return;
+    }
+
+    /// Carries out the machine's outputs in order, feeding back what they produce.
+    async fn apply(&mut self, outs: Vec<Output>) {
+        let mut queue: std::collections::VecDeque<Output> = outs.into();
+        while let Some(o) = queue.pop_front() {
+            let more = match o {
+                Output::BuildAnswer(offer) => {
+                    let id = self.call.call_id().unwrap_or_default().to_owned();
+                    match self.pool.answering(&id, &offer).await {
+                        Ok((media, answer)) => {
+                            tracing::debug!("answer ready");
+                            self.media = Some(media);
+                            self.feed(Input::AnswerReady(answer))
+                        }
+                        Err(e) => {
+                            warn!(error = %e, "cannot set up media");
+                            self.feed(Input::SetupFailed {
+                                reason: e.to_string(),
+                                offer_refused: e.offer_refused(),
+                            })
+                        }
+                    }
+                }
+                Output::BuildOffer => {
+                    let key = self.call.request_id().unwrap_or("dial").to_owned();
+                    match MediaSession::offering(&self.cfg.media, &key).await {
+                        Ok((media, offer)) => {
+                            self.media = Some(media);
+                            self.feed(Input::OfferReady(offer))
+                        }
+                        Err(e) => self.feed(Input::SetupFailed {
+                            reason: e.to_string(),
+                            offer_refused: false,
+                        }),
+                    }
+                }
+                Output::Send(m) => {
+                    let answer = matches!(m, EdgeMessage::Answer { .. });
+                    let _ = self.tx.send(m).await;
+                    if answer {
+                        // The answer goes first: the audio engine and the recording file are
+                        // not needed before accept, and every millisecond here delays
+                        // pre_accept. They also wait for the other calls' set-ups to finish
+                        // (`settled`): in a burst, starting this call's audio would delay theirs.
+                        self.pool.settled().await;
+                        self.start_audio().await
+                    } else {
+                        Vec::new()
+                    }
+                }
+                Output::ReleaseCandidates => {
+                    if let Some(m) = &self.media {
+                        m.release_candidates().await;
+                    }
+                    Vec::new()
+                }
+                Output::ApplyRemoteAnswer(sdp) => match &self.media {
+                    Some(m) => match m.apply_answer(&sdp).await {
+                        Ok(_) => Vec::new(),
+                        Err(e) => {
+                            warn!(error = %e, "the user's answer is unusable");
+                            self.feed(Input::RemoteAnswerFailed(e.to_string()))
+                        }
+                    },
+                    None => Vec::new(),
+                },
+                Output::AudioOn => {
+                    info!("answered: audio on");
+                    if let Some(a) = &self.audio {
+                        a.unmute_call();
+                    }
+                    Vec::new()
+                }
+                Output::Dialed(r) => {
+                    let ok = r.is_ok();
+                    match &r {
+                        Ok(id) => info!(call_id = %id, "dialing"),
+                        Err(f) => warn!(message = %f.message, "dial failed"),
+                    }
+                    self.dialed(r);
+                    if ok {
+                        self.start_audio().await
+                    } else {
+                        Vec::new()
+                    }
+                }
+                Output::Progress(p) => {
+                    if let Some(tx) = &self.progress {
+                        let _ = tx.send(p);
+                    }
+                    Vec::new()
+                }
+                Output::MediaGivenUp(v) => {
+                    warn!(verdict = %v, "giving up on the call's media");
+                    Vec::new()
+                }
+                Output::Finish { record } => {
+                    self.finish(record).await;
+                    self.over = true;
+                    Vec::new()
+                }
+                Output::Close => {
+                    if let Some(a) = self.audio.take() {
+                        let _ = a.stop().await;
+                    }
+                    if let Some(m) = self.media.take() {
+                        m.close().await;
+                    }
+                    self.over = true;
+                    Vec::new()
+                }
+            };
+            queue.extend(more);
         }
-    };
-    let _ = tx
-        .send(EdgeMessage::Dial {
-            request_id: request_id.clone(),
-            to: to.clone(),
-            sdp: offer,
-            meta_record: options.meta_record,
-            meta_transcribe: options.meta_transcribe,
-        })
-        .await;
-    let call_id = loop {
-        let failure = match rx.recv().await {
-            Some(HubMessage::Dialing { call_id, .. }) => break call_id,
-            Some(HubMessage::Error { message, .. }) => DialFailure::plain(message),
-            Some(HubMessage::NoPermission {
-                message,
-                can_request,
-                resets_at,
-                ..
-            }) => DialFailure {
-                message,
-                can_request_permission: can_request,
-                resets_at,
-            },
-            Some(_) => continue,
-            None => {
-                reply(Err(DialFailure::plain("hub connection closed")));
-                media.close().await;
-                return;
-            }
+    }
+
+    /// The call's audio engine and recording, once there is a call id and media.
+    async fn start_audio(&mut self) -> Vec<Output> {
+        let (Some(media), Some(call_id)) = (self.media.clone(), self.call.call_id()) else {
+            return Vec::new();
         };
-        warn!(message = %failure.message, "dial failed");
-        reply(Err(failure));
+        if self.audio.is_some() {
+            return Vec::new();
+        }
+        let call_id = call_id.to_owned();
+        let recorder = recorder(&self.cfg, &call_id, self.direction, &self.customer).await;
+        match CallAudio::start(
+            media,
+            self.cfg.behaviour(&call_id, &self.customer),
+            self.cfg.encoder.clone(),
+            recorder,
+        ) {
+            Ok(a) => {
+                self.audio = Some(a);
+                Vec::new()
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot start the audio engine");
+                self.feed(Input::SetupFailed {
+                    reason: e.to_string(),
+                    offer_refused: false,
+                })
+            }
+        }
+    }
+
+    async fn report_stats(&self) {
+        let (Some(media), Some(audio), Some(call_id)) =
+            (&self.media, &self.audio, self.call.call_id())
+        else {
+            return;
+        };
+        let mut stats = media.stats().await;
+        stats.playout = audio.playout();
+        let (heard, said) = audio.levels();
+        (stats.level_in_dbfs, stats.level_out_dbfs) = (Some(heard), Some(said));
+        let _ = self
+            .tx
+            .send(EdgeMessage::Stats {
+                call_id: call_id.to_string(),
+                stats,
+            })
+            .await;
+    }
+
+    /// Tears the call down: final quality, the recording finished with the bridge's row as its
+    /// sidecar, and `Finished` to the bridge.
+    async fn finish(&mut self, record: Option<Box<CallRecord>>) {
+        let Some(call_id) = self.call.call_id().map(str::to_owned) else {
+            if let Some(m) = self.media.take() {
+                m.close().await;
+            }
+            return;
+        };
+        let (Some(media), Some(audio)) = (self.media.take(), self.audio.take()) else {
+            if let Some(m) = self.media.take() {
+                m.close().await;
+            }
+            return;
+        };
+        let mut stats = media.stats().await;
+        stats.playout = audio.playout();
+        let quality = QualitySummary::from(&stats);
+        let recorder = audio.stop().await;
         media.close().await;
-        let _ = gone.send(request_id).await;
-        return;
-    };
-    info!(%call_id, "dialing");
-    reply(Ok(call_id.clone()));
-    let audio = CallAudio::start(
-        media.clone(),
-        cfg.behaviour(&call_id, &to),
-        cfg.encoder.clone(),
-        recorder(&cfg, &call_id, Direction::Outbound, &to).await,
-    );
-    talk(
-        &cfg,
-        &call_id,
-        media,
-        audio,
-        &mut rx,
-        &tx,
-        progress.as_ref(),
-    )
-    .await;
-    let _ = gone.send(call_id).await;
-    let _ = gone.send(request_id).await;
+        let mut recording = None;
+        if let Some(rec) = recorder {
+            let path = rec.wav_path().display().to_string();
+            let mut sidecar = record.map(|b| *b).unwrap_or_else(|| {
+                CallRecord::new(&call_id, crate::call_record::Direction::Inbound, "", "")
+            });
+            sidecar.quality = Some(quality);
+            sidecar.recording = Some(path.clone());
+            // File IO (and its fsync) runs off the async workers, which carry other calls' audio.
+            match tokio::task::spawn_blocking(move || rec.finish(&sidecar)).await {
+                Ok(Ok(_)) => {
+                    recording = Some(path);
+                    if let Some(more) = &self.cfg.uploads {
+                        more.notify_one();
+                    }
+                }
+                Ok(Err(e)) => warn!(error = %e, "finishing the recording"),
+                Err(e) => warn!(error = %e, "finishing the recording"),
+            }
+        }
+        let _ = self
+            .tx
+            .send(EdgeMessage::Finished {
+                call_id,
+                quality,
+                recording,
+            })
+            .await;
+    }
 }

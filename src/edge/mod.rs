@@ -2,6 +2,7 @@
 //! media session plus the 20 ms audio engine.
 
 pub mod call_audio;
+pub mod call_flow;
 pub mod hub_client;
 pub mod link;
 pub mod media_watch;
