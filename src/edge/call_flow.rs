@@ -164,6 +164,13 @@ pub struct EdgeCall {
     end_at: Option<Instant>,
     hangup_sent: bool,
     media_failed: bool,
+    /// Inbound: [`Input::Accept`] came while our answer was still being built.
+    accept_wanted: bool,
+    /// How long to wait for the bridge's `Ended` once we ended the call (see
+    /// [`EdgeCall::finish_unanswered_after`]); `None`: as long as it takes.
+    end_wait: Option<Duration>,
+    /// When to stop waiting for `Ended`.
+    finish_at: Option<Instant>,
 }
 
 impl EdgeCall {
@@ -199,7 +206,18 @@ impl EdgeCall {
             end_at: None,
             hangup_sent: false,
             media_failed: false,
+            accept_wanted: false,
+            end_wait: None,
+            finish_at: None,
         }
+    }
+
+    /// Once this edge ended the call (hang-up, decline, media given up), finish it this long
+    /// after without the bridge's `Ended` if that has not come: an agent's phone goes back to
+    /// idle rather than wait for a bridge that does not answer.
+    pub fn finish_unanswered_after(mut self, wait: Duration) -> EdgeCall {
+        self.end_wait = Some(wait);
+        self
     }
 
     pub fn phase(&self) -> Phase {
@@ -220,7 +238,10 @@ impl EdgeCall {
 
     /// When to feed [`Input::Tick`] next (besides the media polls).
     pub fn next_deadline(&self) -> Option<Instant> {
-        [self.accept_at, self.end_at].into_iter().flatten().min()
+        [self.accept_at, self.end_at, self.finish_at]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     pub fn is_ended(&self) -> bool {
@@ -247,6 +268,9 @@ impl EdgeCall {
                 // Both SDPs are known: the connect deadline runs from here.
                 self.watch = Some(MediaWatch::new(self.rules.media, now));
                 self.accept_at = self.rules.auto_accept.map(|d| now + d);
+                if self.accept_wanted {
+                    self.accept(&mut out);
+                }
             }
             Input::OfferReady(sdp) if self.phase == Phase::Preparing => {
                 if let Side::Outbound {
@@ -286,7 +310,7 @@ impl EdgeCall {
                 }
             },
             Input::Hub(msg) => self.hub(msg, now, &mut out),
-            Input::RemoteAnswerFailed(reason) => self.give_up_media(reason, &mut out),
+            Input::RemoteAnswerFailed(reason) => self.give_up_media(reason, now, &mut out),
             Input::Media { state, packets } => {
                 if let Some(v) = self
                     .watch
@@ -294,20 +318,25 @@ impl EdgeCall {
                     .and_then(|w| w.observe(state, packets, now))
                 {
                     out.push(Output::MediaGivenUp(v));
-                    self.give_up_media(v.to_string(), &mut out);
+                    self.give_up_media(v.to_string(), now, &mut out);
                 }
             }
-            Input::Accept => self.accept(&mut out),
+            Input::Accept => {
+                if self.phase == Phase::Preparing && matches!(self.side, Side::Inbound) {
+                    // Accepted as soon as our answer is out (WhatsApp wants it first).
+                    self.accept_wanted = true;
+                }
+                self.accept(&mut out);
+            }
             Input::Decline => {
                 if matches!(self.phase, Phase::Ringing | Phase::Preparing)
                     && matches!(self.side, Side::Inbound)
                 {
                     out.push(Output::Send(EdgeMessage::Reject { call_id: self.id() }));
-                    self.phase = Phase::Ending;
-                    self.accept_at = None;
+                    self.ending(now);
                 }
             }
-            Input::Hangup => self.hangup(&mut out),
+            Input::Hangup => self.hangup(now, &mut out),
             Input::Dtmf(digit) => {
                 if self.call_id.is_some() {
                     out.push(Output::Send(EdgeMessage::Dtmf {
@@ -323,7 +352,14 @@ impl EdgeCall {
                 }
                 if self.end_at.is_some_and(|t| now >= t) {
                     self.end_at = None;
-                    self.hangup(&mut out);
+                    self.hangup(now, &mut out);
+                }
+                if self.finish_at.is_some_and(|t| now >= t) {
+                    // The bridge did not answer our end: finish without its record.
+                    out.push(Output::Progress("ended: no answer from the bridge".into()));
+                    out.push(Output::Finish { record: None });
+                    self.phase = Phase::Ended;
+                    self.finish_at = None;
                 }
             }
             // Inputs that do not fit the phase (a late answer, a second offer) change nothing.
@@ -378,6 +414,7 @@ impl EdgeCall {
                 self.phase = Phase::Ended;
                 self.accept_at = None;
                 self.end_at = None;
+                self.finish_at = None;
             }
             _ => {}
         }
@@ -404,19 +441,29 @@ impl EdgeCall {
         }
     }
 
-    fn hangup(&mut self, out: &mut Vec<Output>) {
-        if self.hangup_sent || self.call_id.is_none() {
+    fn hangup(&mut self, now: Instant, out: &mut Vec<Output>) {
+        if self.call_id.is_none() {
+            if matches!(self.phase, Phase::Preparing | Phase::Dialing)
+                && matches!(self.side, Side::Outbound { .. })
+            {
+                // A dial given up before the bridge placed it: nothing to hang up yet; a late
+                // `Dialing` for it is hung up by [`stray`].
+                out.push(Output::Dialed(Err(DialFailure::plain("cancelled"))));
+                out.push(Output::Close);
+                self.phase = Phase::Ended;
+            }
+            return;
+        }
+        if self.hangup_sent {
             return;
         }
         self.hangup_sent = true;
         out.push(Output::Send(EdgeMessage::Hangup { call_id: self.id() }));
-        self.phase = Phase::Ending;
-        self.accept_at = None;
-        self.end_at = None;
+        self.ending(now);
     }
 
     /// Once: the bridge terminates the call at the BSP and answers `Ended`.
-    fn give_up_media(&mut self, reason: String, out: &mut Vec<Output>) {
+    fn give_up_media(&mut self, reason: String, now: Instant, out: &mut Vec<Output>) {
         if self.media_failed || self.call_id.is_none() {
             return;
         }
@@ -426,9 +473,29 @@ impl EdgeCall {
             reason,
             offer_refused: false,
         }));
+        self.ending(now);
+    }
+
+    /// We ended the call; the bridge's `Ended` is awaited (for [`Self::finish_unanswered_after`]
+    /// at most).
+    fn ending(&mut self, now: Instant) {
         self.phase = Phase::Ending;
         self.accept_at = None;
         self.end_at = None;
+        if self.finish_at.is_none() {
+            self.finish_at = self.end_wait.map(|d| now + d);
+        }
+    }
+}
+
+/// What to do about a message for a call this edge no longer has: a `Dialing` for a dial given
+/// up on (hung up while the bridge placed it) is hung up at once.
+pub fn stray(msg: &HubMessage) -> Option<EdgeMessage> {
+    match msg {
+        HubMessage::Dialing { call_id, .. } => Some(EdgeMessage::Hangup {
+            call_id: call_id.clone(),
+        }),
+        _ => None,
     }
 }
 
@@ -697,10 +764,6 @@ mod tests {
         };
         let (mut c, out) = EdgeCall::outbound("dial-1", "5215500000002", opts, rules());
         assert_eq!(out, vec![Output::BuildOffer]);
-        assert!(
-            c.handle(Input::Hangup, t0).is_empty(),
-            "nothing to hang up yet"
-        );
         let out = c.handle(Input::OfferReady("offer".into()), t0);
         assert_eq!(
             sends(&out),
@@ -844,5 +907,119 @@ mod tests {
             c.handle(Input::RemoteAnswerFailed("again".into()), t0)
                 .is_empty()
         );
+    }
+
+    /// An agent may press Answer while our answer is still being built: the accept follows
+    /// the answer at once.
+    #[test]
+    fn an_accept_before_the_answer_is_ready_goes_out_right_after_it() {
+        let t0 = Instant::now();
+        let r = CallRules {
+            auto_accept: None,
+            ..rules()
+        };
+        let (mut c, _) = EdgeCall::inbound("wacid.10", "offer", r);
+        assert!(c.handle(Input::Accept, t0).is_empty());
+        let out = c.handle(Input::AnswerReady("a".into()), t0);
+        assert_eq!(
+            sends(&out),
+            vec![
+                EdgeMessage::Answer {
+                    call_id: "wacid.10".into(),
+                    sdp: "a".into()
+                },
+                EdgeMessage::Accept {
+                    call_id: "wacid.10".into()
+                }
+            ]
+        );
+        assert_eq!(c.phase(), Phase::Accepting);
+    }
+
+    /// Hanging up a dial before the bridge placed it cancels it: the media is freed, the dial
+    /// fails, and a late `Dialing` for it is hung up.
+    #[test]
+    fn a_dial_hung_up_before_it_is_placed_is_cancelled() {
+        let t0 = Instant::now();
+        for offered in [false, true] {
+            let (mut c, _) = EdgeCall::outbound("dial-6", "44", DialOptions::default(), rules());
+            if offered {
+                c.handle(Input::OfferReady("o".into()), t0);
+                assert_eq!(c.phase(), Phase::Dialing);
+            }
+            let out = c.handle(Input::Hangup, t0);
+            assert_eq!(
+                out,
+                vec![
+                    Output::Dialed(Err(DialFailure::plain("cancelled"))),
+                    Output::Close
+                ]
+            );
+            assert!(c.is_ended());
+        }
+        let late = HubMessage::Dialing {
+            request_id: "dial-6".into(),
+            call_id: "wacid.11".into(),
+        };
+        assert_eq!(
+            stray(&late),
+            Some(EdgeMessage::Hangup {
+                call_id: "wacid.11".into()
+            })
+        );
+        assert_eq!(
+            stray(&HubMessage::PreAccepted {
+                call_id: "wacid.11".into()
+            }),
+            None
+        );
+        // An inbound call has a call id from the start: a hang-up is a hang-up.
+        let (mut c, _) = EdgeCall::inbound("wacid.12", "offer", rules());
+        c.handle(Input::AnswerReady("a".into()), t0);
+        assert_eq!(
+            sends(&c.handle(Input::Hangup, t0)),
+            vec![EdgeMessage::Hangup {
+                call_id: "wacid.12".into()
+            }]
+        );
+    }
+
+    /// With a wait set, a call we ended finishes without the bridge's `Ended` once the wait is
+    /// over; without one (the bot) it waits for `Ended`.
+    #[test]
+    fn a_call_we_ended_finishes_when_the_bridge_does_not_answer() {
+        let t0 = Instant::now();
+        let r = CallRules {
+            auto_accept: None,
+            max_length: None,
+            ..rules()
+        };
+        let (c, _) = EdgeCall::inbound("wacid.13", "offer", r);
+        let mut c = c.finish_unanswered_after(Duration::from_secs(5));
+        c.handle(Input::AnswerReady("a".into()), t0);
+        assert_eq!(c.next_deadline(), None);
+        c.handle(Input::Decline, t0 + Duration::from_secs(1));
+        assert_eq!(c.next_deadline(), Some(t0 + Duration::from_secs(6)));
+        assert!(
+            c.handle(Input::Tick, t0 + Duration::from_secs(5))
+                .is_empty()
+        );
+        let out = c.handle(Input::Tick, t0 + Duration::from_secs(6));
+        assert_eq!(out.last(), Some(&Output::Finish { record: None }));
+        assert!(c.is_ended());
+        // The bridge answers in time: its `Ended` finishes the call, and the wait is gone.
+        let (c, _) = EdgeCall::inbound("wacid.14", "offer", r);
+        let mut c = c.finish_unanswered_after(Duration::from_secs(5));
+        c.handle(Input::AnswerReady("a".into()), t0);
+        c.handle(Input::Hangup, t0);
+        let out = c.handle(ended("wacid.14"), t0 + Duration::from_secs(1));
+        assert_eq!(out.last(), Some(&Output::Finish { record: None }));
+        assert_eq!(c.next_deadline(), None);
+        // No wait set: the call waits for the bridge.
+        let (mut c, _) = EdgeCall::inbound("wacid.15", "offer", r);
+        c.handle(Input::AnswerReady("a".into()), t0);
+        c.handle(Input::Hangup, t0);
+        assert_eq!(c.next_deadline(), None);
+        assert_eq!(c.phase(), Phase::Ending);
     }
 }

@@ -16,8 +16,11 @@ use crate::audio::device::{CaptureDevice, PlaybackDevice};
 use crate::audio::recorder::{CallRecorder, recording_stem};
 use crate::call_record::{CallRecord, Direction, QualitySummary};
 use crate::edge::call_audio::{Behaviour, CallAudio, Outgoing};
+use crate::edge::call_flow::{
+    self, CallRules, DialFailure, DialOptions, EdgeCall, Input, Output, Phase,
+};
 use crate::edge::hub_client::{self, HubConnection};
-use crate::edge::media_watch::{MediaDeadlines, MediaWatch};
+use crate::edge::media_watch::MediaDeadlines;
 use crate::hub_protocol::{EdgeKind, EdgeMessage, HubMessage};
 use crate::media::{MediaConfig, MediaSession, MediaStats};
 
@@ -36,8 +39,9 @@ pub struct PhoneConfig {
     /// Wait between reconnect attempts grows up to this.
     pub max_backoff: Duration,
     pub history_limit: usize,
-    /// An answered call whose media has not connected this long after the answer, fails, or
-    /// goes silent is ended (by the same rules as the bot): the customer would hear nothing.
+    /// A call whose media has not connected this long after both SDPs are known, fails, or
+    /// goes silent once answered is ended (by the bot's rules, `edge::call_flow`): the customer
+    /// would hear nothing.
     pub media_deadlines: MediaDeadlines,
 }
 
@@ -389,6 +393,7 @@ pub fn start_linked(cfg: PhoneConfig, notify: Notify, conn: HubConnection) -> Ph
 
 fn spawn(cfg: PhoneConfig, notify: Notify, linked: Option<HubConnection>) -> PhoneHandle {
     let (tx, rx) = mpsc::unbounded_channel();
+    let (itx, irx) = mpsc::unbounded_channel();
     let view = Arc::new(Mutex::new(PhoneView {
         input: cfg.input.clone(),
         output: cfg.output.clone(),
@@ -404,8 +409,9 @@ fn spawn(cfg: PhoneConfig, notify: Notify, linked: Option<HubConnection>) -> Pho
         credentials: None,
         uploader: None,
         reopens: [(0, None); 2],
+        itx,
     };
-    tokio::spawn(phone.run(rx, linked));
+    tokio::spawn(phone.run(rx, irx, linked));
     PhoneHandle { tx, view }
 }
 
@@ -595,10 +601,11 @@ impl Default for Ringtone {
 
 /// Results of work the phone task hands off (so it never blocks on media or HTTP).
 enum Internal {
-    /// Media for an incoming call is ready (or not).
+    /// Media for an incoming call is ready (or not: why, and whether the offer itself is
+    /// unusable).
     Answered {
         call_id: String,
-        result: Result<(Arc<MediaSession>, String), String>,
+        result: Result<(Arc<MediaSession>, String), (String, bool)>,
     },
     /// Media for a call we place is ready (or not).
     Offered {
@@ -623,12 +630,14 @@ enum DeviceOpened {
     Playback(PlaybackDevice),
 }
 
-/// The one call the agent has (agents take one call at a time).
+/// How long a call the agent ended waits for the bridge's `Ended` before it is torn down
+/// anyway.
+const END_WAIT: Duration = Duration::from_secs(5);
+
+/// The one call the agent has (agents take one call at a time). Its flow is the edge-call
+/// machine's ([`EdgeCall`]); the rest is its IO (media, audio) and how it is shown.
 struct Call {
-    /// WhatsApp call id, once known.
-    call_id: Option<String>,
-    /// Our dial request, for calls we place.
-    request_id: Option<String>,
+    flow: EdgeCall,
     direction: Direction,
     number: String,
     name: Option<String>,
@@ -636,18 +645,26 @@ struct Call {
     audio: Option<CallAudio>,
     /// The customer's key presses, from the audio engine.
     dtmf_in: Option<mpsc::Receiver<char>>,
-    /// Gives up on dead media (never connected, failed, silent) from the answer on; it
-    /// speaks once, and the bridge's `Ended` follows.
-    media_watch: Option<MediaWatch>,
-    /// Answer SDP sent to the bridge (inbound).
-    answer_sent: bool,
-    /// The agent pressed Answer; Accept goes out once the answer SDP is sent.
-    accept_wanted: bool,
-    /// Accepted: audio flows, timer runs.
+    /// Audio flows and the timer runs (the machine said `AudioOn`).
     live_since: Option<Instant>,
-    hangup_sent: bool,
     stats_at: Instant,
-    record: Option<CallRecord>,
+    /// The words the end is told in when the agent (or the set-up) ended the call; they win
+    /// over the bridge's reason. Empty: the end is not told (a dial that failed says why
+    /// itself).
+    own_words: Option<String>,
+    /// Why the call ended, as the bridge said (or the watchdog, until the bridge says).
+    end_reason: Option<String>,
+    /// What a failed dial's words come from.
+    dial_trouble: Option<DialTrouble>,
+}
+
+/// Where a dial's failure came from, for the words the agent is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DialTrouble {
+    /// Our offer could not be built.
+    Setup,
+    /// The bridge refused it for want of call permission.
+    Permission,
 }
 
 struct Credentials {
@@ -667,6 +684,8 @@ struct Phone {
     uploader: Option<((String, String), Arc<tokio::sync::Notify>)>,
     /// Per device (input, output): reopen attempts during this call and when the last was.
     reopens: [(u32, Option<Instant>); 2],
+    /// Where work handed off (media set-up, devices, history) reports back.
+    itx: mpsc::UnboundedSender<Internal>,
 }
 
 enum Online {
@@ -689,9 +708,10 @@ impl Phone {
     async fn run(
         mut self,
         mut rx: mpsc::UnboundedReceiver<Command>,
+        mut irx: mpsc::UnboundedReceiver<Internal>,
         linked: Option<HubConnection>,
     ) {
-        let (itx, mut irx) = mpsc::unbounded_channel::<Internal>();
+        let itx = self.itx.clone();
         if let Some(conn) = linked {
             info!(edge_id = %conn.edge_id, "linked to the hub");
             if let Online::Lost(why) = self.online(conn, &mut rx, &itx, &mut irx).await {
@@ -699,8 +719,14 @@ impl Phone {
                 self.update(|v| v.notice = Some(format!("Connection lost ({why}).")));
             }
             if let Some(call) = self.call.take() {
-                self.end_call(call, None, "the connection to the bridge was lost".into())
-                    .await;
+                self.end_call(
+                    call,
+                    None,
+                    "the connection to the bridge was lost".into(),
+                    None,
+                    true,
+                )
+                .await;
             }
             if rx.is_closed() {
                 return;
@@ -812,8 +838,14 @@ impl Phone {
                 }
             }
             if let Some(call) = self.call.take() {
-                self.end_call(call, None, "the connection to the bridge was lost".into())
-                    .await;
+                self.end_call(
+                    call,
+                    None,
+                    "the connection to the bridge was lost".into(),
+                    None,
+                    true,
+                )
+                .await;
             }
             if rx.is_closed() {
                 return;
@@ -877,13 +909,16 @@ impl Phone {
         let mut ringtone = Ringtone::new();
         loop {
             let ringing = self.is_ringing();
+            let deadline = self
+                .call
+                .as_ref()
+                .and_then(|c| c.flow.next_deadline())
+                .map(tokio::time::Instant::from_std);
             tokio::select! {
                 c = rx.recv() => match c {
                     None => return Online::SignedOut,
                     Some(Command::SignOut) => {
-                        if let Some(call) = self.call.take() {
-                            self.hang_up_and_end(call, &hub).await;
-                        }
+                        self.hang_up_and_end(&hub).await;
                         return Online::SignedOut;
                     }
                     Some(c) => self.command(c, &hub, itx).await,
@@ -900,6 +935,10 @@ impl Phone {
                     }
                 }
                 _ = meter.tick() => self.tick(&hub, itx).await,
+                _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
+                    let outs = self.feed(Input::Tick);
+                    self.apply(outs, Some(&hub)).await;
+                }
             }
             if !ringing {
                 ringtone = Ringtone::new();
@@ -927,43 +966,23 @@ impl Phone {
                 self.update(|v| v.available = a);
                 let _ = hub.send(EdgeMessage::Available { available: a }).await;
             }
-            Command::Answer => {
-                let Some(call) = self.call.as_mut() else {
-                    return;
-                };
-                if call.direction != Direction::Inbound || call.accept_wanted {
-                    return;
-                }
-                call.accept_wanted = true;
-                if call.answer_sent
-                    && let Some(id) = call.call_id.clone()
-                {
-                    let _ = hub.send(EdgeMessage::Accept { call_id: id }).await;
-                }
-                // The timer starts when the bridge confirms (Accepted); show "connecting" until.
-            }
+            // The timer starts when the machine says audio flows (the bridge confirmed).
+            Command::Answer => self.decide(Input::Accept, "", hub).await,
             Command::Reject => {
-                let Some(call) = self.call.take() else { return };
-                if let Some(id) = call.call_id.clone() {
-                    let _ = hub.send(EdgeMessage::Reject { call_id: id }).await;
-                }
-                self.end_call(call, Some(hub), "you declined the call".into())
-                    .await;
+                self.decide(Input::Decline, "you declined the call", hub)
+                    .await
             }
             Command::Hangup => {
-                let Some(call) = self.call.take() else { return };
-                let why = match call.call_id.clone() {
-                    // Dial still in flight: forget it; a late Dialing will be hung up.
-                    None => "you cancelled the call",
-                    Some(call_id) => {
-                        if !call.hangup_sent {
-                            let _ = hub.send(EdgeMessage::Hangup { call_id }).await;
-                        }
-                        // The bridge answers with Ended; don't wait for it forever.
-                        "you hung up"
-                    }
+                let placed = self
+                    .call
+                    .as_ref()
+                    .is_some_and(|c| c.flow.call_id().is_some());
+                let why = if placed {
+                    "you hung up"
+                } else {
+                    "you cancelled the call"
                 };
-                self.end_call(call, Some(hub), why.into()).await;
+                self.decide(Input::Hangup, why, hub).await;
             }
             Command::Mute(m) => {
                 if let Some(a) = self.call.as_ref().and_then(|c| c.audio.as_ref()) {
@@ -975,7 +994,7 @@ impl Phone {
                 let Some(call) = self.call.as_ref() else {
                     return;
                 };
-                if call.live_since.is_none() {
+                if call.flow.phase() != Phase::Live {
                     return;
                 }
                 if let Some(media) = call.media.clone() {
@@ -998,10 +1017,9 @@ impl Phone {
                     }
                 };
                 let request_id = format!("dial-{:016x}", rand::random::<u64>());
-                self.call = Some(Call::new(Direction::Outbound, number.clone(), None));
-                if let Some(c) = self.call.as_mut() {
-                    c.request_id = Some(request_id.clone());
-                }
+                let (flow, first) =
+                    EdgeCall::outbound(&request_id, &number, DialOptions::default(), self.rules());
+                self.call = Some(Call::new(flow, Direction::Outbound, number.clone(), None));
                 self.update(|v| {
                     v.state = PhoneState::Dialing {
                         number: number.clone(),
@@ -1012,13 +1030,7 @@ impl Phone {
                     v.begin_call();
                 });
                 self.open_devices(itx);
-                let (media_cfg, itx) = (self.cfg.media.clone(), itx.clone());
-                tokio::spawn(async move {
-                    let result = MediaSession::offering(&media_cfg, &request_id)
-                        .await
-                        .map_err(|e| e.to_string());
-                    let _ = itx.send(Internal::Offered { request_id, result });
-                });
+                self.apply(first, Some(hub)).await;
             }
             Command::SetInput(name) => {
                 self.cfg.input = name.clone();
@@ -1091,9 +1103,13 @@ impl Phone {
                     return;
                 }
                 info!(%call_id, from = %crate::pii::Number(&from), "incoming call: ringing");
-                let mut call = Call::new(Direction::Inbound, from.clone(), caller_name.clone());
-                call.call_id = Some(call_id.clone());
-                self.call = Some(call);
+                let (flow, first) = EdgeCall::inbound(&call_id, &sdp, self.rules());
+                self.call = Some(Call::new(
+                    flow,
+                    Direction::Inbound,
+                    from.clone(),
+                    caller_name.clone(),
+                ));
                 self.update(|v| {
                     v.state = PhoneState::Ringing {
                         call_id: call_id.clone(),
@@ -1104,83 +1120,49 @@ impl Phone {
                     v.begin_call();
                 });
                 self.open_devices(itx);
-                // Pre-accept at once so media is up before the agent answers.
-                let (media_cfg, itx) = (self.cfg.media.clone(), itx.clone());
-                tokio::spawn(async move {
-                    let result = MediaSession::answering(&media_cfg, &call_id, &sdp)
-                        .await
-                        .map_err(|e| e.to_string());
-                    let _ = itx.send(Internal::Answered { call_id, result });
-                });
+                // Our answer is built (and pre-accepted) at once, so media is up before the
+                // agent answers.
+                self.apply(first, Some(hub)).await;
             }
-            HubMessage::Dialing {
-                request_id,
-                call_id,
-            } => {
-                let mine = self
-                    .call
-                    .as_ref()
-                    .is_some_and(|c| c.request_id.as_deref() == Some(&request_id));
-                if !mine {
-                    // A dial we gave up on: hang it up.
-                    let _ = hub.send(EdgeMessage::Hangup { call_id }).await;
+            m @ HubMessage::Dialing { .. } => {
+                let HubMessage::Dialing { request_id, .. } = &m else {
                     return;
+                };
+                if self.dialing(request_id) {
+                    let outs = self.feed(Input::Hub(m));
+                    self.apply(outs, Some(hub)).await;
+                } else if let Some(reply) = call_flow::stray(&m) {
+                    // A dial we gave up on.
+                    let _ = hub.send(reply).await;
                 }
-                let media = self.call.as_ref().and_then(|c| c.media.clone());
-                let audio = media.and_then(|m| self.start_audio(&m, &call_id));
-                if let Some(call) = self.call.as_mut() {
-                    call.call_id = Some(call_id.clone());
-                    call.dtmf_in = audio.as_ref().and_then(CallAudio::take_dtmf);
-                    call.audio = audio;
-                }
-                self.update(|v| {
-                    if let PhoneState::Dialing {
-                        call_id: c,
-                        progress,
-                        ..
-                    } = &mut v.state
-                    {
-                        *c = Some(call_id.clone());
-                        *progress = DialProgress::Calling;
-                    }
-                });
             }
-            HubMessage::Error {
-                request_id: Some(r),
-                message,
+            m @ HubMessage::Error {
+                request_id: Some(_),
                 ..
-            } if self
-                .call
-                .as_ref()
-                .is_some_and(|c| c.request_id.as_deref() == Some(&r) && c.call_id.is_none()) =>
-            {
-                warn!(%message, "dial failed");
-                let Some(call) = self.call.take() else { return };
-                // No call id yet: nothing to report to the bridge, only back to Idle.
-                self.end_call(call, Some(hub), String::new()).await;
-                self.update(|v| v.notice = Some(plain_error(&message)));
+            } if matches!(&m, HubMessage::Error { request_id: Some(r), .. } if self.dialing(r)) => {
+                let outs = self.feed(Input::Hub(m));
+                self.apply(outs, Some(hub)).await;
             }
-            HubMessage::NoPermission {
-                request_id,
-                to,
-                message,
-                can_request,
-                resets_at,
-            } => {
-                let ours = self.call.as_ref().is_some_and(|c| {
-                    c.request_id.as_deref() == Some(&request_id) && c.call_id.is_none()
-                });
-                if !ours {
+            m @ HubMessage::NoPermission { .. } => {
+                let HubMessage::NoPermission {
+                    request_id,
+                    to,
+                    can_request,
+                    ..
+                } = &m
+                else {
+                    return;
+                };
+                if !self.dialing(request_id) {
                     debug!(%request_id, "no permission for a dial we gave up on");
                     return;
                 }
-                info!(to = %crate::pii::Number(&to), can_request, "dial refused: no call permission");
-                let Some(call) = self.call.take() else { return };
-                // Ends like a failed dial: media freed, back to Idle, the bridge's words shown.
-                self.end_call(call, Some(hub), String::new()).await;
-                self.update(|v| {
-                    v.permission_refused(&to, &message, can_request, resets_at.as_deref())
-                });
+                info!(to = %crate::pii::Number(to), can_request, "dial refused: no call permission");
+                if let Some(c) = self.call.as_mut() {
+                    c.dial_trouble = Some(DialTrouble::Permission);
+                }
+                let outs = self.feed(Input::Hub(m));
+                self.apply(outs, Some(hub)).await;
             }
             HubMessage::PermissionRequest {
                 request_id,
@@ -1233,73 +1215,221 @@ impl Phone {
                 let mine = self
                     .call
                     .as_ref()
-                    .is_some_and(|c| c.call_id.as_deref() == Some(id));
+                    .is_some_and(|c| c.flow.call_id() == Some(id));
                 if !mine {
                     debug!(?other, "message for a call we no longer have");
                     return;
                 }
-                self.call_message(other, hub).await;
+                if let HubMessage::Error {
+                    message, permanent, ..
+                } = &other
+                {
+                    warn!(%message, permanent, "bridge error for our call");
+                    let words = plain_error(message);
+                    self.update(|v| v.notice = Some(words));
+                    return;
+                }
+                let outs = self.feed(Input::Hub(other));
+                self.apply(outs, Some(hub)).await;
             }
         }
     }
 
-    async fn call_message(&mut self, m: HubMessage, hub: &mpsc::Sender<EdgeMessage>) {
-        match m {
-            HubMessage::PreAccepted { .. } => debug!("pre-accepted: media may connect"),
-            HubMessage::Accepted { .. } => self.go_live(),
-            HubMessage::Status { status, .. } => match status.as_str() {
-                "ringing" => self.update(|v| {
+    /// The edge-call rules of an agent's calls: the agent decides, nothing answers or hangs up
+    /// on its own but the media watchdog.
+    fn rules(&self) -> CallRules {
+        CallRules {
+            media: self.cfg.media_deadlines,
+            auto_accept: None,
+            max_length: None,
+        }
+    }
+
+    /// Whether our call is the dial `request_id` that has no call id yet.
+    fn dialing(&self, request_id: &str) -> bool {
+        self.call
+            .as_ref()
+            .is_some_and(|c| c.flow.request_id() == Some(request_id) && c.flow.call_id().is_none())
+    }
+
+    /// Feeds the call's machine (when there is a call).
+    fn feed(&mut self, input: Input) -> Vec<Output> {
+        match self.call.as_mut() {
+            Some(c) => c.flow.handle(input, Instant::now()),
+            None => Vec::new(),
+        }
+    }
+
+    /// The agent's decision about the call; `why` is how its end is told if it ends it.
+    async fn decide(&mut self, input: Input, why: &str, hub: &mpsc::Sender<EdgeMessage>) {
+        let outs = self.feed(input);
+        if !outs.is_empty()
+            && !why.is_empty()
+            && let Some(c) = self.call.as_mut()
+        {
+            c.own_words = Some(why.to_owned());
+        }
+        self.apply(outs, Some(hub)).await;
+    }
+
+    /// Carries out the call machine's outputs in order, feeding back what they produce.
+    async fn apply(&mut self, outs: Vec<Output>, hub: Option<&mpsc::Sender<EdgeMessage>>) {
+        let mut queue: std::collections::VecDeque<Output> = outs.into();
+        while let Some(o) = queue.pop_front() {
+            let more = self.carry_out(o, hub).await;
+            queue.extend(more);
+        }
+    }
+
+    async fn carry_out(
+        &mut self,
+        o: Output,
+        hub: Option<&mpsc::Sender<EdgeMessage>>,
+    ) -> Vec<Output> {
+        let Some(call) = self.call.as_mut() else {
+            return Vec::new();
+        };
+        match o {
+            // Built off the phone task; the result comes back as `Internal`.
+            Output::BuildAnswer(offer) => {
+                let call_id = call.flow.call_id().unwrap_or_default().to_owned();
+                let (media_cfg, itx) = (self.cfg.media.clone(), self.itx.clone());
+                tokio::spawn(async move {
+                    let result = MediaSession::answering(&media_cfg, &call_id, &offer)
+                        .await
+                        .map_err(|e| (e.to_string(), e.offer_refused()));
+                    let _ = itx.send(Internal::Answered { call_id, result });
+                });
+            }
+            Output::BuildOffer => {
+                let request_id = call.flow.request_id().unwrap_or("dial").to_owned();
+                let (media_cfg, itx) = (self.cfg.media.clone(), self.itx.clone());
+                tokio::spawn(async move {
+                    let result = MediaSession::offering(&media_cfg, &request_id)
+                        .await
+                        .map_err(|e| e.to_string());
+                    let _ = itx.send(Internal::Offered { request_id, result });
+                });
+            }
+            Output::Send(m) => {
+                if let Some(hub) = hub {
+                    let _ = hub.send(m).await;
+                }
+            }
+            Output::ReleaseCandidates => {
+                if let Some(m) = &call.media {
+                    m.release_candidates().await;
+                }
+            }
+            Output::ApplyRemoteAnswer(sdp) => {
+                if let Some(media) = call.media.clone()
+                    && let Err(e) = media.apply_answer(&sdp).await
+                {
+                    warn!(error = %e, "the user's answer is unusable");
+                    return self.feed(Input::RemoteAnswerFailed(e.to_string()));
+                }
+            }
+            Output::AudioOn => self.go_live(),
+            Output::Dialed(Ok(call_id)) => return self.dialed(call_id),
+            Output::Dialed(Err(f)) => self.dial_failed(f),
+            Output::Progress(p) => match p.strip_prefix("ended: ") {
+                Some(reason) => call.end_reason = Some(reason.to_owned()),
+                None if p == "ringing" => self.update(|v| {
                     if let PhoneState::Dialing { progress, .. } = &mut v.state {
                         *progress = DialProgress::Ringing;
                     }
                 }),
-                "accepted" => self.go_live(),
-                "rejected" => {
-                    if let Some(call) = self.call.take() {
-                        self.end_call(call, Some(hub), "the customer declined".into())
-                            .await;
-                    }
-                }
-                other => debug!(status = other, "call status"),
+                None => debug!(status = %p, "call status"),
             },
-            HubMessage::RemoteAnswer { sdp, .. } => {
-                let media = self.call.as_ref().and_then(|c| c.media.clone());
-                if let Some(media) = media
-                    && let Err(e) = media.apply_answer(&sdp).await
-                {
-                    warn!(error = %e, "the user's answer is unusable");
-                    let call_id = self
-                        .call
-                        .as_ref()
-                        .and_then(|c| c.call_id.clone())
-                        .unwrap_or_default();
-                    let _ = hub
-                        .send(EdgeMessage::MediaFailed {
-                            call_id,
-                            reason: e.to_string(),
-                            offer_refused: false,
-                        })
-                        .await;
+            Output::MediaGivenUp(verdict) => {
+                warn!(%verdict, "giving up on the call's media");
+                // Told in the bridge's words when its `Ended` comes; these until then.
+                call.end_reason = Some(format!("media_failed: {verdict}"));
+            }
+            Output::Finish { record } => {
+                if let Some(call) = self.call.take() {
+                    let why = call.end_words();
+                    self.end_call(call, hub, why, record, true).await;
                 }
             }
-            HubMessage::Ended { reason, record, .. } => {
-                if let Some(mut call) = self.call.take() {
-                    call.record = record.map(|b| *b);
-                    self.end_call(call, Some(hub), plain_end_reason(&reason))
-                        .await;
+            Output::Close => {
+                if let Some(call) = self.call.take() {
+                    let why = call.end_words();
+                    self.end_call(call, hub, why, None, false).await;
                 }
             }
-            HubMessage::Error {
-                message, permanent, ..
-            } => {
-                warn!(%message, permanent, "bridge error for our call");
-                self.update(|v| v.notice = Some(plain_error(&message)));
+        }
+        Vec::new()
+    }
+
+    /// The bridge placed our dial: the call's audio engine starts (muted until answered).
+    fn dialed(&mut self, call_id: String) -> Vec<Output> {
+        let media = self.call.as_ref().and_then(|c| c.media.clone());
+        let audio = media.map(|m| self.start_audio(&m, &call_id));
+        self.update(|v| {
+            if let PhoneState::Dialing {
+                call_id: c,
+                progress,
+                ..
+            } = &mut v.state
+            {
+                *c = Some(call_id.clone());
+                *progress = DialProgress::Calling;
             }
-            _ => {}
+        });
+        let Some(call) = self.call.as_mut() else {
+            return Vec::new();
+        };
+        match audio {
+            Some(Ok(a)) => {
+                call.dtmf_in = a.take_dtmf();
+                call.audio = Some(a);
+                Vec::new()
+            }
+            Some(Err(reason)) => {
+                call.own_words = Some(format!("audio could not start: {reason}"));
+                self.feed(Input::SetupFailed {
+                    reason,
+                    offer_refused: false,
+                })
+            }
+            None => Vec::new(),
         }
     }
 
-    /// Accept returned 200 OK (inbound) or the user answered (outbound): talk.
+    /// The dial did not become a call: say why (the machine then frees what it had).
+    fn dial_failed(&mut self, f: DialFailure) {
+        let Some(call) = self.call.as_mut() else {
+            return;
+        };
+        if call.own_words.is_some() {
+            // The agent cancelled it: told as an ended call.
+            return;
+        }
+        // A refused dial is not an ended call: its own words say why.
+        call.own_words = Some(String::new());
+        let number = call.number.clone();
+        match call.dial_trouble {
+            Some(DialTrouble::Permission) => self.update(|v| {
+                v.permission_refused(
+                    &number,
+                    &f.message,
+                    f.can_request_permission,
+                    f.resets_at.as_deref(),
+                )
+            }),
+            Some(DialTrouble::Setup) => {
+                self.update(|v| v.notice = Some(format!("The call could not start: {}", f.message)))
+            }
+            None => {
+                warn!(message = %f.message, "dial failed");
+                self.update(|v| v.notice = Some(plain_error(&f.message)));
+            }
+        }
+    }
+
+    /// The machine says audio flows (Accepted inbound, the user answered outbound): unmute,
+    /// start the timer, show the call.
     fn go_live(&mut self) {
         let Some(call) = self.call.as_mut() else {
             return;
@@ -1309,15 +1439,12 @@ impl Phone {
         }
         let now = Instant::now();
         call.live_since = Some(now);
-        let mut watch = MediaWatch::new(self.cfg.media_deadlines, now);
-        watch.live(now);
-        call.media_watch = Some(watch);
         if let Some(a) = call.audio.as_ref() {
             a.unmute_call();
             a.set_muted(false);
         }
         let state = PhoneState::InCall {
-            call_id: call.call_id.clone().unwrap_or_default(),
+            call_id: call.flow.call_id().unwrap_or_default().to_owned(),
             direction: call.direction,
             name: call.name.clone(),
             number: call.number.clone(),
@@ -1338,84 +1465,75 @@ impl Phone {
                 let mine = self
                     .call
                     .as_ref()
-                    .is_some_and(|c| c.call_id.as_deref() == Some(&call_id));
-                match result {
+                    .is_some_and(|c| c.flow.call_id() == Some(&call_id) && c.media.is_none());
+                let outs = match result {
                     Ok((media, sdp)) if mine => {
                         let audio = self.start_audio(&media, &call_id);
                         let Some(call) = self.call.as_mut() else {
                             return;
                         };
                         call.media = Some(media);
-                        call.dtmf_in = audio.as_ref().and_then(CallAudio::take_dtmf);
-                        call.audio = audio;
-                        if let Some(hub) = hub {
-                            let _ = hub
-                                .send(EdgeMessage::Answer {
-                                    call_id: call_id.clone(),
-                                    sdp,
+                        match audio {
+                            Ok(a) => {
+                                call.dtmf_in = a.take_dtmf();
+                                call.audio = Some(a);
+                                self.feed(Input::AnswerReady(sdp))
+                            }
+                            Err(reason) => {
+                                call.own_words = Some(format!("audio could not start: {reason}"));
+                                self.feed(Input::SetupFailed {
+                                    reason,
+                                    offer_refused: false,
                                 })
-                                .await;
-                            call.answer_sent = true;
-                            if call.accept_wanted {
-                                let _ = hub.send(EdgeMessage::Accept { call_id }).await;
                             }
                         }
                     }
-                    Ok((media, _)) => media.close().await,
-                    Err(reason) => {
-                        warn!(%reason, "cannot set up media for the incoming call");
-                        if let Some(hub) = hub {
-                            let _ = hub
-                                .send(EdgeMessage::MediaFailed {
-                                    call_id: call_id.clone(),
-                                    reason: reason.clone(),
-                                    // TODO: the phone's set-up error is a string by here; an
-                                    // offer with no common codec is rerouted, then rejected.
-                                    offer_refused: false,
-                                })
-                                .await;
-                        }
-                        if mine && let Some(call) = self.call.take() {
-                            self.end_call(call, hub, format!("audio could not start: {reason}"))
-                                .await;
-                        }
+                    Ok((media, _)) => {
+                        media.close().await;
+                        return;
                     }
-                }
+                    Err((reason, offer_refused)) if mine => {
+                        warn!(%reason, "cannot set up media for the incoming call");
+                        if let Some(c) = self.call.as_mut() {
+                            c.own_words = Some(format!("audio could not start: {reason}"));
+                        }
+                        self.feed(Input::SetupFailed {
+                            reason,
+                            offer_refused,
+                        })
+                    }
+                    Err(_) => return,
+                };
+                self.apply(outs, hub).await;
             }
             Internal::Offered { request_id, result } => {
                 let mine = self
                     .call
                     .as_ref()
-                    .is_some_and(|c| c.request_id.as_deref() == Some(&request_id));
-                match result {
+                    .is_some_and(|c| c.flow.request_id() == Some(&request_id) && c.media.is_none());
+                let outs = match result {
                     Ok((media, offer)) if mine => {
-                        let Some(call) = self.call.as_mut() else {
-                            return;
-                        };
-                        call.media = Some(media);
-                        let to = call.number.clone();
-                        if let Some(hub) = hub {
-                            let _ = hub
-                                .send(EdgeMessage::Dial {
-                                    request_id,
-                                    to,
-                                    sdp: offer,
-                                    meta_record: None,
-                                    meta_transcribe: None,
-                                })
-                                .await;
+                        if let Some(c) = self.call.as_mut() {
+                            c.media = Some(media);
                         }
+                        self.feed(Input::OfferReady(offer))
                     }
-                    Ok((media, _)) => media.close().await,
-                    Err(reason) => {
-                        if mine && let Some(call) = self.call.take() {
-                            self.end_call(call, hub, String::new()).await;
-                            self.update(|v| {
-                                v.notice = Some(format!("The call could not start: {reason}"))
-                            });
+                    Ok((media, _)) => {
+                        media.close().await;
+                        return;
+                    }
+                    Err(reason) if mine => {
+                        if let Some(c) = self.call.as_mut() {
+                            c.dial_trouble = Some(DialTrouble::Setup);
                         }
+                        self.feed(Input::SetupFailed {
+                            reason,
+                            offer_refused: false,
+                        })
                     }
-                }
+                    Err(_) => return,
+                };
+                self.apply(outs, hub).await;
             }
             Internal::History(r) => self.update(|v| match r {
                 Ok(rows) => {
@@ -1455,7 +1573,7 @@ impl Phone {
         }
     }
 
-    fn start_audio(&self, media: &Arc<MediaSession>, call_id: &str) -> Option<CallAudio> {
+    fn start_audio(&self, media: &Arc<MediaSession>, call_id: &str) -> Result<CallAudio, String> {
         let recorder = self.cfg.record_dir.as_ref().and_then(|dir| {
             let stem = recording_stem(chrono::Utc::now(), call_id);
             CallRecorder::create(dir, &stem)
@@ -1470,10 +1588,10 @@ impl Phone {
             EncoderConfig::default(),
             recorder,
         ) {
-            Ok(a) => Some(a),
+            Ok(a) => Ok(a),
             Err(e) => {
                 warn!(error = %e, "cannot start the audio engine");
-                None
+                Err(e.to_string())
             }
         }
     }
@@ -1600,24 +1718,11 @@ impl Phone {
                 mic = if a.is_muted() { -96.0 } else { mic.max(ours) };
             }
         }
-        // Answered, but the media never connected, failed, or went silent: end it at the
-        // bridge, which terminates it at the BSP and answers with Ended.
-        if let (Some(watch), Some(media), Some(id)) = (
-            call.media_watch.as_mut(),
-            call.media.as_ref(),
-            call.call_id.clone(),
-        ) && let Some(verdict) =
-            watch.observe(media.state(), media.packets_received(), Instant::now())
-        {
-            warn!(%verdict, "giving up on the call's media");
-            let _ = hub
-                .send(EdgeMessage::MediaFailed {
-                    call_id: id,
-                    reason: verdict.to_string(),
-                    offer_refused: false,
-                })
-                .await;
-        }
+        // The media's state for the machine's watchdog (never connected, failed, silent).
+        let poll = call.media.as_ref().map(|m| Input::Media {
+            state: m.state(),
+            packets: m.packets_received(),
+        });
         // The customer's keys: shown to the agent, and reported for the call's history.
         let mut pressed = String::new();
         if let Some(rx) = call.dtmf_in.as_mut() {
@@ -1625,19 +1730,9 @@ impl Phone {
                 pressed.push(d);
             }
         }
-        if let Some(id) = call.call_id.clone() {
-            for digit in pressed.chars() {
-                let _ = hub
-                    .send(EdgeMessage::Dtmf {
-                        call_id: id.clone(),
-                        digit,
-                    })
-                    .await;
-            }
-        }
         let mut quality = None;
         if call.stats_at.elapsed() >= Duration::from_secs(2)
-            && let (Some(media), Some(id)) = (call.media.clone(), call.call_id.clone())
+            && let (Some(media), Some(id)) = (call.media.clone(), call.flow.call_id())
             && call.live_since.is_some()
         {
             call.stats_at = Instant::now();
@@ -1648,7 +1743,8 @@ impl Phone {
                 (stats.level_in_dbfs, stats.level_out_dbfs) = (Some(heard), Some(said));
             }
             quality = Some(Quality::from_stats(&stats));
-            let _ = hub.send(EdgeMessage::Stats { call_id: id, stats }).await;
+            let call_id = id.to_owned();
+            let _ = hub.send(EdgeMessage::Stats { call_id, stats }).await;
         }
         self.update(|v| {
             v.speaker_db = speaker;
@@ -1662,18 +1758,33 @@ impl Phone {
             }
             v.dtmf_received.push_str(&pressed);
         });
-    }
-
-    async fn hang_up_and_end(&mut self, call: Call, hub: &mpsc::Sender<EdgeMessage>) {
-        if let Some(id) = call.call_id.clone() {
-            let _ = hub.send(EdgeMessage::Hangup { call_id: id }).await;
+        let mut outs = poll.map(|p| self.feed(p)).unwrap_or_default();
+        for digit in pressed.chars() {
+            outs.extend(self.feed(Input::Dtmf(digit)));
         }
-        self.end_call(call, Some(hub), "you signed out".into())
-            .await;
+        self.apply(outs, Some(hub)).await;
     }
 
-    /// Tears a call down, reports quality and recording, and returns to Idle.
-    async fn end_call(&mut self, call: Call, hub: Option<&mpsc::Sender<EdgeMessage>>, why: String) {
+    /// Signing out during a call: hang it up as the machine says, and tear it down without
+    /// waiting for the bridge (the link is going away).
+    async fn hang_up_and_end(&mut self, hub: &mpsc::Sender<EdgeMessage>) {
+        let why = "you signed out";
+        self.decide(Input::Hangup, why, hub).await;
+        if let Some(call) = self.call.take() {
+            self.end_call(call, Some(hub), why.into(), None, true).await;
+        }
+    }
+
+    /// Tears a call down, reports quality and recording (with the bridge's `record` as the
+    /// sidecar) when `report`, and returns to Idle.
+    async fn end_call(
+        &mut self,
+        call: Call,
+        hub: Option<&mpsc::Sender<EdgeMessage>>,
+        why: String,
+        record: Option<Box<CallRecord>>,
+        report: bool,
+    ) {
         let was_live = call.live_since.is_some();
         let mut quality = None;
         if let Some(media) = call.media.as_ref() {
@@ -1691,11 +1802,11 @@ impl Phone {
         }
         self.reopens = [(0, None); 2];
         let mut recording = None;
-        if let (Some(rec), Some(id)) = (recorder, call.call_id.as_ref()) {
+        let call_id = call.flow.call_id().map(str::to_owned);
+        if let (Some(rec), Some(id)) = (recorder, call_id.as_ref()) {
             let path = rec.wav_path().display().to_string();
-            let mut sidecar = call
-                .record
-                .clone()
+            let mut sidecar = record
+                .map(|b| *b)
                 .unwrap_or_else(|| CallRecord::new(id, call.direction, &call.number, ""));
             sidecar.quality = quality;
             sidecar.recording = Some(path.clone());
@@ -1708,8 +1819,9 @@ impl Phone {
                 more.notify_one();
             }
         }
-        if let (Some(hub), Some(id), Some(q)) = (hub, call.call_id.clone(), quality)
+        if let (Some(hub), Some(id), Some(q)) = (hub, call_id, quality)
             && call.media.is_some()
+            && report
         {
             let _ = hub
                 .send(EdgeMessage::Finished {
@@ -1780,24 +1892,29 @@ async fn get_history(url: &str, token: &str) -> Result<Vec<CallRecord>, String> 
 }
 
 impl Call {
-    fn new(direction: Direction, number: String, name: Option<String>) -> Call {
+    fn new(flow: EdgeCall, direction: Direction, number: String, name: Option<String>) -> Call {
         Call {
-            call_id: None,
-            request_id: None,
+            flow: flow.finish_unanswered_after(END_WAIT),
             direction,
             number,
             name,
             media: None,
             audio: None,
             dtmf_in: None,
-            media_watch: None,
-            answer_sent: false,
-            accept_wanted: false,
             live_since: None,
-            hangup_sent: false,
             stats_at: Instant::now(),
-            record: None,
+            own_words: None,
+            end_reason: None,
+            dial_trouble: None,
         }
+    }
+
+    /// How the end is told: the agent's (or the set-up's) words, else the bridge's reason.
+    fn end_words(&self) -> String {
+        self.own_words
+            .clone()
+            .or_else(|| self.end_reason.as_deref().map(plain_end_reason))
+            .unwrap_or_default()
     }
 }
 
