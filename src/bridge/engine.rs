@@ -66,9 +66,7 @@ pub enum EngineInput {
         edge_id: String,
         request_id: String,
         to: String,
-        message: String,
-        can_request: bool,
-        resets_at: Option<String>,
+        refusal: super::permissions::Refusal,
     },
     /// A permission request an edge asked for was sent (the message id), or why not.
     PermissionRequested {
@@ -520,9 +518,12 @@ impl Engine {
                 edge_id,
                 request_id,
                 to,
-                message,
-                can_request,
-                resets_at,
+                refusal:
+                    super::permissions::Refusal {
+                        message,
+                        can_request,
+                        resets_at,
+                    },
             } => {
                 info!(%request_id, to = %crate::pii::Number(&to), %message, "dial not placed");
                 self.metrics.dials_without_permission.inc();
@@ -1103,62 +1104,26 @@ impl Engine {
         let span = info_span!("dial", %request_id, %to);
         tokio::spawn(
             async move {
-                let meta = bsp.provider() == crate::config::Provider::Meta;
-                if meta {
-                    let (verdict, seen) = super::permissions::check(&bsp, &to).await;
-                    if let Some(row) = seen {
-                        let _ = tx.send(EngineInput::PermissionSeen(row)).await;
-                    }
-                    if let Some(super::permissions::Verdict::Refused {
-                        message,
-                        can_request,
-                        resets_at,
-                    }) = verdict
-                    {
-                        let _ = tx
-                            .send(EngineInput::DialRefused {
-                                edge_id,
-                                request_id,
-                                to,
-                                message,
-                                can_request,
-                                resets_at,
-                            })
-                            .await;
-                        return;
-                    }
+                let (outcome, seen) =
+                    super::permissions::dial(&bsp, &to, &sdp, &request_id, &capture).await;
+                if let Some(row) = seen {
+                    let _ = tx.send(EngineInput::PermissionSeen(row)).await;
                 }
-                let result = bsp
-                    .connect_with(&to, &sdp, Some(&request_id), &capture)
-                    .await;
-                if let Err(e) = &result
-                    && let Some(super::permissions::Verdict::Refused {
-                        message,
-                        can_request,
-                        resets_at,
-                    }) = super::permissions::refused_connect(e, &to, meta)
-                {
-                    let _ = tx
-                        .send(EngineInput::DialRefused {
-                            edge_id,
-                            request_id,
-                            to,
-                            message,
-                            can_request,
-                            resets_at,
-                        })
-                        .await;
-                    return;
-                }
-                let result = result.map_err(|e| ActionFailure::from(&e));
-                let _ = tx
-                    .send(EngineInput::DialResult {
+                let input = match outcome {
+                    Err(refusal) => EngineInput::DialRefused {
                         edge_id,
                         request_id,
                         to,
-                        result,
-                    })
-                    .await;
+                        refusal,
+                    },
+                    Ok(result) => EngineInput::DialResult {
+                        edge_id,
+                        request_id,
+                        to,
+                        result: result.map_err(|e| ActionFailure::from(&e)),
+                    },
+                };
+                let _ = tx.send(input).await;
             }
             .instrument(span),
         );

@@ -21,15 +21,13 @@ pub const DEFAULT_REQUEST_TEXT: &str =
 /// WhatsApp's limit on an interactive message body.
 pub const MAX_REQUEST_TEXT: usize = 1024;
 
-/// What the check before a dial decided.
+/// Why a dial is not placed: in words, whether a permission request may be sent now, and when
+/// the limit in the way resets (RFC 3339).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    Call,
-    Refused {
-        message: String,
-        can_request: bool,
-        resets_at: Option<String>,
-    },
+pub struct Refusal {
+    pub message: String,
+    pub can_request: bool,
+    pub resets_at: Option<String>,
 }
 
 fn rfc3339(t: DateTime<Utc>) -> String {
@@ -52,31 +50,31 @@ pub fn row(customer: &str, status: &PermissionStatus, source: &str) -> Permissio
     }
 }
 
-/// Turns Meta's answer into a verdict.
-pub fn verdict(p: &CallPermission, to: &str, now: DateTime<Utc>) -> Verdict {
+/// Meta's answer as a refusal, or `None` when `to` may be called.
+pub fn refusal(p: &CallPermission, to: &str, now: DateTime<Utc>) -> Option<Refusal> {
     match p.advice(to, now) {
-        DialAdvice::Call => Verdict::Call,
-        DialAdvice::RequestPermission { message } => Verdict::Refused {
+        DialAdvice::Call => None,
+        DialAdvice::RequestPermission { message } => Some(Refusal {
             message,
             can_request: true,
             resets_at: None,
-        },
-        DialAdvice::Wait { message, resets_at } => Verdict::Refused {
+        }),
+        DialAdvice::Wait { message, resets_at } => Some(Refusal {
             message,
             can_request: false,
             resets_at: resets_at.map(rfc3339),
-        },
+        }),
     }
 }
 
-/// Asks Meta whether `to` may be called. `Ok(None)`: the check could not be made (the dial goes
-/// ahead); the permission seen is returned to be remembered.
-pub async fn check(bsp: &BspClient, to: &str) -> (Option<Verdict>, Option<PermissionRow>) {
+/// Asks Meta whether `to` may be called: a refusal, or `None` (allowed, or the check could not
+/// be made and the dial goes ahead); and the permission seen, to be remembered.
+pub async fn check(bsp: &BspClient, to: &str) -> (Option<Refusal>, Option<PermissionRow>) {
     match bsp.call_permission(to).await {
         Ok(p) => {
-            let v = verdict(&p, to, Utc::now());
-            info!(to = %crate::pii::Number(to), status = %p.status.words(), may_call = v == Verdict::Call, "call permission checked");
-            (Some(v), Some(row(to, &p.status, "check")))
+            let r = refusal(&p, to, Utc::now());
+            info!(to = %crate::pii::Number(to), status = %p.status.words(), may_call = r.is_none(), "call permission checked");
+            (r, Some(row(to, &p.status, "check")))
         }
         Err(e) => {
             warn!(to = %crate::pii::Number(to), error = %e, "call permission check failed; dialling anyway");
@@ -85,11 +83,44 @@ pub async fn check(bsp: &BspClient, to: &str) -> (Option<Verdict>, Option<Permis
     }
 }
 
+/// One dial: with Meta the permission is checked first; then `connect`, whose refusal for want
+/// of permission is put into the same words. Returns the refusal or `connect`'s own result, and
+/// the permission the check saw.
+pub async fn dial(
+    bsp: &BspClient,
+    to: &str,
+    sdp: &str,
+    request_id: &str,
+    capture: &crate::api::Capture,
+) -> (
+    Result<Result<String, ApiError>, Refusal>,
+    Option<PermissionRow>,
+) {
+    let meta = bsp.provider() == crate::config::Provider::Meta;
+    let (refused, seen) = if meta {
+        check(bsp, to).await
+    } else {
+        (None, None)
+    };
+    if let Some(r) = refused {
+        return (Err(r), seen);
+    }
+    let result = bsp.connect_with(to, sdp, Some(request_id), capture).await;
+    match result
+        .as_ref()
+        .err()
+        .and_then(|e| refused_connect(e, to, meta))
+    {
+        Some(r) => (Err(r), seen),
+        None => (Ok(result), seen),
+    }
+}
+
 /// A refused `connect` in the same words as a refused check (the BSP has no check: this is
 /// where it learns of a missing permission).
-pub fn refused_connect(e: &ApiError, to: &str, can_request: bool) -> Option<Verdict> {
+pub fn refused_connect(e: &ApiError, to: &str, can_request: bool) -> Option<Refusal> {
     match e.provider_code()? {
-        138006 => Some(Verdict::Refused {
+        138006 => Some(Refusal {
             message: format!(
                 "{to} has not allowed calls from this business yet. {}",
                 if can_request {
@@ -101,7 +132,7 @@ pub fn refused_connect(e: &ApiError, to: &str, can_request: bool) -> Option<Verd
             can_request,
             resets_at: None,
         }),
-        138012 => Some(Verdict::Refused {
+        138012 => Some(Refusal {
             message: format!(
                 "{to} has had 100 connected calls from this business in 24 hours: call again once the limit resets."
             ),
@@ -157,19 +188,13 @@ mod tests {
                         {"action_name": "start_call", "can_perform_action": false}]
         }))
         .unwrap();
-        assert!(matches!(
-            verdict(&none, "44", now),
-            Verdict::Refused {
-                can_request: true,
-                ..
-            }
-        ));
+        assert!(refusal(&none, "44", now).is_some_and(|r| r.can_request));
         let ok = CallPermission::from_json(&json!({
             "permission": {"status": "permanent"},
             "actions": [{"action_name": "start_call", "can_perform_action": true}]
         }))
         .unwrap();
-        assert_eq!(verdict(&ok, "44", now), Verdict::Call);
+        assert_eq!(refusal(&ok, "44", now), None);
         let r = row("44", &PermissionStatus::Permanent, "user_action");
         assert_eq!((r.status.as_str(), r.expires_at), ("permanent", None));
     }

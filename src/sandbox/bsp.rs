@@ -47,6 +47,37 @@ struct ActionBody {
     biz_opaque_callback_data: Option<String>,
 }
 
+impl BspState {
+    /// Keeps a request for the tests to assert on.
+    pub(crate) fn record(&self, action: &str, call_id: Option<String>, body: Value) {
+        if let Ok(mut log) = self.log.lock() {
+            log.push(Received {
+                action: action.to_owned(),
+                call_id,
+                body,
+                at: std::time::Instant::now(),
+            });
+        }
+    }
+
+    /// The injected failure for `action`, if a test asked for one (`Faults::fail_next`).
+    pub(crate) fn injected_failure(&self, action: &str) -> Option<Response> {
+        let mut faults = self.world.faults();
+        let (count, status) = faults.fail_next.get_mut(action)?;
+        if *count == 0 {
+            return None;
+        }
+        *count -= 1;
+        Some(error(*status, 2, format!("Injected failure for {action}")))
+    }
+}
+
+/// A request body as JSON, or Meta's 400 saying it is not.
+pub(crate) fn json_body(raw: &[u8]) -> Result<Value, ActionError> {
+    serde_json::from_slice(raw)
+        .map_err(|e| ActionError::bad(format!("Request body is not valid JSON: {e}")))
+}
+
 pub(crate) fn error(status: u16, code: u32, message: impl Into<String>) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
     let body = json!({"error": {
@@ -92,9 +123,9 @@ async fn call_action(State(st): State<Arc<BspState>>, headers: HeaderMap, raw: B
     if !authorized(&headers, &st.token) {
         return error(401, 190, "Invalid OAuth access token");
     }
-    let body: Value = match serde_json::from_slice(&raw) {
+    let body = match json_body(&raw) {
         Ok(v) => v,
-        Err(e) => return error(400, 100, format!("Request body is not valid JSON: {e}")),
+        Err(e) => return e.into_response(),
     };
     let parsed: ActionBody = match serde_json::from_value(body.clone()) {
         Ok(b) => b,
@@ -102,23 +133,9 @@ async fn call_action(State(st): State<Arc<BspState>>, headers: HeaderMap, raw: B
     };
     let action = parsed.action.clone().unwrap_or_default();
     tracing::debug!(%action, call_id = parsed.call_id.as_deref().unwrap_or(""), "BSP request");
-    if let Ok(mut log) = st.log.lock() {
-        log.push(Received {
-            action: action.clone(),
-            call_id: parsed.call_id.clone(),
-            body,
-            at: std::time::Instant::now(),
-        });
-    }
-    {
-        let mut faults = st.world.faults();
-        if let Some((count, status)) = faults.fail_next.get_mut(&action)
-            && *count > 0
-        {
-            *count -= 1;
-            let status = *status;
-            return error(status, 2, format!("Injected failure for {action}"));
-        }
+    st.record(&action, parsed.call_id.clone(), body);
+    if let Some(r) = st.injected_failure(&action) {
+        return r;
     }
     match handle(&st, &action, parsed).await {
         Ok(r) => r,
@@ -208,18 +225,11 @@ async fn call_settings(
             format!("Unknown phone number {phone} in WABA {waba}"),
         );
     }
-    let body: Value = match serde_json::from_slice(&raw) {
+    let body = match json_body(&raw) {
         Ok(v) => v,
-        Err(e) => return error(400, 100, format!("Request body is not valid JSON: {e}")),
+        Err(e) => return e.into_response(),
     };
-    if let Ok(mut log) = st.log.lock() {
-        log.push(Received {
-            action: "call_settings".into(),
-            call_id: None,
-            body: body.clone(),
-            at: std::time::Instant::now(),
-        });
-    }
+    st.record("call_settings", None, body.clone());
     if let Err(message) = super::validate_settings(&body, crate::config::Provider::Bsp) {
         return error(400, 100, message);
     }

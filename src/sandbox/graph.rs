@@ -14,23 +14,12 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use super::bsp::{BODY_LIMIT, BspState, Received, authorized, error, success};
+use super::bsp::{BODY_LIMIT, BspState, authorized, error, json_body, success};
 use super::world::ActionError;
 use crate::api::{Capture, CaptureRequest};
 
 /// Where the calls endpoint of the sandbox's number lives (tests build URLs with it).
 pub const VERSION: &str = "v23.0";
-
-fn log(st: &BspState, action: &str, call_id: Option<String>, body: Value) {
-    if let Ok(mut log) = st.log.lock() {
-        log.push(Received {
-            action: action.to_owned(),
-            call_id,
-            body,
-            at: std::time::Instant::now(),
-        });
-    }
-}
 
 fn refusal(status: u16, code: u32, message: impl Into<String>) -> ActionError {
     ActionError {
@@ -145,10 +134,10 @@ async fn calls(
     if let Err(e) = guard(&st, &headers, &version, &id) {
         return e.into_response();
     }
-    let body: Value = match serde_json::from_slice(&raw) {
+    let body = match json_body(&raw) {
         Ok(v @ Value::Object(_)) => v,
         Ok(_) => return error(400, 100, "(#100) The request body must be a JSON object"),
-        Err(e) => return error(400, 100, format!("Request body is not valid JSON: {e}")),
+        Err(e) => return e.into_response(),
     };
     let action = body
         .get("action")
@@ -160,16 +149,9 @@ async fn calls(
         .and_then(Value::as_str)
         .map(str::to_owned);
     tracing::debug!(%action, "Graph calls request");
-    log(&st, &action, call_id, body.clone());
-    {
-        let mut faults = st.world.faults();
-        if let Some((count, status)) = faults.fail_next.get_mut(&action)
-            && *count > 0
-        {
-            *count -= 1;
-            let status = *status;
-            return error(status, 2, format!("Injected failure for {action}"));
-        }
+    st.record(&action, call_id, body.clone());
+    if let Some(r) = st.injected_failure(&action) {
+        return r;
     }
     match handle_call(&st, &action, &body).await {
         Ok(r) => r,
@@ -267,11 +249,11 @@ async fn settings_post(
     if let Err(e) = guard(&st, &headers, &version, &id) {
         return e.into_response();
     }
-    let body: Value = match serde_json::from_slice(&raw) {
+    let body = match json_body(&raw) {
         Ok(v) => v,
-        Err(e) => return error(400, 100, format!("Request body is not valid JSON: {e}")),
+        Err(e) => return e.into_response(),
     };
-    log(&st, "call_settings", None, body.clone());
+    st.record("call_settings", None, body.clone());
     let Some(calling) = body.get("calling") else {
         return error(400, 100, "(#100) The parameter calling is required");
     };
@@ -313,7 +295,7 @@ async fn permissions(
     let Some(user) = q.get("user_wa_id").filter(|u| !u.is_empty()) else {
         return error(400, 100, "(#100) The parameter user_wa_id is required");
     };
-    log(&st, "call_permissions", None, json!({ "user_wa_id": user }));
+    st.record("call_permissions", None, json!({ "user_wa_id": user }));
     let refused = st.world.faults().no_permission.contains(user.as_str());
     let mut body = st.world.meta.status_json(user, refused);
     body["messaging_product"] = json!("whatsapp");
@@ -329,11 +311,11 @@ async fn messages(
     if let Err(e) = guard(&st, &headers, &version, &id) {
         return e.into_response();
     }
-    let body: Value = match serde_json::from_slice(&raw) {
+    let body = match json_body(&raw) {
         Ok(v) => v,
-        Err(e) => return error(400, 100, format!("Request body is not valid JSON: {e}")),
+        Err(e) => return e.into_response(),
     };
-    log(&st, "permission_request", None, body.clone());
+    st.record("permission_request", None, body.clone());
     let to = body.get("to").and_then(Value::as_str).unwrap_or("");
     let interactive_type = body
         .get("interactive")
@@ -373,7 +355,7 @@ async fn media_info(
     if !crate::config::valid_graph_version(&version) {
         return error(400, 2500, format!("Unknown path components: /{version}"));
     }
-    log(&st, "media", None, json!({ "id": media_id }));
+    st.record("media", None, json!({ "id": media_id }));
     let Some(m) = st.world.meta.media(&media_id) else {
         return error(
             404,
@@ -402,7 +384,7 @@ async fn download(
     if !authorized(&headers, &st.token) {
         return error(401, 190, "Invalid OAuth access token");
     }
-    log(&st, "download", None, json!({}));
+    st.record("download", None, json!({}));
     match st.world.meta.redeem(&token) {
         Some(m) => (
             StatusCode::OK,

@@ -107,6 +107,9 @@ impl Schedule {
 struct Heard {
     pcm: VecDeque<i16>,
     schedule: Schedule,
+    /// The Opus packets heard, kept while Meta-side recording is on (`Voice::start_tape`): under
+    /// the lock each packet already takes, so a call without it pays nothing more.
+    tape: Option<Vec<Bytes>>,
 }
 
 /// Talking and listening tasks of one simulated user in one call.
@@ -115,8 +118,6 @@ pub struct Voice {
     heard_packets: Arc<AtomicU64>,
     heard: Arc<Mutex<Heard>>,
     talking: Arc<AtomicBool>,
-    /// The Opus packets heard, kept while Meta-side recording is on (`tape`).
-    tape: Arc<Mutex<Option<Vec<Bytes>>>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -131,29 +132,26 @@ impl Voice {
         let heard_packets = Arc::new(AtomicU64::new(0));
         let heard = Arc::new(Mutex::new(Heard::default()));
         let talking = Arc::new(AtomicBool::new(false));
-        let tape: Arc<Mutex<Option<Vec<Bytes>>>> = Arc::new(Mutex::new(None));
         let mut tasks = Vec::new();
 
         if let Some(mut rx) = media.take_audio() {
             let heard = heard.clone();
             let count = heard_packets.clone();
-            let tape = tape.clone();
             tasks.push(tokio::spawn(async move {
                 let Ok(mut decoder) = OpusDecoder::new() else {
                     return;
                 };
                 while let Some(p) = rx.recv().await {
                     count.fetch_add(1, Ordering::Relaxed);
-                    if let Ok(mut t) = tape.lock()
-                        && let Some(t) = t.as_mut()
-                        && t.len() < TAPE_PACKETS
-                    {
-                        t.push(Bytes::copy_from_slice(&p.payload));
-                    }
                     // Light mode (load tests): count and time arrivals, don't decode.
                     let frame = (!light).then(|| decoder.decode(&p.payload));
                     if let Ok(mut h) = heard.lock() {
                         h.schedule.on_packet(p.seq, p.timestamp, p.arrival_ms);
+                        if let Some(t) = h.tape.as_mut()
+                            && t.len() < TAPE_PACKETS
+                        {
+                            t.push(p.payload.clone());
+                        }
                         let Some(frame) = frame else { continue };
                         h.pcm.extend(frame.samples());
                         let excess = h.pcm.len().saturating_sub(KEEP_SAMPLES);
@@ -191,23 +189,20 @@ impl Voice {
             heard_packets,
             heard,
             talking,
-            tape,
             tasks,
         }
     }
 
     /// Starts keeping what is heard (Meta was asked to record the call).
     pub fn start_tape(&self) {
-        if let Ok(mut t) = self.tape.lock()
-            && t.is_none()
-        {
-            *t = Some(Vec::new());
+        if let Ok(mut h) = self.heard.lock() {
+            h.tape.get_or_insert_with(Vec::new);
         }
     }
 
     /// What was kept, if taping was on.
     pub fn take_tape(&self) -> Option<Vec<Bytes>> {
-        self.tape.lock().ok().and_then(|mut t| t.take())
+        self.heard.lock().ok().and_then(|mut h| h.tape.take())
     }
 
     pub fn talk(&self) {

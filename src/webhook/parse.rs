@@ -272,6 +272,27 @@ fn describe(v: &Value) -> String {
 // ---------------------------------------------------------------------------------------------
 // Per item
 
+/// `true` for the first of two words, `false` for the second (either case); anything else is
+/// a `Bad` naming `path` and what was expected.
+fn one_of_two(
+    value: &str,
+    (yes, no): (&str, &str),
+    call_id: Option<&str>,
+    path: &str,
+) -> Result<bool, Bad> {
+    if value.eq_ignore_ascii_case(yes) {
+        Ok(true)
+    } else if value.eq_ignore_ascii_case(no) {
+        Ok(false)
+    } else {
+        Err(Bad::new(
+            call_id,
+            path,
+            format!("unknown {value:?} (expected {yes:?} or {no:?})"),
+        ))
+    }
+}
+
 /// A call or status that could not be read: becomes `Ignored` with a warning.
 struct Bad {
     call_id: Option<String>,
@@ -927,17 +948,12 @@ fn parse_permission_reply(
     let reply = req_obj(interactive, "call_permission_reply", &ipath, None)?;
     let rpath = format!("{ipath}.call_permission_reply");
     let response = req_str(reply, "response", &rpath, None)?;
-    let accepted = if response.eq_ignore_ascii_case("accept") {
-        true
-    } else if response.eq_ignore_ascii_case("reject") {
-        false
-    } else {
-        return Err(Bad::new(
-            None,
-            &format!("{rpath}.response"),
-            format!("unknown {response:?} (expected \"accept\" or \"reject\")"),
-        ));
-    };
+    let accepted = one_of_two(
+        response,
+        ("accept", "reject"),
+        None,
+        &format!("{rpath}.response"),
+    )?;
     let permanent = opt_bool(reply, "is_permanent", &rpath, None)?.unwrap_or(false);
     let expires_at = opt_int(reply, "expiration_timestamp", &rpath, None)?;
     let automatic = match reply.get("response_source") {
@@ -1008,17 +1024,12 @@ fn parse_connect(
             ));
         }
     };
-    let is_offer = if sdp_type.eq_ignore_ascii_case("offer") {
-        true
-    } else if sdp_type.eq_ignore_ascii_case("answer") {
-        false
-    } else {
-        return Err(Bad::new(
-            id,
-            &format!("{spath}.sdp_type"),
-            format!("unknown {sdp_type:?} (expected \"offer\" or \"answer\")"),
-        ));
-    };
+    let is_offer = one_of_two(
+        sdp_type,
+        ("offer", "answer"),
+        id,
+        &format!("{spath}.sdp_type"),
+    )?;
     let sides = resolve_sides(obj, ctx, is_offer);
     let customer = sides.customer.unwrap_or_else(|| {
         warn!(
