@@ -39,6 +39,7 @@ async fn ai_server(listener: TcpListener, live: tokio::sync::oneshot::Sender<()>
     let mut tone = ToneGenerator::new(1000.0, 0.3);
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     let mut sent = 0u32;
+    let mut talking = true;
     let b64 = base64::engine::general_purpose::STANDARD;
     loop {
         tokio::select! {
@@ -47,7 +48,9 @@ async fn ai_server(listener: TcpListener, live: tokio::sync::oneshot::Sender<()>
                 let f = tone.next_frame();
                 let pcm8: Vec<i16> = f.samples().iter().step_by(6).copied().collect();
                 let msg = json!({"event": "media", "streamSid": "x", "media": {"payload": b64.encode(mulaw::encode(&pcm8))}});
-                if sink.send(Message::text(msg.to_string())).await.is_err() { break; }
+                // A failed send does not end the test's reading: what the bot sent before
+                // closing (its `stop`) is still to be read.
+                if talking && sink.send(Message::text(msg.to_string())).await.is_err() { talking = false; }
                 sent += 1;
                 if sent == 25 {
                     let m = json!({"event": "mark", "streamSid": "x", "mark": {"name": "greeting-done"}});

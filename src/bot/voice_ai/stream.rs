@@ -156,6 +156,9 @@ impl Behaviour for VoiceAi {
     }
 }
 
+/// How long the end of a stream waits for the server's Close after ours.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 struct SocketTask {
     url: String,
     out: Outbound,
@@ -230,6 +233,18 @@ impl SocketTask {
         }
         let _ = sink.send(Message::text(self.out.stop().to_string())).await;
         let _ = sink.close().await;
+        // The closing handshake: wait (briefly) for the server's Close before dropping the
+        // socket. Dropping at once while the server still streams makes our kernel answer its
+        // next packet with a reset, and a reset discards what the server had not read yet,
+        // `stop` included: the server would see a broken connection instead of the end.
+        let drain = async {
+            while let Some(Ok(frame)) = stream.next().await {
+                if matches!(frame, Message::Close(_)) {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(CLOSE_WAIT, drain).await;
     }
 
     fn inbound(&mut self, text: &str) {
