@@ -110,7 +110,7 @@ pub enum CallEvent {
     /// terminate event.
     Terminate {
         call_id: String,
-        /// `COMPLETED` | `FAILED` (as given).
+        /// As given: `COMPLETED` | `FAILED` in Meta's pages; pipecat also expects `REJECTED`.
         status: Option<String>,
         duration_s: Option<u64>,
         start_time: Option<i64>,
