@@ -34,6 +34,10 @@ use wacall::audio::Frame;
 use wacall::audio::codec::{EncoderConfig, OpusDecoder, OpusEncoder};
 use wacall::sandbox::{Sandbox, SimState, UserCall};
 
+#[path = "support/stats.rs"]
+mod stats;
+use stats::percentile;
+
 #[derive(Parser)]
 struct Args {
     /// prompt (cached prompt packets out, decode + record in), transcode (live tone encoded per
@@ -365,14 +369,6 @@ async fn burst(
         wacall_cpu_to_settled_ms,
         settled_after_ms,
     }
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
 }
 
 struct Totals {

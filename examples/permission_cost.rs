@@ -21,11 +21,19 @@ use wacall::config::{Config, Provider};
 use wacall::media::{MediaConfig, MediaSession};
 use wacall::sandbox::Sandbox;
 
+#[path = "support/stats.rs"]
+mod stats;
+use stats::percentile;
+
 #[derive(Parser)]
 struct Args {
     /// Warm dials to time (each: check, connect, terminate).
     #[arg(long, default_value_t = 50)]
     dials: usize,
+    /// Then wait this long with nothing sent and time one more dial: the client's pooled
+    /// connection goes idle (reqwest drops it after 90 s), as a dialler's does between lists.
+    #[arg(long, default_value_t = 0)]
+    quiet_secs: u64,
 }
 
 struct Timing {
@@ -53,14 +61,13 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-fn p90(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[(v.len() * 9 / 10).min(v.len() - 1)]
+/// One dial's line: its two halves and the dial against `connect` alone.
+fn report(label: &str, t: &Timing) {
+    let (c, n) = (ms(t.check), ms(t.connect));
+    println!(
+        "{label}: check {c:.2} ms, connect {n:.2} ms, dial {:.2}x connect alone",
+        (c + n) / n
+    );
 }
 
 #[tokio::main]
@@ -87,24 +94,26 @@ async fn main() -> anyhow::Result<()> {
         checks.push(ms(t.check));
         connects.push(ms(t.connect));
     }
-    let (mc, mn) = (median(checks.clone()), median(connects.clone()));
+    checks.sort_by(f64::total_cmp);
+    connects.sort_by(f64::total_cmp);
+    let (mc, mn) = (percentile(&checks, 0.5), percentile(&connects, 0.5));
     println!("permission check before connect, sandbox Meta API on 127.0.0.1");
+    report("cold (first dial)", &cold);
     println!(
-        "cold (first dial):  check {:.2} ms, connect {:.2} ms, dial {:.2}x connect alone",
-        ms(cold.check),
-        ms(cold.connect),
-        (ms(cold.check) + ms(cold.connect)) / ms(cold.connect)
-    );
-    println!(
-        "warm ({} dials):    check median {:.2} ms (p90 {:.2}), connect median {:.2} ms (p90 {:.2}), \
+        "warm ({} dials): check median {:.2} ms (p90 {:.2}), connect median {:.2} ms (p90 {:.2}), \
          dial {:.2}x connect alone",
         args.dials,
         mc,
-        p90(checks),
+        percentile(&checks, 0.9),
         mn,
-        p90(connects),
+        percentile(&connects, 0.9),
         (mc + mn) / mn
     );
+    if args.quiet_secs > 0 {
+        tokio::time::sleep(Duration::from_secs(args.quiet_secs)).await;
+        let after = one_dial(&client, "5215500000901", &offer).await?;
+        report(&format!("after {} s quiet", args.quiet_secs), &after);
+    }
     media.close().await;
     Ok(())
 }

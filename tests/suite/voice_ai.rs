@@ -43,14 +43,14 @@ async fn ai_server(listener: TcpListener, live: tokio::sync::oneshot::Sender<()>
     let b64 = base64::engine::general_purpose::STANDARD;
     loop {
         tokio::select! {
-            _ = tick.tick() => {
+            // A failed send ends the talking, not the test's reading: what the bot sent before
+            // closing (its `stop`) is still to be read.
+            _ = tick.tick(), if talking => {
                 // 48 kHz tone decimated by 6 is an 8 kHz tone (1000 Hz is far below 4 kHz).
                 let f = tone.next_frame();
                 let pcm8: Vec<i16> = f.samples().iter().step_by(6).copied().collect();
                 let msg = json!({"event": "media", "streamSid": "x", "media": {"payload": b64.encode(mulaw::encode(&pcm8))}});
-                // A failed send does not end the test's reading: what the bot sent before
-                // closing (its `stop`) is still to be read.
-                if talking && sink.send(Message::text(msg.to_string())).await.is_err() { talking = false; }
+                if sink.send(Message::text(msg.to_string())).await.is_err() { talking = false; continue; }
                 sent += 1;
                 if sent == 25 {
                     let m = json!({"event": "mark", "streamSid": "x", "mark": {"name": "greeting-done"}});
